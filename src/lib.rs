@@ -1,0 +1,3 @@
+//! MCP Sentinel: an MCP gateway. See `docs/architecture.md` for the map.
+
+pub mod codec;
