@@ -3,6 +3,10 @@
 //! a raw `TcpStream` client. Every wait is bounded and every child is killed
 //! by a drop guard, so a broken server fails a test instead of hanging it.
 
+// Helpers outside `#[test]` fns are not covered by `allow-unwrap-in-tests`;
+// in a test a panic is the failure report we want.
+#![allow(clippy::unwrap_used)]
+
 use mcp_sentinel::codec::sse::{SseDecoder, SseEvent};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
