@@ -196,11 +196,7 @@ impl SseDecoder {
                 self.data.push_str(value);
                 self.has_data = true;
             }
-            "id" => {
-                if !value.contains('\0') {
-                    self.last_id = Some(value.to_owned());
-                }
-            }
+            "id" if !value.contains('\0') => self.last_id = Some(value.to_owned()),
             "retry" => {
                 if let Ok(n) = value.parse() {
                     self.retry = Some(n);
