@@ -12,7 +12,10 @@ pub enum Command {
     Profile(ProfileCmd),
     /// Deprecated flat flags: `--no-tui` runs the server only; without it,
     /// the legacy combined mode (server + attached TUI).
-    Legacy { no_tui: bool, args: ServerArgs },
+    Legacy {
+        no_tui: bool,
+        args: ServerArgs,
+    },
     Help(String),
     Version,
 }
