@@ -48,7 +48,7 @@ pub struct ServerConfig {
     /// serverInfo.name, default "mcp-sentinel".
     pub name: String,
     /// Allowed `Origin` values on the data plane. Empty: only loopback
-    /// origins (http(s)://localhost, 127.0.0.1, [::1], any port) are allowed.
+    /// origins (http(s)://localhost, 127.0.0.1, `[::1]`, any port) are allowed.
     pub allowed_origins: Vec<String>,
     /// Largest accepted request body, default 4 MiB.
     pub max_body_bytes: usize,
@@ -1100,26 +1100,27 @@ fn parse_tools(o: &Obj<'_>, file: &str, at: &str) -> Result<ToolFilter, Bad> {
 }
 
 fn parse_transport(o: &Obj<'_>, env: &dyn Fn(&str) -> Option<String>) -> Result<Transport, Bad> {
-    let kind =
-        match o.str("type")? {
-            Some("stdio") => Kind::Stdio,
-            Some("sse") => Kind::Sse,
-            Some("streamable-http") | Some("http") => Kind::Http,
-            Some(other) => return Err(o.bad(
+    let kind = match o.str("type")? {
+        Some("stdio") => Kind::Stdio,
+        Some("sse") => Kind::Sse,
+        Some("streamable-http") | Some("http") => Kind::Http,
+        Some(other) => {
+            return Err(o.bad(
                 "type",
                 format!(
                     "unknown type {other:?} (expected \"stdio\", \"sse\" or \"streamable-http\")"
                 ),
-            )),
-            None if o.has("url") => Kind::Http,
-            None if o.has("command") => Kind::Stdio,
-            None => {
-                return Err(o.bad(
-                    "command",
-                    "a backend needs \"command\" (stdio) or \"url\" (sse, streamable-http)",
-                ))
-            }
-        };
+            ))
+        }
+        None if o.has("url") => Kind::Http,
+        None if o.has("command") => Kind::Stdio,
+        None => {
+            return Err(o.bad(
+                "command",
+                "a backend needs \"command\" (stdio) or \"url\" (sse, streamable-http)",
+            ))
+        }
+    };
     match kind {
         Kind::Stdio => {
             reject(o, &["url", "headers"], kind, "")?;
