@@ -16,7 +16,7 @@ use crate::backend::{Backend, BackendEvent, State as BackendState};
 use crate::config::Config;
 use crate::registry::{Conflict, Registry, Source};
 use crate::session::SessionTable;
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Sender};
 use events::{EventRing, Level};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;

@@ -109,7 +109,7 @@ pub fn notify_list_changed(rt: &Runtime, tools: bool, resources: bool, prompts: 
 pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers()
         .iter()
-        .find(|h| h.field.equiv(name))
+        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
         .map(|h| h.value.as_str())
 }
 
