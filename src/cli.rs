@@ -56,13 +56,7 @@ pub struct TuiArgs {
 #[derive(Debug, PartialEq)]
 pub enum ProfileCmd {
     List,
-    Add {
-        name: String,
-        url: String,
-        token_env: Option<String>,
-        token_file: Option<PathBuf>,
-        ca_cert: Option<PathBuf>,
-    },
+    Add { name: String, url: String, token_env: Option<String>, token_file: Option<PathBuf>, ca_cert: Option<PathBuf> },
     Remove(String),
     Use(String),
 }
@@ -85,20 +79,8 @@ pub const DEPRECATION_WARNING: &str = "the flat flags --no-tui, --host and --por
 use 'mcp-sentinel server --listen HOST:PORT' (and 'mcp-sentinel tui' to watch it)";
 
 const SUBCOMMANDS: [&str; 3] = ["server", "tui", "profile"];
-const SERVER_FLAGS: [&str; 5] = [
-    "--config",
-    "--listen",
-    "--manage-listen",
-    "--manage-token-file",
-    "--log-level",
-];
-const TUI_FLAGS: [&str; 5] = [
-    "--profile",
-    "--url",
-    "--token-env",
-    "--token-file",
-    "--interval",
-];
+const SERVER_FLAGS: [&str; 5] = ["--config", "--listen", "--manage-listen", "--manage-token-file", "--log-level"];
+const TUI_FLAGS: [&str; 5] = ["--profile", "--url", "--token-env", "--token-file", "--interval"];
 const PROFILE_ADD_FLAGS: [&str; 4] = ["--url", "--token-env", "--token-file", "--ca-cert"];
 const LEGACY_FLAGS: [&str; 5] = ["--no-tui", "--host", "--port", "--log-level", "--config"];
 const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
@@ -120,10 +102,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
     }
     match first {
         // No arguments at all: the legacy combined mode (server + TUI).
-        None => Ok(Command::Legacy {
-            no_tui: false,
-            args: ServerArgs::default(),
-        }),
+        None => Ok(Command::Legacy { no_tui: false, args: ServerArgs::default() }),
         Some(Some(a)) if a.starts_with('-') => parse_legacy(&args),
         Some(Some("server")) => parse_server(&args[1..]).map(Command::Server),
         Some(Some("tui")) => parse_tui(&args[1..]).map(Command::Tui),
@@ -243,9 +222,7 @@ fn err(msg: impl Into<String>) -> UsageError {
 /// `parser.next()` with lexopt's errors turned into our one-liners.
 fn next_arg(p: &mut lexopt::Parser) -> Result<Option<lexopt::Arg<'_>>, UsageError> {
     p.next().map_err(|e| match e {
-        lexopt::Error::UnexpectedValue { option, .. } => {
-            err(format!("flag {option} takes no value"))
-        }
+        lexopt::Error::UnexpectedValue { option, .. } => err(format!("flag {option} takes no value")),
         other => err(other.to_string()),
     })
 }
@@ -260,18 +237,13 @@ fn flag_name(arg: &lexopt::Arg<'_>) -> String {
 
 /// The flag's value as UTF-8 text; the flag name is the error's context.
 fn value_str(p: &mut lexopt::Parser, flag: &str, ctx: &str) -> Result<String, UsageError> {
-    let v = p
-        .value()
-        .map_err(|_| err(format!("flag {flag} for '{ctx}' needs a value")))?;
-    v.into_string()
-        .map_err(|_| err(format!("the value of {flag} is not valid UTF-8")))
+    let v = p.value().map_err(|_| err(format!("flag {flag} for '{ctx}' needs a value")))?;
+    v.into_string().map_err(|_| err(format!("the value of {flag} is not valid UTF-8")))
 }
 
 /// Paths stay `OsString`: a non-UTF-8 path is still a path.
 fn value_path(p: &mut lexopt::Parser, flag: &str, ctx: &str) -> Result<PathBuf, UsageError> {
-    let v = p
-        .value()
-        .map_err(|_| err(format!("flag {flag} for '{ctx}' needs a value")))?;
+    let v = p.value().map_err(|_| err(format!("flag {flag} for '{ctx}' needs a value")))?;
     if v.is_empty() {
         return Err(err(format!("flag {flag} needs a non-empty path")));
     }
@@ -281,9 +253,7 @@ fn value_path(p: &mut lexopt::Parser, flag: &str, ctx: &str) -> Result<PathBuf, 
 fn unknown_flag(arg: &lexopt::Arg<'_>, ctx: &str, known: &[&str]) -> UsageError {
     let flag = flag_name(arg);
     match suggest(&flag, known) {
-        Some(s) => err(format!(
-            "unknown flag {flag} for '{ctx}' (did you mean {s}?)"
-        )),
+        Some(s) => err(format!("unknown flag {flag} for '{ctx}' (did you mean {s}?)")),
         None => err(format!(
             "unknown flag {flag} for '{ctx}'; see 'mcp-sentinel {} --help'",
             ctx.split(' ').next().unwrap_or(ctx)
@@ -292,10 +262,7 @@ fn unknown_flag(arg: &lexopt::Arg<'_>, ctx: &str, known: &[&str]) -> UsageError 
 }
 
 fn unexpected_arg(v: &OsString, ctx: &str) -> UsageError {
-    err(format!(
-        "unexpected argument {:?} for '{ctx}'",
-        v.to_string_lossy()
-    ))
+    err(format!("unexpected argument {:?} for '{ctx}'", v.to_string_lossy()))
 }
 
 /// The closest known flag, if it is close enough to be a typo.
@@ -326,9 +293,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 fn check_addr(flag: &str, value: String) -> Result<String, UsageError> {
     match value.parse::<SocketAddr>() {
         Ok(_) => Ok(value),
-        Err(_) => Err(err(format!(
-            "flag {flag}: expected IP:PORT such as 127.0.0.1:9000, found {value:?}"
-        ))),
+        Err(_) => Err(err(format!("flag {flag}: expected IP:PORT such as 127.0.0.1:9000, found {value:?}"))),
     }
 }
 
@@ -337,18 +302,13 @@ fn check_log_level(value: String) -> Result<String, UsageError> {
     if LOG_LEVELS.contains(&lower.as_str()) {
         Ok(lower)
     } else {
-        Err(err(format!(
-            "flag --log-level: expected one of {}, found {value:?}",
-            LOG_LEVELS.join(", ")
-        )))
+        Err(err(format!("flag --log-level: expected one of {}, found {value:?}", LOG_LEVELS.join(", "))))
     }
 }
 
 fn check_url(flag: &str, value: String) -> Result<String, UsageError> {
     let lower = value.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("http://")
-        .or_else(|| lower.strip_prefix("https://"));
+    let rest = lower.strip_prefix("http://").or_else(|| lower.strip_prefix("https://"));
     match rest {
         Some(r) if !r.is_empty() && !r.starts_with('/') => Ok(value),
         _ => Err(err(format!(
@@ -364,24 +324,17 @@ fn check_var_name(flag: &str, value: String) -> Result<String, UsageError> {
     if ok {
         Ok(value)
     } else {
-        Err(err(format!(
-            "flag {flag}: expected an environment variable name, found {value:?}"
-        )))
+        Err(err(format!("flag {flag}: expected an environment variable name, found {value:?}")))
     }
 }
 
 fn check_profile_name(value: String) -> Result<String, UsageError> {
-    let ok = !value.is_empty()
-        && value.len() <= 64
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    let ok =
+        !value.is_empty() && value.len() <= 64 && value.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
     if ok {
         Ok(value)
     } else {
-        Err(err(format!(
-            "profile name {value:?}: use 1 to 64 characters from A-Z, a-z, 0-9, '_', '.', '-'"
-        )))
+        Err(err(format!("profile name {value:?}: use 1 to 64 characters from A-Z, a-z, 0-9, '_', '.', '-'")))
     }
 }
 
@@ -396,9 +349,7 @@ fn parse_server(args: &[OsString]) -> Result<ServerArgs, UsageError> {
     while let Some(arg) = next_arg(&mut p)? {
         match arg {
             Long("config") => a.config = Some(value_path(&mut p, "--config", CTX)?),
-            Long("listen") => {
-                a.listen = Some(check_addr("--listen", value_str(&mut p, "--listen", CTX)?)?)
-            }
+            Long("listen") => a.listen = Some(check_addr("--listen", value_str(&mut p, "--listen", CTX)?)?),
             Long("manage-listen") => {
                 let v = value_str(&mut p, "--manage-listen", CTX)?;
                 a.manage_listen = Some(check_addr("--manage-listen", v)?);
@@ -419,9 +370,7 @@ fn parse_server(args: &[OsString]) -> Result<ServerArgs, UsageError> {
 fn parse_interval(value: String) -> Result<f64, UsageError> {
     match value.parse::<f64>() {
         Ok(s) if s.is_finite() && s > 0.0 => Ok(s),
-        _ => Err(err(format!(
-            "flag --interval: expected a positive number of seconds, found {value:?}"
-        ))),
+        _ => Err(err(format!("flag --interval: expected a positive number of seconds, found {value:?}"))),
     }
 }
 
@@ -456,14 +405,10 @@ fn parse_tui(args: &[OsString]) -> Result<TuiArgs, UsageError> {
     // A profile carries its own token; a token flag alone would be inert.
     if a.url.is_none() {
         if a.token_env.is_some() {
-            return Err(err(
-                "flag --token-env needs --url (a profile carries its own token)",
-            ));
+            return Err(err("flag --token-env needs --url (a profile carries its own token)"));
         }
         if a.token_file.is_some() {
-            return Err(err(
-                "flag --token-file needs --url (a profile carries its own token)",
-            ));
+            return Err(err("flag --token-file needs --url (a profile carries its own token)"));
         }
     }
     Ok(a)
@@ -500,9 +445,7 @@ fn one_name(args: &[OsString], ctx: &str) -> Result<String, UsageError> {
     while let Some(arg) = next_arg(&mut p)? {
         match arg {
             Value(v) if name.is_none() => {
-                let v = v
-                    .into_string()
-                    .map_err(|_| err("the profile name is not valid UTF-8"))?;
+                let v = v.into_string().map_err(|_| err("the profile name is not valid UTF-8"))?;
                 name = Some(check_profile_name(v)?);
             }
             Value(v) => return Err(unexpected_arg(&v, ctx)),
@@ -515,14 +458,11 @@ fn one_name(args: &[OsString], ctx: &str) -> Result<String, UsageError> {
 fn parse_profile_add(args: &[OsString]) -> Result<ProfileCmd, UsageError> {
     const CTX: &str = "profile add";
     let mut p = lexopt::Parser::from_args(args);
-    let (mut name, mut url, mut token_env, mut token_file, mut ca_cert) =
-        (None, None, None, None, None);
+    let (mut name, mut url, mut token_env, mut token_file, mut ca_cert) = (None, None, None, None, None);
     while let Some(arg) = next_arg(&mut p)? {
         match arg {
             Value(v) if name.is_none() => {
-                let v = v
-                    .into_string()
-                    .map_err(|_| err("the profile name is not valid UTF-8"))?;
+                let v = v.into_string().map_err(|_| err("the profile name is not valid UTF-8"))?;
                 name = Some(check_profile_name(v)?);
             }
             Long("url") => url = Some(check_url("--url", value_str(&mut p, "--url", CTX)?)?),
@@ -541,13 +481,7 @@ fn parse_profile_add(args: &[OsString]) -> Result<ProfileCmd, UsageError> {
     }
     let name = name.ok_or_else(|| err("'profile add' needs a profile NAME"))?;
     let url = url.ok_or_else(|| err("'profile add' needs --url URL"))?;
-    Ok(ProfileCmd::Add {
-        name,
-        url,
-        token_env,
-        token_file,
-        ca_cert,
-    })
+    Ok(ProfileCmd::Add { name, url, token_env, token_file, ca_cert })
 }
 
 /// The deprecated flat flags. `--host`/`--port` become `listen`; the
@@ -612,18 +546,14 @@ fn legacy_host(value: String) -> Result<String, UsageError> {
     let trimmed = value.trim_start_matches('[').trim_end_matches(']');
     match trimmed.parse::<IpAddr>() {
         Ok(ip) => Ok(ip.to_string()),
-        Err(_) => Err(err(format!(
-            "flag --host: expected an IP address such as 127.0.0.1, found {value:?}"
-        ))),
+        Err(_) => Err(err(format!("flag --host: expected an IP address such as 127.0.0.1, found {value:?}"))),
     }
 }
 
 fn legacy_port(value: String) -> Result<u16, UsageError> {
     match value.parse::<u16>() {
         Ok(p) if p >= 1 => Ok(p),
-        _ => Err(err(format!(
-            "flag --port: expected a port number from 1 to 65535, found {value:?}"
-        ))),
+        _ => Err(err(format!("flag --port: expected a port number from 1 to 65535, found {value:?}"))),
     }
 }
 
@@ -668,26 +598,14 @@ mod tests {
 
     #[test]
     fn server_config() {
-        assert_eq!(
-            server(&["--config", "/etc/m.json"]).config,
-            Some(PathBuf::from("/etc/m.json"))
-        );
-        assert_eq!(
-            server(&["--config=/etc/m.json"]).config,
-            Some(PathBuf::from("/etc/m.json"))
-        );
+        assert_eq!(server(&["--config", "/etc/m.json"]).config, Some(PathBuf::from("/etc/m.json")));
+        assert_eq!(server(&["--config=/etc/m.json"]).config, Some(PathBuf::from("/etc/m.json")));
     }
 
     #[test]
     fn server_listen() {
-        assert_eq!(
-            server(&["--listen", "0.0.0.0:8000"]).listen.as_deref(),
-            Some("0.0.0.0:8000")
-        );
-        assert_eq!(
-            server(&["--listen", "[::1]:0"]).listen.as_deref(),
-            Some("[::1]:0")
-        );
+        assert_eq!(server(&["--listen", "0.0.0.0:8000"]).listen.as_deref(), Some("0.0.0.0:8000"));
+        assert_eq!(server(&["--listen", "[::1]:0"]).listen.as_deref(), Some("[::1]:0"));
         assert_eq!(
             error(&["server", "--listen", "localhost"]),
             r#"flag --listen: expected IP:PORT such as 127.0.0.1:9000, found "localhost""#
@@ -696,12 +614,7 @@ mod tests {
 
     #[test]
     fn server_manage_listen() {
-        assert_eq!(
-            server(&["--manage-listen", "127.0.0.1:9101"])
-                .manage_listen
-                .as_deref(),
-            Some("127.0.0.1:9101")
-        );
+        assert_eq!(server(&["--manage-listen", "127.0.0.1:9101"]).manage_listen.as_deref(), Some("127.0.0.1:9101"));
         assert_eq!(
             error(&["server", "--manage-listen", "9101"]),
             r#"flag --manage-listen: expected IP:PORT such as 127.0.0.1:9000, found "9101""#
@@ -710,14 +623,8 @@ mod tests {
 
     #[test]
     fn server_manage_token_file() {
-        assert_eq!(
-            server(&["--manage-token-file", "/tmp/t"]).manage_token_file,
-            Some(PathBuf::from("/tmp/t"))
-        );
-        assert_eq!(
-            error(&["server", "--manage-token-file", ""]),
-            "flag --manage-token-file needs a non-empty path"
-        );
+        assert_eq!(server(&["--manage-token-file", "/tmp/t"]).manage_token_file, Some(PathBuf::from("/tmp/t")));
+        assert_eq!(error(&["server", "--manage-token-file", ""]), "flag --manage-token-file needs a non-empty path");
     }
 
     #[test]
@@ -725,10 +632,7 @@ mod tests {
         for l in LOG_LEVELS {
             assert_eq!(server(&["--log-level", l]).log_level.as_deref(), Some(l));
         }
-        assert_eq!(
-            server(&["--log-level", "DEBUG"]).log_level.as_deref(),
-            Some("debug")
-        );
+        assert_eq!(server(&["--log-level", "DEBUG"]).log_level.as_deref(), Some("debug"));
         assert_eq!(
             error(&["server", "--log-level", "loud"]),
             r#"flag --log-level: expected one of error, warn, info, debug, trace, found "loud""#
@@ -765,10 +669,7 @@ mod tests {
 
     #[test]
     fn server_errors() {
-        assert_eq!(
-            error(&["server", "--lisen", "x"]),
-            "unknown flag --lisen for 'server' (did you mean --listen?)"
-        );
+        assert_eq!(error(&["server", "--lisen", "x"]), "unknown flag --lisen for 'server' (did you mean --listen?)");
         assert_eq!(
             error(&["server", "--manage-listn", "x"]),
             "unknown flag --manage-listn for 'server' (did you mean --manage-listen?)"
@@ -777,22 +678,10 @@ mod tests {
             error(&["server", "--bogus"]),
             "unknown flag --bogus for 'server'; see 'mcp-sentinel server --help'"
         );
-        assert_eq!(
-            error(&["server", "-x"]),
-            "unknown flag -x for 'server'; see 'mcp-sentinel server --help'"
-        );
-        assert_eq!(
-            error(&["server", "--listen"]),
-            "flag --listen for 'server' needs a value"
-        );
-        assert_eq!(
-            error(&["server", "--config"]),
-            "flag --config for 'server' needs a value"
-        );
-        assert_eq!(
-            error(&["server", "extra"]),
-            r#"unexpected argument "extra" for 'server'"#
-        );
+        assert_eq!(error(&["server", "-x"]), "unknown flag -x for 'server'; see 'mcp-sentinel server --help'");
+        assert_eq!(error(&["server", "--listen"]), "flag --listen for 'server' needs a value");
+        assert_eq!(error(&["server", "--config"]), "flag --config for 'server' needs a value");
+        assert_eq!(error(&["server", "extra"]), r#"unexpected argument "extra" for 'server'"#);
     }
 
     // ---- tui
@@ -801,21 +690,11 @@ mod tests {
     fn tui_flags() {
         assert_eq!(tui(&[]), TuiArgs::default());
         assert_eq!(tui(&["--profile", "prod"]).profile.as_deref(), Some("prod"));
-        let a = tui(&[
-            "--url",
-            "https://h:9001",
-            "--token-env",
-            "SENTINEL_TOKEN",
-            "--interval",
-            "0.5",
-        ]);
+        let a = tui(&["--url", "https://h:9001", "--token-env", "SENTINEL_TOKEN", "--interval", "0.5"]);
         assert_eq!(a.url.as_deref(), Some("https://h:9001"));
         assert_eq!(a.token_env.as_deref(), Some("SENTINEL_TOKEN"));
         assert_eq!(a.interval_s, Some(0.5));
-        assert_eq!(
-            tui(&["--url", "http://h", "--token-file", "/t"]).token_file,
-            Some(PathBuf::from("/t"))
-        );
+        assert_eq!(tui(&["--url", "http://h", "--token-file", "/t"]).token_file, Some(PathBuf::from("/t")));
         assert_eq!(tui(&["--interval", "2"]).interval_s, Some(2.0));
     }
 
@@ -826,15 +705,7 @@ mod tests {
             "--profile cannot be used with --url; give one of them"
         );
         assert_eq!(
-            error(&[
-                "tui",
-                "--url",
-                "http://h",
-                "--token-env",
-                "T",
-                "--token-file",
-                "f"
-            ]),
+            error(&["tui", "--url", "http://h", "--token-env", "T", "--token-file", "f"]),
             "--token-env cannot be used with --token-file; give one of them"
         );
         assert_eq!(
@@ -863,10 +734,7 @@ mod tests {
             error(&["tui", "--intervall", "1"]),
             "unknown flag --intervall for 'tui' (did you mean --interval?)"
         );
-        assert_eq!(
-            error(&["tui", "--profile"]),
-            "flag --profile for 'tui' needs a value"
-        );
+        assert_eq!(error(&["tui", "--profile"]), "flag --profile for 'tui' needs a value");
         assert_eq!(error(&["tui", "x"]), r#"unexpected argument "x" for 'tui'"#);
     }
 
@@ -874,30 +742,14 @@ mod tests {
 
     #[test]
     fn profile_list() {
-        assert_eq!(
-            p(&["profile", "list"]),
-            Ok(Command::Profile(ProfileCmd::List))
-        );
-        assert_eq!(
-            error(&["profile", "list", "x"]),
-            r#"unexpected argument "x" for 'profile list'"#
-        );
+        assert_eq!(p(&["profile", "list"]), Ok(Command::Profile(ProfileCmd::List)));
+        assert_eq!(error(&["profile", "list", "x"]), r#"unexpected argument "x" for 'profile list'"#);
     }
 
     #[test]
     fn profile_add() {
         assert_eq!(
-            p(&[
-                "profile",
-                "add",
-                "prod",
-                "--url",
-                "https://h:9001",
-                "--token-file",
-                "/t",
-                "--ca-cert",
-                "ca.pem"
-            ]),
+            p(&["profile", "add", "prod", "--url", "https://h:9001", "--token-file", "/t", "--ca-cert", "ca.pem"]),
             Ok(Command::Profile(ProfileCmd::Add {
                 name: "prod".into(),
                 url: "https://h:9001".into(),
@@ -908,15 +760,7 @@ mod tests {
         );
         // The name may come after the flags.
         assert_eq!(
-            p(&[
-                "profile",
-                "add",
-                "--url",
-                "http://h",
-                "--token-env",
-                "T",
-                "dev"
-            ]),
+            p(&["profile", "add", "--url", "http://h", "--token-env", "T", "dev"]),
             Ok(Command::Profile(ProfileCmd::Add {
                 name: "dev".into(),
                 url: "http://h".into(),
@@ -929,26 +773,10 @@ mod tests {
 
     #[test]
     fn profile_add_errors() {
+        assert_eq!(error(&["profile", "add", "--url", "http://h"]), "'profile add' needs a profile NAME");
+        assert_eq!(error(&["profile", "add", "x"]), "'profile add' needs --url URL");
         assert_eq!(
-            error(&["profile", "add", "--url", "http://h"]),
-            "'profile add' needs a profile NAME"
-        );
-        assert_eq!(
-            error(&["profile", "add", "x"]),
-            "'profile add' needs --url URL"
-        );
-        assert_eq!(
-            error(&[
-                "profile",
-                "add",
-                "x",
-                "--url",
-                "http://h",
-                "--token-env",
-                "T",
-                "--token-file",
-                "f"
-            ]),
+            error(&["profile", "add", "x", "--url", "http://h", "--token-env", "T", "--token-file", "f"]),
             "--token-env cannot be used with --token-file; give one of them"
         );
         assert_eq!(
@@ -959,10 +787,7 @@ mod tests {
             error(&["profile", "add", "x", "--ur", "http://h"]),
             "unknown flag --ur for 'profile add' (did you mean --url?)"
         );
-        assert_eq!(
-            error(&["profile", "add", "x", "--ca-cert"]),
-            "flag --ca-cert for 'profile add' needs a value"
-        );
+        assert_eq!(error(&["profile", "add", "x", "--ca-cert"]), "flag --ca-cert for 'profile add' needs a value");
         assert_eq!(
             error(&["profile", "add", "a b", "--url", "http://h"]),
             r#"profile name "a b": use 1 to 64 characters from A-Z, a-z, 0-9, '_', '.', '-'"#
@@ -971,22 +796,10 @@ mod tests {
 
     #[test]
     fn profile_remove_and_use() {
-        assert_eq!(
-            p(&["profile", "remove", "old"]),
-            Ok(Command::Profile(ProfileCmd::Remove("old".into())))
-        );
-        assert_eq!(
-            p(&["profile", "use", "prod"]),
-            Ok(Command::Profile(ProfileCmd::Use("prod".into())))
-        );
-        assert_eq!(
-            error(&["profile", "use"]),
-            "'profile use' needs a profile NAME"
-        );
-        assert_eq!(
-            error(&["profile", "remove", "a", "b"]),
-            r#"unexpected argument "b" for 'profile remove'"#
-        );
+        assert_eq!(p(&["profile", "remove", "old"]), Ok(Command::Profile(ProfileCmd::Remove("old".into()))));
+        assert_eq!(p(&["profile", "use", "prod"]), Ok(Command::Profile(ProfileCmd::Use("prod".into()))));
+        assert_eq!(error(&["profile", "use"]), "'profile use' needs a profile NAME");
+        assert_eq!(error(&["profile", "remove", "a", "b"]), r#"unexpected argument "b" for 'profile remove'"#);
         assert_eq!(
             error(&["profile", "use", "--force"]),
             "unknown flag --force for 'profile use'; see 'mcp-sentinel profile --help'"
@@ -995,10 +808,7 @@ mod tests {
 
     #[test]
     fn profile_action_errors() {
-        assert_eq!(
-            error(&["profile"]),
-            "'profile' needs an action: list, add, remove or use"
-        );
+        assert_eq!(error(&["profile"]), "'profile' needs an action: list, add, remove or use");
         assert_eq!(
             error(&["profile", "delete", "x"]),
             r#"unknown action "delete" for 'profile' (expected list, add, remove or use)"#
@@ -1013,19 +823,10 @@ mod tests {
         assert_eq!(p(&["--help"]), Ok(Command::Help(top.clone())));
         assert_eq!(p(&["-h"]), Ok(Command::Help(top.clone())));
         assert_eq!(p(&["--no-tui", "--help"]), Ok(Command::Help(top)));
-        assert_eq!(
-            p(&["server", "--help"]),
-            Ok(Command::Help(help_text(Some("server"))))
-        );
-        assert_eq!(
-            p(&["server", "--lisen", "x", "-h"]),
-            Ok(Command::Help(help_text(Some("server"))))
-        );
+        assert_eq!(p(&["server", "--help"]), Ok(Command::Help(help_text(Some("server")))));
+        assert_eq!(p(&["server", "--lisen", "x", "-h"]), Ok(Command::Help(help_text(Some("server")))));
         assert_eq!(p(&["tui", "-h"]), Ok(Command::Help(help_text(Some("tui")))));
-        assert_eq!(
-            p(&["profile", "add", "--help"]),
-            Ok(Command::Help(help_text(Some("profile"))))
-        );
+        assert_eq!(p(&["profile", "add", "--help"]), Ok(Command::Help(help_text(Some("profile")))));
         assert!(help_text(Some("server")).contains("--manage-token-file PATH"));
         assert!(help_text(None).contains("mcp-sentinel profile list | add NAME --url URL"));
     }
@@ -1061,26 +862,11 @@ mod tests {
     #[test]
     fn legacy_host_and_port() {
         let listen = |args: &[&str]| legacy(args).1.listen;
-        assert_eq!(
-            listen(&["--host", "0.0.0.0", "--port", "8080"]).as_deref(),
-            Some("0.0.0.0:8080")
-        );
-        assert_eq!(
-            listen(&["--port", "8080"]).as_deref(),
-            Some("127.0.0.1:8080")
-        );
-        assert_eq!(
-            listen(&["--host", "0.0.0.0"]).as_deref(),
-            Some("0.0.0.0:9000")
-        );
-        assert_eq!(
-            listen(&["--host", "localhost"]).as_deref(),
-            Some("127.0.0.1:9000")
-        );
-        assert_eq!(
-            listen(&["--host", "::1", "--port", "1"]).as_deref(),
-            Some("[::1]:1")
-        );
+        assert_eq!(listen(&["--host", "0.0.0.0", "--port", "8080"]).as_deref(), Some("0.0.0.0:8080"));
+        assert_eq!(listen(&["--port", "8080"]).as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(listen(&["--host", "0.0.0.0"]).as_deref(), Some("0.0.0.0:9000"));
+        assert_eq!(listen(&["--host", "localhost"]).as_deref(), Some("127.0.0.1:9000"));
+        assert_eq!(listen(&["--host", "::1", "--port", "1"]).as_deref(), Some("[::1]:1"));
         assert_eq!(listen(&["--no-tui"]), None);
         assert_eq!(
             error(&["--host", "example.com"]),
@@ -1092,21 +878,12 @@ mod tests {
                 format!("flag --port: expected a port number from 1 to 65535, found {bad:?}")
             );
         }
-        assert_eq!(
-            listen(&["--port", "65535"]).as_deref(),
-            Some("127.0.0.1:65535")
-        );
+        assert_eq!(listen(&["--port", "65535"]).as_deref(), Some("127.0.0.1:65535"));
     }
 
     #[test]
     fn legacy_log_level_and_config() {
-        let (no_tui, a) = legacy(&[
-            "--no-tui",
-            "--log-level",
-            "debug",
-            "--config",
-            "config.json",
-        ]);
+        let (no_tui, a) = legacy(&["--no-tui", "--log-level", "debug", "--config", "config.json"]);
         assert!(no_tui);
         assert_eq!(a.log_level.as_deref(), Some("debug"));
         assert_eq!(a.config, Some(PathBuf::from("config.json")));
@@ -1114,19 +891,16 @@ mod tests {
 
     #[test]
     fn legacy_errors() {
-        assert_eq!(
-            error(&["--prot", "1"]),
-            "unknown flag --prot (did you mean --port?)"
-        );
+        assert_eq!(error(&["--prot", "1"]), "unknown flag --prot (did you mean --port?)");
         assert_eq!(
             error(&["--listen", "127.0.0.1:1"]),
             "flag --listen belongs to a subcommand: use 'mcp-sentinel server --listen ...'"
         );
-        assert_eq!(error(&["--zzzzzz"]), "unknown flag --zzzzzz; expected a subcommand (server, tui, profile), see 'mcp-sentinel --help'");
         assert_eq!(
-            error(&["--port"]),
-            "flag --port for 'mcp-sentinel' needs a value"
+            error(&["--zzzzzz"]),
+            "unknown flag --zzzzzz; expected a subcommand (server, tui, profile), see 'mcp-sentinel --help'"
         );
+        assert_eq!(error(&["--port"]), "flag --port for 'mcp-sentinel' needs a value");
         assert_eq!(
             error(&["--no-tui", "server"]),
             r#"unexpected argument "server"; a subcommand (server, tui, profile) must come first"#

@@ -265,29 +265,19 @@ impl Default for ManageConfig {
 impl Config {
     /// A configuration with default `server`/`manage` sections and no file.
     pub fn default_with_backends(backends: Vec<BackendConfig>) -> Config {
-        Config {
-            path: None,
-            backends,
-            server: ServerConfig::default(),
-            manage: ManageConfig::default(),
-        }
+        Config { path: None, backends, server: ServerConfig::default(), manage: ManageConfig::default() }
     }
 
     /// Applies the command-line overrides (CLI flags win over the file).
     /// Values are validated like the file's; the error's field names the
     /// flag, e.g. `--listen`.
     pub fn apply_overrides(&mut self, args: &crate::cli::ServerArgs) -> Result<(), ConfigError> {
-        let flag_err = |flag: &str, message: String| ConfigError {
-            path: None,
-            field: flag.to_string(),
-            message,
-        };
+        let flag_err = |flag: &str, message: String| ConfigError { path: None, field: flag.to_string(), message };
         if let Some(listen) = &args.listen {
             self.server.listen = check_listen(listen).map_err(|m| flag_err("--listen", m))?;
         }
         if let Some(listen) = &args.manage_listen {
-            self.manage.listen =
-                check_listen(listen).map_err(|m| flag_err("--manage-listen", m))?;
+            self.manage.listen = check_listen(listen).map_err(|m| flag_err("--manage-listen", m))?;
             check_exposure(&self.manage).map_err(|m| flag_err("--manage-listen", m))?;
         }
         Ok(())
@@ -304,9 +294,7 @@ impl BackendConfig {
     pub fn endpoint(&self) -> String {
         match &self.transport {
             Ok(Transport::Stdio(cmd)) => cmd.redacted_line(),
-            Ok(Transport::Sse { url, .. }) | Ok(Transport::StreamableHttp { url, .. }) => {
-                redact_url(url)
-            }
+            Ok(Transport::Sse { url, .. }) | Ok(Transport::StreamableHttp { url, .. }) => redact_url(url),
             Err(_) => String::new(),
         }
     }
@@ -356,18 +344,7 @@ fn redact_header_arg(arg: &str) -> String {
 /// Whether a query key or flag name probably carries a secret.
 fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    k == "sig"
-        || [
-            "token",
-            "key",
-            "secret",
-            "password",
-            "passwd",
-            "auth",
-            "signature",
-        ]
-        .iter()
-        .any(|s| k.contains(s))
+    k == "sig" || ["token", "key", "secret", "password", "passwd", "auth", "signature"].iter().any(|s| k.contains(s))
 }
 
 /// Replaces URL credentials and secret-looking query (and fragment) values
@@ -492,22 +469,14 @@ pub fn parse_with_env(
     path: Option<&Path>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let err = |bad: Bad| ConfigError {
-        path: path.map(Path::to_path_buf),
-        field: bad.field,
-        message: bad.message,
-    };
-    let root: Value = serde_json::from_str(text)
-        .map_err(|e| err(Bad::new("", format!("not valid JSON: {e}"))))?;
+    let err = |bad: Bad| ConfigError { path: path.map(Path::to_path_buf), field: bad.field, message: bad.message };
+    let root: Value = serde_json::from_str(text).map_err(|e| err(Bad::new("", format!("not valid JSON: {e}"))))?;
     let root = match root {
         Value::Object(map) => map,
         other => {
             return Err(err(Bad::new(
                 "",
-                format!(
-                    "expected a JSON object at the top level, found {}",
-                    describe(&other)
-                ),
+                format!("expected a JSON object at the top level, found {}", describe(&other)),
             )))
         }
     };
@@ -556,10 +525,7 @@ struct Bad {
 
 impl Bad {
     fn new(field: impl Into<String>, message: impl Into<String>) -> Bad {
-        Bad {
-            field: field.into(),
-            message: message.into(),
-        }
+        Bad { field: field.into(), message: message.into() }
     }
 }
 
@@ -584,10 +550,7 @@ struct Obj<'a> {
 
 impl<'a> Obj<'a> {
     fn new(map: &'a Map<String, Value>, prefix: &str) -> Obj<'a> {
-        Obj {
-            map,
-            prefix: prefix.to_string(),
-        }
+        Obj { map, prefix: prefix.to_string() }
     }
 
     fn field(&self, key: &str) -> String {
@@ -603,10 +566,7 @@ impl<'a> Obj<'a> {
     }
 
     fn wrong(&self, key: &str, expected: &str, found: &Value) -> Bad {
-        self.bad(
-            key,
-            format!("expected {expected}, found {}", describe(found)),
-        )
+        self.bad(key, format!("expected {expected}, found {}", describe(found)))
     }
 
     /// The value, with `null` treated as absent.
@@ -699,20 +659,14 @@ impl<'a> Obj<'a> {
 fn check_listen(value: &str) -> Result<String, String> {
     match value.parse::<SocketAddr>() {
         Ok(_) => Ok(value.to_string()),
-        Err(_) => Err(format!(
-            "expected an IP address and port such as \"127.0.0.1:9000\", found {value:?}"
-        )),
+        Err(_) => Err(format!("expected an IP address and port such as \"127.0.0.1:9000\", found {value:?}")),
     }
 }
 
 /// CONTRACT §3: a non-loopback management address is refused unless TLS is
 /// set or `allow_insecure_remote` is true. Assumes `listen` was checked.
 fn check_exposure(manage: &ManageConfig) -> Result<(), String> {
-    let loopback = manage
-        .listen
-        .parse::<SocketAddr>()
-        .map(|a| a.ip().is_loopback())
-        .unwrap_or(false);
+    let loopback = manage.listen.parse::<SocketAddr>().map(|a| a.ip().is_loopback()).unwrap_or(false);
     if loopback || manage.tls.is_some() || manage.allow_insecure_remote {
         Ok(())
     } else {
@@ -727,16 +681,7 @@ fn check_exposure(manage: &ManageConfig) -> Result<(), String> {
 fn parse_server(obj: Option<Obj<'_>>, file: &str) -> Result<ServerConfig, Bad> {
     let mut s = ServerConfig::default();
     let Some(o) = obj else { return Ok(s) };
-    o.warn_unknown(
-        &[
-            "listen",
-            "name",
-            "allowed_origins",
-            "max_body_bytes",
-            "max_sessions",
-        ],
-        file,
-    );
+    o.warn_unknown(&["listen", "name", "allowed_origins", "max_body_bytes", "max_sessions"], file);
     if let Some(listen) = o.str("listen")? {
         s.listen = check_listen(listen).map_err(|m| o.bad("listen", m))?;
     }
@@ -750,9 +695,7 @@ fn parse_server(obj: Option<Obj<'_>>, file: &str) -> Result<ServerConfig, Bad> {
         s.allowed_origins = origins
             .iter()
             .enumerate()
-            .map(|(i, origin)| {
-                check_origin(origin).map_err(|m| o.bad(&format!("allowed_origins[{i}]"), m))
-            })
+            .map(|(i, origin)| check_origin(origin).map_err(|m| o.bad(&format!("allowed_origins[{i}]"), m)))
             .collect::<Result<_, _>>()?;
     }
     if let Some(n) = o.pos_int("max_body_bytes")? {
@@ -770,9 +713,7 @@ fn parse_server(obj: Option<Obj<'_>>, file: &str) -> Result<ServerConfig, Bad> {
 /// case-insensitively).
 fn check_origin(origin: &str) -> Result<String, String> {
     let lower = origin.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("http://")
-        .or_else(|| lower.strip_prefix("https://"));
+    let rest = lower.strip_prefix("http://").or_else(|| lower.strip_prefix("https://"));
     match rest {
         Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', ' ']) => Ok(lower),
         _ => Err(format!(
@@ -810,10 +751,7 @@ fn parse_manage(obj: Option<Obj<'_>>, file: &str) -> Result<ManageConfig, Bad> {
                     other => return Err(o.wrong(&field, "an object", other)),
                 };
                 if m.tokens.iter().any(|t| t.name == token.name) {
-                    return Err(o.bad(
-                        &format!("{field}.name"),
-                        format!("duplicate token name {:?}", token.name),
-                    ));
+                    return Err(o.bad(&format!("{field}.name"), format!("duplicate token name {:?}", token.name)));
                 }
                 m.tokens.push(token);
             }
@@ -829,20 +767,14 @@ fn parse_manage(obj: Option<Obj<'_>>, file: &str) -> Result<ManageConfig, Bad> {
                 None => Err(tls.bad(key, "required when manage.tls is set (path of a PEM file)")),
             }
         };
-        m.tls = Some(TlsConfig {
-            cert: path("cert")?,
-            key: path("key")?,
-        });
+        m.tls = Some(TlsConfig { cert: path("cert")?, key: path("key")? });
     }
     m.public_health = o.bool("public_health")?.unwrap_or(false);
     m.allow_shutdown = o.bool("allow_shutdown")?.unwrap_or(false);
     m.allow_insecure_remote = o.bool("allow_insecure_remote")?.unwrap_or(false);
     if let Some(p) = o.str("audit_log")? {
         if p.is_empty() {
-            return Err(o.bad(
-                "audit_log",
-                "must not be empty (omit it to disable the audit log)",
-            ));
+            return Err(o.bad("audit_log", "must not be empty (omit it to disable the audit log)"));
         }
         m.audit_log = Some(PathBuf::from(p));
     }
@@ -867,18 +799,14 @@ fn parse_manage(obj: Option<Obj<'_>>, file: &str) -> Result<ManageConfig, Bad> {
 
 fn parse_token(o: &Obj<'_>, file: &str) -> Result<TokenConfig, Bad> {
     const SOURCES: [&str; 3] = ["token_env", "token_file", "sha256"];
-    o.warn_unknown(
-        &["name", "scopes", "token_env", "token_file", "sha256"],
-        file,
-    );
+    o.warn_unknown(&["name", "scopes", "token_env", "token_file", "sha256"], file);
     let name = match o.str("name")? {
         Some(n) if !n.trim().is_empty() => n.to_string(),
         Some(_) => return Err(o.bad("name", "must not be empty")),
         None => return Err(o.bad("name", "required (it names the token in the audit log)")),
     };
-    let scopes = o
-        .str_list("scopes")?
-        .ok_or_else(|| o.bad("scopes", "required: [\"read\"] or [\"read\", \"admin\"]"))?;
+    let scopes =
+        o.str_list("scopes")?.ok_or_else(|| o.bad("scopes", "required: [\"read\"] or [\"read\", \"admin\"]"))?;
     let mut set: Vec<&str> = scopes.clone();
     set.sort_unstable();
     set.dedup();
@@ -886,12 +814,7 @@ fn parse_token(o: &Obj<'_>, file: &str) -> Result<TokenConfig, Bad> {
     let admin = match set.as_slice() {
         ["read"] => false,
         ["admin"] | ["admin", "read"] => true,
-        _ => {
-            return Err(o.bad(
-                "scopes",
-                format!("expected [\"read\"] or [\"read\", \"admin\"], found {scopes:?}"),
-            ))
-        }
+        _ => return Err(o.bad("scopes", format!("expected [\"read\"] or [\"read\", \"admin\"], found {scopes:?}"))),
     };
     let given: Vec<&str> = SOURCES.iter().copied().filter(|k| o.has(k)).collect();
     let source = match given.as_slice() {
@@ -907,19 +830,9 @@ fn parse_token(o: &Obj<'_>, file: &str) -> Result<TokenConfig, Bad> {
             Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 TokenSource::Sha256(h.to_ascii_lowercase())
             }
-            _ => {
-                return Err(o.bad(
-                    "sha256",
-                    "expected 64 hexadecimal characters (the token's SHA-256)",
-                ))
-            }
+            _ => return Err(o.bad("sha256", "expected 64 hexadecimal characters (the token's SHA-256)")),
         },
-        [] => {
-            return Err(Bad::new(
-                o.prefix.clone(),
-                "needs one of token_env, token_file or sha256",
-            ))
-        }
+        [] => return Err(Bad::new(o.prefix.clone(), "needs one of token_env, token_file or sha256")),
         many => {
             return Err(Bad::new(
                 o.prefix.clone(),
@@ -927,28 +840,13 @@ fn parse_token(o: &Obj<'_>, file: &str) -> Result<TokenConfig, Bad> {
             ))
         }
     };
-    Ok(TokenConfig {
-        name,
-        admin,
-        source,
-    })
+    Ok(TokenConfig { name, admin, source })
 }
 
 // ------------------------------------------------------------------ backends
 
-const BACKEND_KEYS: [&str; 11] = [
-    "type",
-    "command",
-    "args",
-    "env",
-    "cwd",
-    "url",
-    "headers",
-    "enabled",
-    "timeout_s",
-    "prefix",
-    "tools",
-];
+const BACKEND_KEYS: [&str; 11] =
+    ["type", "command", "args", "env", "cwd", "url", "headers", "enabled", "timeout_s", "prefix", "tools"];
 const COMMAND_KEYS: [&str; 4] = ["command", "args", "env", "cwd"];
 
 #[derive(Clone, Copy, PartialEq)]
@@ -987,21 +885,12 @@ fn parse_backend(
         transport: Err(String::new()),
     };
     let fail = |bad: Bad| format!("backend {name:?}: field {:?}: {}", bad.field, bad.message);
-    let name_err = (!matches_charset(name, 64, |c| {
-        c.is_ascii_alphanumeric() || "_.-".contains(c)
-    }))
-    .then(|| {
-        format!(
-            "backend {name:?}: the name must be 1 to 64 characters from A-Z, a-z, 0-9, '_', '.', '-'"
-        )
-    });
+    let name_err = (!matches_charset(name, 64, |c| c.is_ascii_alphanumeric() || "_.-".contains(c)))
+        .then(|| format!("backend {name:?}: the name must be 1 to 64 characters from A-Z, a-z, 0-9, '_', '.', '-'"));
     let map = match value {
         Value::Object(map) => map,
         other => {
-            let msg = format!(
-                "backend {name:?}: expected an object, found {}",
-                describe(other)
-            );
+            let msg = format!("backend {name:?}: expected an object, found {}", describe(other));
             b.transport = Err(name_err.unwrap_or(msg));
             return b;
         }
@@ -1024,18 +913,12 @@ fn parse_backend(
     }
     match o.str("prefix") {
         Ok(None) => {}
-        Ok(Some(p))
-            if matches_charset(p, 64, |c| c.is_ascii_alphanumeric() || "_-".contains(c)) =>
-        {
+        Ok(Some(p)) if matches_charset(p, 64, |c| c.is_ascii_alphanumeric() || "_-".contains(c)) => {
             b.prefix = Some(p.to_string())
         }
-        Ok(Some(_)) => keep_first(
-            &mut first,
-            fail(o.bad(
-                "prefix",
-                "must be 1 to 64 characters from A-Z, a-z, 0-9, '_', '-'",
-            )),
-        ),
+        Ok(Some(_)) => {
+            keep_first(&mut first, fail(o.bad("prefix", "must be 1 to 64 characters from A-Z, a-z, 0-9, '_', '-'")))
+        }
         Err(e) => keep_first(&mut first, fail(e)),
     }
     match parse_tools(&o, file, at) {
@@ -1068,13 +951,10 @@ fn parse_timeout(o: &Obj<'_>) -> Result<Option<Duration>, Bad> {
         return Ok(None);
     };
     match v.as_f64() {
-        Some(s) if s > 0.0 && s <= MAX_TIMEOUT_S => Duration::try_from_secs_f64(s)
-            .map(Some)
-            .map_err(|e| o.bad("timeout_s", e.to_string())),
-        _ => Err(o.bad(
-            "timeout_s",
-            format!("expected a positive number of seconds up to {MAX_TIMEOUT_S}, found {v}"),
-        )),
+        Some(s) if s > 0.0 && s <= MAX_TIMEOUT_S => {
+            Duration::try_from_secs_f64(s).map(Some).map_err(|e| o.bad("timeout_s", e.to_string()))
+        }
+        _ => Err(o.bad("timeout_s", format!("expected a positive number of seconds up to {MAX_TIMEOUT_S}, found {v}"))),
     }
 }
 
@@ -1086,17 +966,9 @@ fn parse_tools(o: &Obj<'_>, file: &str, at: &str) -> Result<ToolFilter, Bad> {
         Obj::new(m, &format!("{at}.tools")).warn_unknown(&["allow", "deny"], file);
     }
     let list = |key: &str| -> Result<Vec<String>, Bad> {
-        Ok(tools
-            .str_list(key)?
-            .unwrap_or_default()
-            .into_iter()
-            .map(str::to_string)
-            .collect())
+        Ok(tools.str_list(key)?.unwrap_or_default().into_iter().map(str::to_string).collect())
     };
-    Ok(ToolFilter {
-        allow: list("allow")?,
-        deny: list("deny")?,
-    })
+    Ok(ToolFilter { allow: list("allow")?, deny: list("deny")? })
 }
 
 fn parse_transport(o: &Obj<'_>, env: &dyn Fn(&str) -> Option<String>) -> Result<Transport, Bad> {
@@ -1105,21 +977,13 @@ fn parse_transport(o: &Obj<'_>, env: &dyn Fn(&str) -> Option<String>) -> Result<
         Some("sse") => Kind::Sse,
         Some("streamable-http") | Some("http") => Kind::Http,
         Some(other) => {
-            return Err(o.bad(
-                "type",
-                format!(
-                    "unknown type {other:?} (expected \"stdio\", \"sse\" or \"streamable-http\")"
-                ),
-            ))
+            return Err(
+                o.bad("type", format!("unknown type {other:?} (expected \"stdio\", \"sse\" or \"streamable-http\")"))
+            )
         }
         None if o.has("url") => Kind::Http,
         None if o.has("command") => Kind::Stdio,
-        None => {
-            return Err(o.bad(
-                "command",
-                "a backend needs \"command\" (stdio) or \"url\" (sse, streamable-http)",
-            ))
-        }
+        None => return Err(o.bad("command", "a backend needs \"command\" (stdio) or \"url\" (sse, streamable-http)")),
     };
     match kind {
         Kind::Stdio => {
@@ -1135,16 +999,8 @@ fn parse_transport(o: &Obj<'_>, env: &dyn Fn(&str) -> Option<String>) -> Result<
             local: parse_command(o, env, None)?,
         }),
         Kind::Http => {
-            reject(
-                o,
-                &COMMAND_KEYS,
-                kind,
-                " (set \"type\": \"sse\" to start a local server first)",
-            )?;
-            Ok(Transport::StreamableHttp {
-                url: parse_url(o, env, kind)?,
-                headers: parse_headers(o, env)?,
-            })
+            reject(o, &COMMAND_KEYS, kind, " (set \"type\": \"sse\" to start a local server first)")?;
+            Ok(Transport::StreamableHttp { url: parse_url(o, env, kind)?, headers: parse_headers(o, env)? })
         }
     }
 }
@@ -1199,40 +1055,22 @@ fn parse_command(
             Some(PathBuf::from(c))
         }
     };
-    Ok(Some(Command {
-        command,
-        args,
-        env: vars,
-        cwd,
-    }))
+    Ok(Some(Command { command, args, env: vars, cwd }))
 }
 
 fn parse_url(o: &Obj<'_>, env: &dyn Fn(&str) -> Option<String>, kind: Kind) -> Result<String, Bad> {
-    let raw = o
-        .str("url")?
-        .ok_or_else(|| o.bad("url", format!("required for {}", kind.article())))?;
+    let raw = o.str("url")?.ok_or_else(|| o.bad("url", format!("required for {}", kind.article())))?;
     let url = expand(raw, "url", env)?;
     let lower = url.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("http://")
-        .or_else(|| lower.strip_prefix("https://"));
+    let rest = lower.strip_prefix("http://").or_else(|| lower.strip_prefix("https://"));
     match rest {
-        Some(r)
-            if !r.is_empty()
-                && !r.starts_with(['/', '?', '#'])
-                && !url.contains(char::is_whitespace) =>
-        {
-            Ok(url)
-        }
+        Some(r) if !r.is_empty() && !r.starts_with(['/', '?', '#']) && !url.contains(char::is_whitespace) => Ok(url),
         // The value is not echoed: it may hold a credential.
         _ => Err(o.bad("url", "expected an http:// or https:// URL with a host")),
     }
 }
 
-fn parse_headers(
-    o: &Obj<'_>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<(String, String)>, Bad> {
+fn parse_headers(o: &Obj<'_>, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>, Bad> {
     let mut headers = Vec::new();
     for (k, v) in o.str_map("headers")?.unwrap_or_default() {
         let field = format!("headers.{k}");
@@ -1263,12 +1101,7 @@ fn expand(s: &str, field: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<
                 let var = &after[..j];
                 match env(var) {
                     Some(v) => out.push_str(&v),
-                    None => {
-                        return Err(Bad::new(
-                            field,
-                            format!("environment variable ${{{var}}} is not set"),
-                        ))
-                    }
+                    None => return Err(Bad::new(field, format!("environment variable ${{{var}}} is not set"))),
                 }
                 rest = &after[j + 1..];
             }
@@ -1357,17 +1190,10 @@ mod tests {
                 "w": {"type": "sse", "url": "http://localhost:8080/sse"}}"#,
         );
         assert_eq!(c.backends.len(), 2);
-        assert_eq!(
-            c.backends[0].transport,
-            Ok(Transport::Stdio(stdio("npx", &["-y", "fs"])))
-        );
+        assert_eq!(c.backends[0].transport, Ok(Transport::Stdio(stdio("npx", &["-y", "fs"]))));
         assert_eq!(
             c.backends[1].transport,
-            Ok(Transport::Sse {
-                url: "http://localhost:8080/sse".into(),
-                headers: vec![],
-                local: None
-            })
+            Ok(Transport::Sse { url: "http://localhost:8080/sse".into(), headers: vec![], local: None })
         );
         assert_eq!(c.server, ServerConfig::default());
     }
@@ -1393,24 +1219,9 @@ mod tests {
 
     #[test]
     fn type_inference() {
-        assert_eq!(
-            backend(r#"{"command": "x"}"#).transport.unwrap().kind(),
-            "stdio"
-        );
-        assert_eq!(
-            backend(r#"{"url": "https://h/mcp"}"#)
-                .transport
-                .unwrap()
-                .kind(),
-            "streamable-http"
-        );
-        assert_eq!(
-            backend(r#"{"type": "http", "url": "https://h/mcp"}"#)
-                .transport
-                .unwrap()
-                .kind(),
-            "streamable-http"
-        );
+        assert_eq!(backend(r#"{"command": "x"}"#).transport.unwrap().kind(), "stdio");
+        assert_eq!(backend(r#"{"url": "https://h/mcp"}"#).transport.unwrap().kind(), "streamable-http");
+        assert_eq!(backend(r#"{"type": "http", "url": "https://h/mcp"}"#).transport.unwrap().kind(), "streamable-http");
     }
 
     #[test]
@@ -1418,9 +1229,7 @@ mod tests {
         let b = backend(
             r#"{"command": "uvx", "args": ["a", "${HOME}/x"], "env": {"K": "${TOKEN}", "E": ""}, "cwd": "${HOME}"}"#,
         );
-        let Ok(Transport::Stdio(cmd)) = b.transport else {
-            panic!("{:?}", b.transport)
-        };
+        let Ok(Transport::Stdio(cmd)) = b.transport else { panic!("{:?}", b.transport) };
         assert_eq!(cmd.command, "uvx");
         assert_eq!(cmd.args, ["a", "/home/me/x"]);
         assert_eq!(cmd.env.get("K").map(String::as_str), Some("s3cret"));
@@ -1438,10 +1247,7 @@ mod tests {
             b.transport,
             Ok(Transport::Sse {
                 url: "http://127.0.0.1:1/sse".into(),
-                headers: vec![
-                    ("Authorization".into(), "Bearer s3cret".into()),
-                    ("X-A".into(), "1".into())
-                ],
+                headers: vec![("Authorization".into(), "Bearer s3cret".into()), ("X-A".into(), "1".into())],
                 local: Some(stdio("node", &["srv.js"])),
             })
         );
@@ -1449,9 +1255,7 @@ mod tests {
 
     #[test]
     fn streamable_http_with_headers() {
-        let b = backend(
-            r#"{"type": "streamable-http", "url": "https://h/mcp?x=${TOKEN}", "headers": {"X": "y"}}"#,
-        );
+        let b = backend(r#"{"type": "streamable-http", "url": "https://h/mcp?x=${TOKEN}", "headers": {"X": "y"}}"#);
         assert_eq!(
             b.transport,
             Ok(Transport::StreamableHttp {
@@ -1480,34 +1284,19 @@ mod tests {
     #[test]
     fn invalid_backend_messages() {
         let cases: &[(&str, &str)] = &[
-            (
-                r#"{"type": "stdio", "args": ["x"]}"#,
-                r#"backend "b": field "command": required for a stdio backend"#,
-            ),
+            (r#"{"type": "stdio", "args": ["x"]}"#, r#"backend "b": field "command": required for a stdio backend"#),
             (
                 r#"{"args": ["x"]}"#,
                 r#"backend "b": field "command": a backend needs "command" (stdio) or "url" (sse, streamable-http)"#,
             ),
-            (
-                r#"{"type": "sse"}"#,
-                r#"backend "b": field "url": required for an sse backend"#,
-            ),
-            (
-                r#"{"type": "http"}"#,
-                r#"backend "b": field "url": required for a streamable-http backend"#,
-            ),
+            (r#"{"type": "sse"}"#, r#"backend "b": field "url": required for an sse backend"#),
+            (r#"{"type": "http"}"#, r#"backend "b": field "url": required for a streamable-http backend"#),
             (
                 r#"{"type": "grpc", "url": "http://h"}"#,
                 r#"backend "b": field "type": unknown type "grpc" (expected "stdio", "sse" or "streamable-http")"#,
             ),
-            (
-                r#"{"type": 3}"#,
-                r#"backend "b": field "type": expected a string, found a number"#,
-            ),
-            (
-                r#"{"command": ""}"#,
-                r#"backend "b": field "command": must not be empty"#,
-            ),
+            (r#"{"type": 3}"#, r#"backend "b": field "type": expected a string, found a number"#),
+            (r#"{"command": ""}"#, r#"backend "b": field "command": must not be empty"#),
             (
                 r#"{"command": "x", "args": ["a", 1]}"#,
                 r#"backend "b": field "args[1]": expected a string, found a number"#,
@@ -1520,10 +1309,7 @@ mod tests {
                 r#"{"command": "x", "env": {"A": 1}}"#,
                 r#"backend "b": field "env.A": expected a string, found a number"#,
             ),
-            (
-                r#"{"command": "x", "cwd": ""}"#,
-                r#"backend "b": field "cwd": must not be empty"#,
-            ),
+            (r#"{"command": "x", "cwd": ""}"#, r#"backend "b": field "cwd": must not be empty"#),
             (
                 r#"{"command": "x", "url": "http://h"}"#,
                 r#"backend "b": field "command": not used by a streamable-http backend (set "type": "sse" to start a local server first)"#,
@@ -1536,10 +1322,7 @@ mod tests {
                 r#"{"type": "sse", "url": "http://h", "args": ["x"]}"#,
                 r#"backend "b": field "command": required when "args" is set"#,
             ),
-            (
-                r#"{"url": "ftp://h/x"}"#,
-                r#"backend "b": field "url": expected an http:// or https:// URL with a host"#,
-            ),
+            (r#"{"url": "ftp://h/x"}"#, r#"backend "b": field "url": expected an http:// or https:// URL with a host"#),
             (
                 r#"{"url": "https:///x"}"#,
                 r#"backend "b": field "url": expected an http:// or https:// URL with a host"#,
@@ -1576,14 +1359,8 @@ mod tests {
                 r#"{"command": "x", "tools": {"allow": "x"}}"#,
                 r#"backend "b": field "tools.allow": expected an array of strings, found a string"#,
             ),
-            (
-                r#"{"command": "x", "tools": []}"#,
-                r#"backend "b": field "tools": expected an object, found an array"#,
-            ),
-            (
-                r#"{"command": "${NOPE}"}"#,
-                r#"backend "b": field "command": environment variable ${NOPE} is not set"#,
-            ),
+            (r#"{"command": "x", "tools": []}"#, r#"backend "b": field "tools": expected an object, found an array"#),
+            (r#"{"command": "${NOPE}"}"#, r#"backend "b": field "command": environment variable ${NOPE} is not set"#),
             (
                 r#"{"command": "x", "args": ["${NOPE}"]}"#,
                 r#"backend "b": field "args[0]": environment variable ${NOPE} is not set"#,
@@ -1596,19 +1373,13 @@ mod tests {
                 r#"{"command": "x", "cwd": "${NOPE}/x"}"#,
                 r#"backend "b": field "cwd": environment variable ${NOPE} is not set"#,
             ),
-            (
-                r#"{"url": "https://h/${NOPE}"}"#,
-                r#"backend "b": field "url": environment variable ${NOPE} is not set"#,
-            ),
+            (r#"{"url": "https://h/${NOPE}"}"#, r#"backend "b": field "url": environment variable ${NOPE} is not set"#),
             (
                 r#"{"url": "https://h", "headers": {"Authorization": "Bearer ${NOPE}"}}"#,
                 r#"backend "b": field "headers.Authorization": environment variable ${NOPE} is not set"#,
             ),
             ("[1]", r#"backend "b": expected an object, found an array"#),
-            (
-                "\"npx\"",
-                r#"backend "b": expected an object, found a string"#,
-            ),
+            ("\"npx\"", r#"backend "b": expected an object, found a string"#),
         ];
         for (json, want) in cases {
             assert_eq!(&backend_err(json), want, "for {json}");
@@ -1648,16 +1419,11 @@ mod tests {
 
     #[test]
     fn one_bad_backend_does_not_fail_the_others() {
-        let c = parse_ok(
-            r#"{"mcpServers": {"bad": {"type": "stdio"}, "good": {"command": "x"}, "worse": 7}}"#,
-        );
+        let c = parse_ok(r#"{"mcpServers": {"bad": {"type": "stdio"}, "good": {"command": "x"}, "worse": 7}}"#);
         assert_eq!(c.backends.len(), 3);
         assert!(c.backends[0].transport.is_err());
         assert!(c.backends[1].transport.is_ok());
-        assert_eq!(
-            c.backends[2].transport,
-            Err(r#"backend "worse": expected an object, found a number"#.into())
-        );
+        assert_eq!(c.backends[2].transport, Err(r#"backend "worse": expected an object, found a number"#.into()));
     }
 
     // ---- ${VAR}
@@ -1667,21 +1433,12 @@ mod tests {
         let e = |s: &str| expand(s, "f", &env).map_err(|b| b.message);
         assert_eq!(e("${HOME}/a/${TOKEN}"), Ok("/home/me/a/s3cret".into()));
         assert_eq!(e("${EMPTY}x"), Ok("x".into()));
-        assert_eq!(
-            e("$$ $HOME ${ ${1A} ${a-b} ${HOME"),
-            Ok("$$ $HOME ${ ${1A} ${a-b} ${HOME".into())
-        );
+        assert_eq!(e("$$ $HOME ${ ${1A} ${a-b} ${HOME"), Ok("$$ $HOME ${ ${1A} ${a-b} ${HOME".into()));
         assert_eq!(e("$${HOME}"), Ok("$/home/me".into()));
         // Not recursive: a value containing ${..} stays as it came.
         let env2 = |n: &str| (n == "A").then(|| "${B}".to_string());
-        assert_eq!(
-            expand("${A}", "f", &env2).map_err(|b| b.message),
-            Ok("${B}".into())
-        );
-        assert_eq!(
-            e("a${NOPE}"),
-            Err("environment variable ${NOPE} is not set".into())
-        );
+        assert_eq!(expand("${A}", "f", &env2).map_err(|b| b.message), Ok("${B}".into()));
+        assert_eq!(e("a${NOPE}"), Err("environment variable ${NOPE} is not set".into()));
     }
 
     #[test]
@@ -1696,38 +1453,14 @@ mod tests {
     #[test]
     fn invalid_files() {
         let cases: &[(&str, &str)] = &[
-            (
-                "",
-                "c.json: not valid JSON: EOF while parsing a value at line 1 column 0",
-            ),
-            (
-                "{\"a\": }",
-                "c.json: not valid JSON: expected value at line 1 column 7",
-            ),
-            (
-                "[]",
-                "c.json: expected a JSON object at the top level, found an array",
-            ),
-            (
-                "\"x\"",
-                "c.json: expected a JSON object at the top level, found a string",
-            ),
-            (
-                "null",
-                "c.json: expected a JSON object at the top level, found null",
-            ),
-            (
-                r#"{"mcpServers": []}"#,
-                r#"c.json: field "mcpServers": expected an object of backends, found an array"#,
-            ),
-            (
-                r#"{"server": 1}"#,
-                r#"c.json: field "server": expected an object, found a number"#,
-            ),
-            (
-                r#"{"manage": "x"}"#,
-                r#"c.json: field "manage": expected an object, found a string"#,
-            ),
+            ("", "c.json: not valid JSON: EOF while parsing a value at line 1 column 0"),
+            ("{\"a\": }", "c.json: not valid JSON: expected value at line 1 column 7"),
+            ("[]", "c.json: expected a JSON object at the top level, found an array"),
+            ("\"x\"", "c.json: expected a JSON object at the top level, found a string"),
+            ("null", "c.json: expected a JSON object at the top level, found null"),
+            (r#"{"mcpServers": []}"#, r#"c.json: field "mcpServers": expected an object of backends, found an array"#),
+            (r#"{"server": 1}"#, r#"c.json: field "server": expected an object, found a number"#),
+            (r#"{"manage": "x"}"#, r#"c.json: field "manage": expected an object, found a string"#),
             (
                 r#"{"server": {"listen": "9000"}}"#,
                 r#"c.json: field "server.listen": expected an IP address and port such as "127.0.0.1:9000", found "9000""#,
@@ -1736,10 +1469,7 @@ mod tests {
                 r#"{"server": {"listen": "localhost:9000"}}"#,
                 r#"c.json: field "server.listen": expected an IP address and port such as "127.0.0.1:9000", found "localhost:9000""#,
             ),
-            (
-                r#"{"server": {"name": " "}}"#,
-                r#"c.json: field "server.name": must not be empty"#,
-            ),
+            (r#"{"server": {"name": " "}}"#, r#"c.json: field "server.name": must not be empty"#),
             (
                 r#"{"server": {"max_body_bytes": 0}}"#,
                 r#"c.json: field "server.max_body_bytes": expected a positive integer, found 0"#,
@@ -1863,16 +1593,8 @@ mod tests {
         assert_eq!(
             m.tokens,
             [
-                TokenConfig {
-                    name: "a".into(),
-                    admin: true,
-                    source: TokenSource::Env("A".into())
-                },
-                TokenConfig {
-                    name: "r".into(),
-                    admin: false,
-                    source: TokenSource::File("/t".into())
-                },
+                TokenConfig { name: "a".into(), admin: true, source: TokenSource::Env("A".into()) },
+                TokenConfig { name: "r".into(), admin: false, source: TokenSource::File("/t".into()) },
                 TokenConfig {
                     name: "h".into(),
                     admin: true,
@@ -1882,16 +1604,8 @@ mod tests {
                 },
             ]
         );
-        let c = parse_ok(
-            r#"{"manage": {"listen": "0.0.0.0:9001", "tls": {"cert": "c.pem", "key": "k.pem"}}}"#,
-        );
-        assert_eq!(
-            c.manage.tls,
-            Some(TlsConfig {
-                cert: "c.pem".into(),
-                key: "k.pem".into()
-            })
-        );
+        let c = parse_ok(r#"{"manage": {"listen": "0.0.0.0:9001", "tls": {"cert": "c.pem", "key": "k.pem"}}}"#);
+        assert_eq!(c.manage.tls, Some(TlsConfig { cert: "c.pem".into(), key: "k.pem".into() }));
     }
 
     #[test]
@@ -1938,19 +1652,12 @@ mod tests {
         // An explicit path must exist.
         let missing = dir.join("missing.json");
         assert_eq!(
-            locate_in(Some(&missing), None, &dir)
-                .unwrap_err()
-                .to_string(),
+            locate_in(Some(&missing), None, &dir).unwrap_err().to_string(),
             format!("{}: no such file (given by --config)", missing.display())
         );
         assert_eq!(
-            locate_in(None, Some(&missing), &dir)
-                .unwrap_err()
-                .to_string(),
-            format!(
-                "{}: no such file (given by $MCP_SENTINEL_CONFIG)",
-                missing.display()
-            )
+            locate_in(None, Some(&missing), &dir).unwrap_err().to_string(),
+            format!("{}: no such file (given by $MCP_SENTINEL_CONFIG)", missing.display())
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -1958,10 +1665,7 @@ mod tests {
     #[test]
     fn load_reports_unreadable_file() {
         let e = load(Path::new("/nonexistent/mcp-sentinel.json")).unwrap_err();
-        assert_eq!(
-            e.path.as_deref(),
-            Some(Path::new("/nonexistent/mcp-sentinel.json"))
-        );
+        assert_eq!(e.path.as_deref(), Some(Path::new("/nonexistent/mcp-sentinel.json")));
         assert!(e.message.starts_with("cannot read the file: "), "{e}");
     }
 
@@ -1987,18 +1691,12 @@ mod tests {
     #[test]
     fn override_errors_name_the_flag() {
         let mut c = Config::default_with_backends(vec![]);
-        let args = ServerArgs {
-            listen: Some("nope".into()),
-            ..ServerArgs::default()
-        };
+        let args = ServerArgs { listen: Some("nope".into()), ..ServerArgs::default() };
         assert_eq!(
             c.apply_overrides(&args).unwrap_err().to_string(),
             r#"field "--listen": expected an IP address and port such as "127.0.0.1:9000", found "nope""#
         );
-        let args = ServerArgs {
-            manage_listen: Some("10.0.0.1:9001".into()),
-            ..ServerArgs::default()
-        };
+        let args = ServerArgs { manage_listen: Some("10.0.0.1:9001".into()), ..ServerArgs::default() };
         let e = c.apply_overrides(&args).unwrap_err();
         assert_eq!(e.field, "--manage-listen");
         assert!(e.message.contains("not a loopback address"), "{e}");
@@ -2022,18 +1720,12 @@ mod tests {
 
         let all = ToolFilter::default();
         assert!(all.allows("anything"));
-        let f = ToolFilter {
-            allow: vec!["get_*".into(), "list_*".into()],
-            deny: vec!["get_secret*".into()],
-        };
+        let f = ToolFilter { allow: vec!["get_*".into(), "list_*".into()], deny: vec!["get_secret*".into()] };
         assert!(f.allows("get_issue"));
         assert!(f.allows("list_x"));
         assert!(!f.allows("delete_x"));
         assert!(!f.allows("get_secret_key"));
-        let deny_only = ToolFilter {
-            allow: vec![],
-            deny: vec!["rm".into()],
-        };
+        let deny_only = ToolFilter { allow: vec![], deny: vec!["rm".into()] };
         assert!(deny_only.allows("ls"));
         assert!(!deny_only.allows("rm"));
     }
@@ -2044,24 +1736,17 @@ mod tests {
     fn endpoint_redaction() {
         let ep = |json: &str| backend(json).endpoint();
         assert_eq!(
-            ep(
-                r#"{"command": "uvx", "args": ["mcp-server-git", "--repository", "."], "env": {"K": "secret"}}"#
-            ),
+            ep(r#"{"command": "uvx", "args": ["mcp-server-git", "--repository", "."], "env": {"K": "secret"}}"#),
             "uvx mcp-server-git --repository ."
         );
-        assert_eq!(
-            ep(r#"{"url": "https://user:pw@host/x"}"#),
-            "https://user:***@host/x"
-        );
+        assert_eq!(ep(r#"{"url": "https://user:pw@host/x"}"#), "https://user:***@host/x");
         assert_eq!(ep(r#"{"url": "https://ghp_abc@host"}"#), "https://***@host");
         assert_eq!(
             ep(r#"{"url": "https://host/mcp?api_key=k&x=1&Token=t&AUTH=a#frag"}"#),
             "https://host/mcp?api_key=***&x=1&Token=***&AUTH=***#frag"
         );
         assert_eq!(
-            ep(
-                r#"{"type": "sse", "url": "http://h/sse", "headers": {"Authorization": "Bearer zzz"}}"#
-            ),
+            ep(r#"{"type": "sse", "url": "http://h/sse", "headers": {"Authorization": "Bearer zzz"}}"#),
             "http://h/sse"
         );
         assert_eq!(
@@ -2079,9 +1764,7 @@ mod tests {
     // ---- fixtures under tests/configs
 
     fn fixture_dir(kind: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/configs")
-            .join(kind)
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs").join(kind)
     }
 
     fn fixtures(kind: &str) -> Vec<PathBuf> {
@@ -2098,10 +1781,7 @@ mod tests {
     fn invalid_fixtures_pin_their_error_line() {
         // File name → the error line after "<path>: ".
         let expected: &[(&str, &str)] = &[
-            (
-                "array-top-level.json",
-                "expected a JSON object at the top level, found an array",
-            ),
+            ("array-top-level.json", "expected a JSON object at the top level, found an array"),
             (
                 "event-buffer-range.json",
                 r#"field "manage.event_buffer": expected an integer from 10 to 100000, found 5"#,
@@ -2110,26 +1790,14 @@ mod tests {
                 "manage-remote-without-tls.json",
                 r#"field "manage.listen": "0.0.0.0:9001" is not a loopback address; set manage.tls, or manage.allow_insecure_remote to true, to serve the management API remotely"#,
             ),
-            (
-                "max-body-zero.json",
-                r#"field "server.max_body_bytes": expected a positive integer, found 0"#,
-            ),
-            (
-                "mcpservers-not-object.json",
-                r#"field "mcpServers": expected an object of backends, found an array"#,
-            ),
-            (
-                "not-json.json",
-                "not valid JSON: trailing comma at line 3 column 30",
-            ),
+            ("max-body-zero.json", r#"field "server.max_body_bytes": expected a positive integer, found 0"#),
+            ("mcpservers-not-object.json", r#"field "mcpServers": expected an object of backends, found an array"#),
+            ("not-json.json", "not valid JSON: trailing comma at line 3 column 30"),
             (
                 "server-listen-bad.json",
                 r#"field "server.listen": expected an IP address and port such as "127.0.0.1:9000", found "localhost:9000""#,
             ),
-            (
-                "tls-missing-key.json",
-                r#"field "manage.tls.key": required when manage.tls is set (path of a PEM file)"#,
-            ),
+            ("tls-missing-key.json", r#"field "manage.tls.key": required when manage.tls is set (path of a PEM file)"#),
             (
                 "token-bad-scopes.json",
                 r#"field "manage.tokens[0].scopes": expected ["read"] or ["read", "admin"], found ["write"]"#,
@@ -2140,10 +1808,7 @@ mod tests {
             ),
         ];
         let files = fixtures("invalid");
-        let names: Vec<String> = files
-            .iter()
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
+        let names: Vec<String> = files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
         let listed: Vec<&str> = expected.iter().map(|(n, _)| *n).collect();
         assert_eq!(names, listed, "every invalid fixture needs a pinned line");
         for (path, (_, want)) in files.iter().zip(expected) {
@@ -2167,11 +1832,7 @@ mod tests {
             }
         }
         let c = load(&fixture_dir("valid").join("current-all-types.json")).unwrap();
-        let kinds: Vec<_> = c
-            .backends
-            .iter()
-            .map(|b| b.transport.as_ref().unwrap().kind())
-            .collect();
+        let kinds: Vec<_> = c.backends.iter().map(|b| b.transport.as_ref().unwrap().kind()).collect();
         assert_eq!(kinds, ["stdio", "sse", "streamable-http"]);
         let c = load(&fixture_dir("valid").join("bad-backend-others-run.json")).unwrap();
         assert_eq!(

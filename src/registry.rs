@@ -102,12 +102,7 @@ impl Registry {
                 let mut def = t.clone();
                 def["name"] = Value::from(name.clone());
                 r.tool_idx.insert(name.clone(), r.tools.len());
-                r.tools.push(ToolEntry {
-                    name,
-                    original: orig.to_owned(),
-                    backend: s.backend.clone(),
-                    def,
-                });
+                r.tools.push(ToolEntry { name, original: orig.to_owned(), backend: s.backend.clone(), def });
             }
             for res in &s.caps.resources {
                 let Some(uri) = str_field(res, "uri") else { continue };
@@ -116,11 +111,7 @@ impl Registry {
                     continue;
                 }
                 r.resource_idx.insert(uri.to_owned(), r.resources.len());
-                r.resources.push(ResourceEntry {
-                    uri: uri.to_owned(),
-                    backend: s.backend.clone(),
-                    def: res.clone(),
-                });
+                r.resources.push(ResourceEntry { uri: uri.to_owned(), backend: s.backend.clone(), def: res.clone() });
             }
             for t in &s.caps.resource_templates {
                 let Some(ut) = str_field(t, "uriTemplate") else { continue };
@@ -146,18 +137,12 @@ impl Registry {
                 let mut def = p.clone();
                 def["name"] = Value::from(name.clone());
                 r.prompt_idx.insert(name.clone(), r.prompts.len());
-                r.prompts.push(PromptEntry {
-                    name,
-                    original: orig.to_owned(),
-                    backend: s.backend.clone(),
-                    def,
-                });
+                r.prompts.push(PromptEntry { name, original: orig.to_owned(), backend: s.backend.clone(), def });
             }
         }
         r.tools_json = raw(&json!({ "tools": r.tools.iter().map(|e| &e.def).collect::<Vec<_>>() }));
         r.resources_json = raw(&json!({ "resources": r.resources.iter().map(|e| &e.def).collect::<Vec<_>>() }));
-        r.templates_json =
-            raw(&json!({ "resourceTemplates": r.templates.iter().map(|e| &e.def).collect::<Vec<_>>() }));
+        r.templates_json = raw(&json!({ "resourceTemplates": r.templates.iter().map(|e| &e.def).collect::<Vec<_>>() }));
         r.prompts_json = raw(&json!({ "prompts": r.prompts.iter().map(|e| &e.def).collect::<Vec<_>>() }));
         r
     }
@@ -176,19 +161,12 @@ impl Registry {
         if let Some(&i) = self.resource_idx.get(uri) {
             return Some(&self.resources[i].backend);
         }
-        self.templates
-            .iter()
-            .find(|t| t.template.matches(uri))
-            .map(|t| &t.backend)
+        self.templates.iter().find(|t| t.template.matches(uri)).map(|t| &t.backend)
     }
 
     /// The backend for a completion reference to a resource (template).
     pub fn resource_ref_owner(&self, uri: &str) -> Option<&Arc<str>> {
-        self.templates
-            .iter()
-            .find(|t| t.uri_template == uri)
-            .map(|t| &t.backend)
-            .or_else(|| self.resource_owner(uri))
+        self.templates.iter().find(|t| t.uri_template == uri).map(|t| &t.backend).or_else(|| self.resource_owner(uri))
     }
 
     /// Which list kinds differ from `old` (tools, resources incl. templates,
@@ -206,12 +184,7 @@ impl Registry {
 }
 
 fn conflict(kind: &'static str, name: &str, kept: &str, dropped: &str) -> Conflict {
-    Conflict {
-        kind,
-        name: name.to_owned(),
-        kept: kept.to_owned(),
-        dropped: dropped.to_owned(),
-    }
+    Conflict { kind, name: name.to_owned(), kept: kept.to_owned(), dropped: dropped.to_owned() }
 }
 
 fn raw(v: &Value) -> Option<Box<RawValue>> {
@@ -306,7 +279,8 @@ mod tests {
         assert_eq!(r.tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), vec!["echo", "add", "sub"]);
         assert_eq!(&*r.tool("echo").unwrap().backend, "a");
         assert_eq!(&*r.tool("sub").unwrap().backend, "b");
-        let kinds: Vec<_> = r.conflicts.iter().map(|c| (c.kind, c.name.as_str(), c.kept.as_str(), c.dropped.as_str())).collect();
+        let kinds: Vec<_> =
+            r.conflicts.iter().map(|c| (c.kind, c.name.as_str(), c.kept.as_str(), c.dropped.as_str())).collect();
         assert_eq!(
             kinds,
             vec![

@@ -76,9 +76,7 @@ fn forward_signals(rt: &std::sync::Arc<Runtime>) -> std::io::Result<()> {
     crate::thread::spawn("signals".into(), move || {
         if let Some(sig) = signals.forever().next() {
             let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
-            let _ = tx.send(AdminCommand::Shutdown {
-                reason: format!("received {name}"),
-            });
+            let _ = tx.send(AdminCommand::Shutdown { reason: format!("received {name}") });
         }
         Ok(())
     })?;

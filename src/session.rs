@@ -140,10 +140,7 @@ pub struct TooManySessions;
 
 impl SessionTable {
     pub fn new(max: usize) -> SessionTable {
-        SessionTable {
-            map: RwLock::new(HashMap::new()),
-            max,
-        }
+        SessionTable { map: RwLock::new(HashMap::new()), max }
     }
 
     pub fn create(&self, transport: Transport, version: &str) -> Result<Arc<Session>, TooManySessions> {
@@ -194,9 +191,7 @@ impl SessionTable {
             .read()
             .values()
             .filter(|s| {
-                s.transport == Transport::Streamable
-                    && !s.stream_attached.load(Ordering::Relaxed)
-                    && s.idle_for() > ttl
+                s.transport == Transport::Streamable && !s.stream_attached.load(Ordering::Relaxed) && s.idle_for() > ttl
             })
             .map(|s| s.id.clone())
             .collect();

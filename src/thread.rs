@@ -15,12 +15,9 @@ where
     F: FnOnce() -> Result<(), String> + Send + 'static,
 {
     let label = name.clone();
-    Builder::new()
-        .name(name)
-        .stack_size(SMALL_STACK)
-        .spawn(move || {
-            if let Err(e) = f() {
-                log::error!("{label} thread failed: {e}");
-            }
-        })
+    Builder::new().name(name).stack_size(SMALL_STACK).spawn(move || {
+        if let Err(e) = f() {
+            log::error!("{label} thread failed: {e}");
+        }
+    })
 }

@@ -54,11 +54,7 @@ impl Demo {
                 }
             }
         });
-        Demo {
-            guard: Guard(child),
-            stdin,
-            lines,
-        }
+        Demo { guard: Guard(child), stdin, lines }
     }
 
     fn send(&mut self, v: Value) {
@@ -90,7 +86,8 @@ impl Demo {
     }
 
     fn init(&mut self) -> Value {
-        let p = json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}});
+        let p =
+            json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}});
         let (_, r) = self.call(json!(0), "initialize", p);
         self.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
         r
@@ -109,11 +106,7 @@ fn stdio_initialize_paginate_and_echo() {
     assert_eq!(r["result"]["serverInfo"]["name"], "mcp-sentinel-demo-alpha");
     let (mut names, mut cursor, mut pages) = (Vec::new(), Value::Null, 0);
     loop {
-        let params = if cursor.is_null() {
-            json!({})
-        } else {
-            json!({"cursor": cursor})
-        };
+        let params = if cursor.is_null() { json!({}) } else { json!({"cursor": cursor}) };
         let (_, r) = d.call(json!(pages + 1), "tools/list", params);
         pages += 1;
         for t in r["result"]["tools"].as_array().unwrap() {
@@ -125,26 +118,10 @@ fn stdio_initialize_paginate_and_echo() {
         }
     }
     assert_eq!(pages, 4, "page size 2 over 8 tools");
-    let want = [
-        "echo",
-        "add",
-        "slow",
-        "fail",
-        "crash",
-        "cancellations",
-        "add_tool",
-        "ask_client",
-    ];
+    let want = ["echo", "add", "slow", "fail", "crash", "cancellations", "add_tool", "ask_client"];
     assert_eq!(names, want);
-    let (_, r) = d.call(
-        json!("e"),
-        "tools/call",
-        tool("echo", json!({"message": "hi"})),
-    );
-    assert_eq!(
-        r["result"]["content"][0],
-        json!({"type": "text", "text": "hi"})
-    );
+    let (_, r) = d.call(json!("e"), "tools/call", tool("echo", json!({"message": "hi"})));
+    assert_eq!(r["result"]["content"][0], json!({"type": "text", "text": "hi"}));
     let (_, r) = d.call(json!(9), "tools/list", json!({"cursor": "bogus"}));
     assert_eq!(r["error"]["code"], -32602);
     d.stdin.write_all(b"not json\n").unwrap();
@@ -160,13 +137,7 @@ fn stdio_slow_reports_progress_then_result() {
     let (before, r) = d.call(json!(5), "tools/call", p);
     let progress: Vec<_> = before
         .iter()
-        .map(|m| {
-            (
-                m["method"].clone(),
-                m["params"]["progressToken"].clone(),
-                m["params"]["progress"].clone(),
-            )
-        })
+        .map(|m| (m["method"].clone(), m["params"]["progressToken"].clone(), m["params"]["progress"].clone()))
         .collect();
     let n = |i: i64| (json!("notifications/progress"), json!("tok"), json!(i));
     assert_eq!(progress, [n(1), n(2), n(3)]);
@@ -180,7 +151,9 @@ fn stdio_cancelled_slow_never_answers_and_is_listed() {
     d.init();
     d.send(json!({"jsonrpc": "2.0", "id": 10, "method": "tools/call", "params": tool("slow", json!({"steps": 100, "interval_ms": 20}))}));
     std::thread::sleep(Duration::from_millis(100));
-    d.send(json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 10, "reason": "test"}}));
+    d.send(
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 10, "reason": "test"}}),
+    );
     // Other requests are served while `slow` runs.
     let (before, r) = d.call(json!(11), "tools/call", tool("cancellations", json!({})));
     assert!(before.is_empty(), "{before:?}");
@@ -198,21 +171,11 @@ fn stdio_ask_client_round_trip_and_add_tool() {
     d.init();
     d.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": tool("ask_client", json!({"method": "roots/list"}))}));
     let q = d.msg();
-    assert_eq!(
-        (q["id"].clone(), q["method"].clone()),
-        (json!("demo-1"), json!("roots/list"))
-    );
+    assert_eq!((q["id"].clone(), q["method"].clone()), (json!("demo-1"), json!("roots/list")));
     let (_, r) = d.call(json!(2), "ping", json!({}));
-    assert_eq!(
-        r["result"],
-        json!({}),
-        "not blocked while waiting for the client"
-    );
+    assert_eq!(r["result"], json!({}), "not blocked while waiting for the client");
     d.send(json!({"jsonrpc": "2.0", "id": "demo-1", "result": {"roots": []}}));
-    assert_eq!(
-        d.msg()["result"]["content"][0]["text"],
-        r#"result: {"roots":[]}"#
-    );
+    assert_eq!(d.msg()["result"]["content"][0]["text"], r#"result: {"roots":[]}"#);
     let (before, r) = d.call(json!(3), "tools/call", tool("add_tool", json!({})));
     assert_eq!(before[0]["method"], "notifications/tools/list_changed");
     assert_eq!(r["result"]["content"][0]["text"], "added extra_1");
@@ -240,15 +203,14 @@ fn stdio_garbage_mute_and_crash() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(3));
-    assert!(
-        c.lines.recv_timeout(Duration::from_millis(200)).is_err(),
-        "no answer"
-    );
+    assert!(c.lines.recv_timeout(Duration::from_millis(200)).is_err(), "no answer");
 }
 
 impl Demo {
     fn init_nowait(&mut self) {
-        self.send(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}));
+        self.send(
+            json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}),
+        );
     }
 }
 
@@ -334,27 +296,16 @@ impl Events {
 fn sse_endpoint_post_and_stream() {
     let (_guard, addr) = start_http("--sse");
     let mut s = connect(&addr);
-    s.write_all(
-        format!("GET /sse HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n")
-            .as_bytes(),
-    )
-    .unwrap();
+    s.write_all(format!("GET /sse HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n").as_bytes()).unwrap();
     let mut r = BufReader::new(s);
     let (status, head) = read_head(&mut r);
     assert_eq!(status, 200);
     assert!(head.contains("content-type: text/event-stream"), "{head}");
     assert!(head.contains("transfer-encoding: chunked"), "{head}");
-    let mut ev = Events {
-        r,
-        dec: SseDecoder::new(1 << 20),
-    };
+    let mut ev = Events { r, dec: SseDecoder::new(1 << 20) };
     let endpoint = ev.next();
     assert_eq!(endpoint.event, "endpoint");
-    assert!(
-        endpoint.data.starts_with("/messages/?session_id="),
-        "{}",
-        endpoint.data
-    );
+    assert!(endpoint.data.starts_with("/messages/?session_id="), "{}", endpoint.data);
 
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2024-11-05"}});
     let (status, _, body) = http(&addr, "POST", &endpoint.data, "", &init.to_string());
@@ -362,18 +313,9 @@ fn sse_endpoint_post_and_stream() {
     let m = ev.next();
     assert_eq!(m.event, "message");
     let v: Value = serde_json::from_str(&m.data).unwrap();
-    assert_eq!(
-        (v["id"].clone(), v["result"]["protocolVersion"].clone()),
-        (json!(1), json!("2024-11-05"))
-    );
+    assert_eq!((v["id"].clone(), v["result"]["protocolVersion"].clone()), (json!(1), json!("2024-11-05")));
 
-    let (status, _, _) = http(
-        &addr,
-        "POST",
-        "/messages/?session_id=nope",
-        "",
-        &init.to_string(),
-    );
+    let (status, _, _) = http(&addr, "POST", "/messages/?session_id=nope", "", &init.to_string());
     assert_eq!(status, 404);
 }
 
@@ -384,12 +326,7 @@ fn streamable_http_sessions_json_and_sse_responses() {
     let (status, head, body) = http(&addr, "POST", "/mcp", "", &init.to_string());
     assert_eq!(status, 200);
     assert!(head.contains("content-type: application/json"), "{head}");
-    let sid = head
-        .lines()
-        .find_map(|l| l.strip_prefix("mcp-session-id: "))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let sid = head.lines().find_map(|l| l.strip_prefix("mcp-session-id: ")).unwrap().trim().to_owned();
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["id"], 1);
     let hdr = format!("Mcp-Session-Id: {sid}\r\n");
 
@@ -397,10 +334,7 @@ fn streamable_http_sessions_json_and_sse_responses() {
     assert_eq!(http(&addr, "POST", "/mcp", &hdr, &note).0, 202);
     let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}).to_string();
     assert_eq!(http(&addr, "POST", "/mcp", "", &ping).0, 400);
-    assert_eq!(
-        http(&addr, "POST", "/mcp", "Mcp-Session-Id: nope\r\n", &ping).0,
-        404
-    );
+    assert_eq!(http(&addr, "POST", "/mcp", "Mcp-Session-Id: nope\r\n", &ping).0, 404);
     assert_eq!(http(&addr, "GET", "/mcp", &hdr, "").0, 405);
 
     let slow = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
@@ -408,30 +342,18 @@ fn streamable_http_sessions_json_and_sse_responses() {
     let mut s = connect(&addr);
     let body = slow.to_string();
     s.write_all(
-        format!(
-            "POST /mcp HTTP/1.1\r\nHost: {addr}\r\n{hdr}Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
+        format!("POST /mcp HTTP/1.1\r\nHost: {addr}\r\n{hdr}Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes(),
     )
     .unwrap();
     let mut r = BufReader::new(s);
     let (status, head) = read_head(&mut r);
     assert_eq!(status, 200);
     assert!(head.contains("content-type: text/event-stream"), "{head}");
-    let mut ev = Events {
-        r,
-        dec: SseDecoder::new(1 << 20),
-    };
-    let msgs: Vec<Value> = (0..3)
-        .map(|_| serde_json::from_str(&ev.next().data).unwrap())
-        .collect();
+    let mut ev = Events { r, dec: SseDecoder::new(1 << 20) };
+    let msgs: Vec<Value> = (0..3).map(|_| serde_json::from_str(&ev.next().data).unwrap()).collect();
     assert_eq!(msgs[0]["params"]["progressToken"], 1);
     assert_eq!(msgs[1]["params"]["progress"], 2);
-    assert_eq!(
-        msgs[2]["result"]["content"][0]["text"],
-        "done after 2 steps"
-    );
+    assert_eq!(msgs[2]["result"]["content"][0]["text"], "done after 2 steps");
 
     assert_eq!(http(&addr, "DELETE", "/mcp", &hdr, "").0, 200);
     assert_eq!(http(&addr, "POST", "/mcp", &hdr, &ping).0, 404);

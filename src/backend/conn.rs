@@ -153,22 +153,9 @@ impl Conn {
             .and_then(|m| m.get_mut("progressToken"))
             .map(|t| std::mem::replace(t, Value::from(id)));
         let now = Instant::now();
-        self.pending.lock().insert(
-            id,
-            Pending {
-                sink,
-                progress_token,
-                deadline: now + timeout,
-                started: now,
-            },
-        );
+        self.pending.lock().insert(id, Pending { sink, progress_token, deadline: now + timeout, started: now });
         self.stats.call_started();
-        let bytes = Message::Request {
-            id: Id::Num(id),
-            method: method.to_owned(),
-            params,
-        }
-        .to_bytes();
+        let bytes = Message::Request { id: Id::Num(id), method: method.to_owned(), params }.to_bytes();
         if let Err(e) = self.send(bytes, Some(id), timeout.min(Duration::from_secs(5))) {
             self.pending.lock().remove(&id);
             self.stats.call_finished(now.elapsed(), false);
@@ -205,20 +192,12 @@ impl Conn {
     fn timeout_error(&self, method: &str, timeout: Duration) -> ErrorObj {
         ErrorObj::new(
             code::REQUEST_TIMEOUT,
-            format!(
-                "backend '{}' did not answer {method} within {:.1}s",
-                self.backend,
-                timeout.as_secs_f64()
-            ),
+            format!("backend '{}' did not answer {method} within {:.1}s", self.backend, timeout.as_secs_f64()),
         )
     }
 
     pub fn notify(&self, method: &str, params: Option<Value>) -> Result<(), ErrorObj> {
-        let bytes = Message::Notification {
-            method: method.to_owned(),
-            params,
-        }
-        .to_bytes();
+        let bytes = Message::Notification { method: method.to_owned(), params }.to_bytes();
         self.send(bytes, None, Duration::from_secs(5))
     }
 
@@ -235,22 +214,14 @@ impl Conn {
                 format!("request cancelled: {reason}"),
             ))));
         }
-        let _ = self.notify(
-            method::CANCELLED,
-            Some(json!({"requestId": id, "reason": reason})),
-        );
+        let _ = self.notify(method::CANCELLED, Some(json!({"requestId": id, "reason": reason})));
     }
 
     /// Fails calls past their deadline with a timeout error and cancels them
     /// at the backend. Called from the admin tick.
     pub fn expire(&self, now: Instant) {
-        let expired: Vec<i64> = self
-            .pending
-            .lock()
-            .iter()
-            .filter(|(_, p)| p.deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
+        let expired: Vec<i64> =
+            self.pending.lock().iter().filter(|(_, p)| p.deadline <= now).map(|(id, _)| *id).collect();
         for id in expired {
             self.expire_one(id);
         }
@@ -264,17 +235,10 @@ impl Conn {
         self.stats.call_finished(waited, false);
         let err = ErrorObj::new(
             code::REQUEST_TIMEOUT,
-            format!(
-                "backend '{}' timed out after {:.1}s",
-                self.backend,
-                waited.as_secs_f64()
-            ),
+            format!("backend '{}' timed out after {:.1}s", self.backend, waited.as_secs_f64()),
         );
         deliver(p.sink, Reply::Done(Err(err)));
-        let _ = self.notify(
-            method::CANCELLED,
-            Some(json!({"requestId": id, "reason": "timed out at the gateway"})),
-        );
+        let _ = self.notify(method::CANCELLED, Some(json!({"requestId": id, "reason": "timed out at the gateway"})));
     }
 
     /// Routes one message read from the backend. Runs on the transport's
@@ -328,9 +292,7 @@ impl Conn {
             method::PROGRESS => self.progress(params),
             method::TOOLS_CHANGED | method::RESOURCES_CHANGED | method::PROMPTS_CHANGED => {
                 // Coalesced by the supervisor; a full queue already holds one.
-                let _ = self.supervisor.try_send(SupervisorMsg::ListChanged {
-                    generation: self.generation,
-                });
+                let _ = self.supervisor.try_send(SupervisorMsg::ListChanged { generation: self.generation });
             }
             method::MESSAGE => {
                 let p = params.unwrap_or(Value::Null);
@@ -377,13 +339,9 @@ impl Conn {
             None => why.to_owned(),
         };
         self.fail_all(&format!("disconnected: {reason}"));
-        let _ = self.supervisor.send_timeout(
-            SupervisorMsg::Died {
-                generation: self.generation,
-                reason,
-            },
-            Duration::from_secs(5),
-        );
+        let _ = self
+            .supervisor
+            .send_timeout(SupervisorMsg::Died { generation: self.generation, reason }, Duration::from_secs(5));
     }
 
     /// Closes on purpose (stop, reconnect, failed handshake). Idempotent.
@@ -430,10 +388,7 @@ fn deliver(sink: Sink, reply: Reply) {
             }
             let msg = match reply {
                 Reply::Done(Ok(result)) => Message::Response { id: client_id, result },
-                Reply::Done(Err(error)) => Message::Error {
-                    id: Some(client_id),
-                    error,
-                },
+                Reply::Done(Err(error)) => Message::Error { id: Some(client_id), error },
                 Reply::Progress(p) => Message::notification(method::PROGRESS, Some(p)),
             };
             session.push(msg.to_bytes());
@@ -506,7 +461,10 @@ mod tests {
         let ta = sent(&out)["params"]["_meta"]["progressToken"].clone();
         let tb = sent(&out)["params"]["_meta"]["progressToken"].clone();
         assert_eq!((ta.clone(), tb.clone()), (json!(a), json!(b)));
-        c.handle_incoming(Message::notification("notifications/progress", Some(json!({"progressToken": tb, "progress": 1}))));
+        c.handle_incoming(Message::notification(
+            "notifications/progress",
+            Some(json!({"progressToken": tb, "progress": 1})),
+        ));
         assert!(rx1.try_recv().is_err());
         match rx2.try_recv().unwrap() {
             Reply::Progress(p) => assert_eq!(p, json!({"progressToken": 1, "progress": 1})),

@@ -136,13 +136,7 @@ impl Backend {
             ctl,
             thread: Mutex::new(None),
         });
-        let sup = Supervisor {
-            backend: b.clone(),
-            rx: ctl_rx,
-            events,
-            ring,
-            generation: 0,
-        };
+        let sup = Supervisor { backend: b.clone(), rx: ctl_rx, events, ring, generation: 0 };
         match crate::thread::spawn(format!("backend:{}", b.name), move || {
             sup.run();
             Ok(())
@@ -237,12 +231,9 @@ impl Supervisor {
     }
 
     fn changed(&self) {
-        let _ = self.events.send_timeout(
-            BackendEvent::Changed {
-                backend: self.backend.name.clone(),
-            },
-            Duration::from_secs(5),
-        );
+        let _ = self
+            .events
+            .send_timeout(BackendEvent::Changed { backend: self.backend.name.clone() }, Duration::from_secs(5));
     }
 
     fn event(&self, level: Level, kind: &str, msg: impl Into<String>) {
@@ -391,16 +382,9 @@ impl Supervisor {
         let ctl = b.ctl.clone();
         let conn = match transport {
             Transport::Stdio(cmd) => stdio::open(&b.name, cmd, self.generation, ctl, b.stats.clone())?,
-            Transport::Sse { url, headers, local } => sse::open(
-                &b.name,
-                url,
-                headers,
-                local.as_ref(),
-                self.generation,
-                ctl,
-                b.stats.clone(),
-                b.timeout(),
-            )?,
+            Transport::Sse { url, headers, local } => {
+                sse::open(&b.name, url, headers, local.as_ref(), self.generation, ctl, b.stats.clone(), b.timeout())?
+            }
             Transport::StreamableHttp { url, headers } => {
                 streamable::open(&b.name, url, headers, self.generation, ctl, b.stats.clone(), b.timeout())?
             }
@@ -462,8 +446,7 @@ fn handshake(conn: &Conn, timeout: Duration) -> Result<(Value, Value, String, Di
     *conn.protocol_version.lock() = Some(version.clone());
     let info = init.get("serverInfo").cloned().unwrap_or(Value::Null);
     let caps = init.get("capabilities").cloned().unwrap_or_else(|| json!({}));
-    conn.notify(method::INITIALIZED, None)
-        .map_err(|e| format!("sending initialized: {}", e.message))?;
+    conn.notify(method::INITIALIZED, None).map_err(|e| format!("sending initialized: {}", e.message))?;
     let discovered = discover(conn, &caps, timeout)?;
     Ok((info, caps, version, discovered))
 }
@@ -483,12 +466,11 @@ fn discover(conn: &Conn, caps: &Value, timeout: Duration) -> Result<Discovered, 
         d.resources = list_all(conn, method::RESOURCES_LIST, "resources", timeout)?;
         // Older servers may not implement templates: treat "method not
         // found" as none rather than failing the backend.
-        d.resource_templates =
-            match list_all(conn, method::RESOURCES_TEMPLATES_LIST, "resourceTemplates", timeout) {
-                Ok(t) => t,
-                Err(e) if e.contains("-32601") => Vec::new(),
-                Err(e) => return Err(e),
-            };
+        d.resource_templates = match list_all(conn, method::RESOURCES_TEMPLATES_LIST, "resourceTemplates", timeout) {
+            Ok(t) => t,
+            Err(e) if e.contains("-32601") => Vec::new(),
+            Err(e) => return Err(e),
+        };
     }
     if has("prompts") {
         d.prompts = list_all(conn, method::PROMPTS_LIST, "prompts", timeout)?;

@@ -54,11 +54,7 @@ pub fn open(
     timeout: Duration,
 ) -> Result<Arc<Conn>, String> {
     let (conn, out_rx) = Conn::new(name.clone(), generation, None, supervisor, stats);
-    let target = Arc::new(Target {
-        url: url.to_owned(),
-        headers: headers.to_vec(),
-        session: Mutex::new(None),
-    });
+    let target = Arc::new(Target { url: url.to_owned(), headers: headers.to_vec(), session: Mutex::new(None) });
     let t = target.clone();
     let weak = Arc::downgrade(&conn);
     conn.set_closer(Box::new(move || {
@@ -129,12 +125,7 @@ fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>, timeout: Duration
         if status == 202 || status == 204 {
             continue;
         }
-        let ctype = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
         let body = resp.into_body();
         if ctype.starts_with("text/event-stream") {
             read_events(conn, body.into_reader());

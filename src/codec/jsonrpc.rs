@@ -82,11 +82,7 @@ pub struct ErrorObj {
 
 impl ErrorObj {
     pub fn new(code: i64, message: impl Into<String>) -> ErrorObj {
-        ErrorObj {
-            code,
-            message: message.into(),
-            data: None,
-        }
+        ErrorObj { code, message: message.into(), data: None }
     }
 
     pub fn with_data(mut self, data: Value) -> ErrorObj {
@@ -116,39 +112,19 @@ impl fmt::Display for ErrorObj {
 /// gateway forwards them untouched.
 #[derive(Debug)]
 pub enum Message {
-    Request {
-        id: Id,
-        method: String,
-        params: Option<Value>,
-    },
-    Notification {
-        method: String,
-        params: Option<Value>,
-    },
-    Response {
-        id: Id,
-        result: Box<RawValue>,
-    },
-    Error {
-        id: Option<Id>,
-        error: ErrorObj,
-    },
+    Request { id: Id, method: String, params: Option<Value> },
+    Notification { method: String, params: Option<Value> },
+    Response { id: Id, result: Box<RawValue> },
+    Error { id: Option<Id>, error: ErrorObj },
 }
 
 impl Message {
     pub fn request(id: Id, method: &str, params: Option<Value>) -> Message {
-        Message::Request {
-            id,
-            method: method.to_owned(),
-            params,
-        }
+        Message::Request { id, method: method.to_owned(), params }
     }
 
     pub fn notification(method: &str, params: Option<Value>) -> Message {
-        Message::Notification {
-            method: method.to_owned(),
-            params,
-        }
+        Message::Notification { method: method.to_owned(), params }
     }
 
     pub fn error(id: Option<Id>, error: ErrorObj) -> Message {
@@ -158,8 +134,7 @@ impl Message {
     /// A success response from a value (serialized once here).
     pub fn result(id: Id, result: &Value) -> Message {
         // Serializing a Value cannot fail (its map keys are strings).
-        let raw =
-            serde_json::value::to_raw_value(result).unwrap_or_else(|_| RawValue::NULL.to_owned());
+        let raw = serde_json::value::to_raw_value(result).unwrap_or_else(|_| RawValue::NULL.to_owned());
         Message::Response { id, result: raw }
     }
 
@@ -235,34 +210,24 @@ pub enum Parsed {
 /// Parses a body. `Err` is a parse error (not JSON at all), or a non-object,
 /// non-array top-level value; per-element errors of a batch stay inside.
 pub fn parse(bytes: &[u8]) -> Result<Parsed, ErrorObj> {
-    let v: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ErrorObj::new(code::PARSE_ERROR, format!("Parse error: {e}")))?;
+    let v: Value =
+        serde_json::from_slice(bytes).map_err(|e| ErrorObj::new(code::PARSE_ERROR, format!("Parse error: {e}")))?;
     match v {
         Value::Object(_) => Ok(Parsed::Single(classify(v).map_err(|(_, e)| e))),
         Value::Array(items) => {
             if items.is_empty() {
-                return Err(ErrorObj::new(
-                    code::INVALID_REQUEST,
-                    "Invalid Request: empty batch",
-                ));
+                return Err(ErrorObj::new(code::INVALID_REQUEST, "Invalid Request: empty batch"));
             }
             Ok(Parsed::Batch(items.into_iter().map(classify).collect()))
         }
-        _ => Err(ErrorObj::new(
-            code::INVALID_REQUEST,
-            "Invalid Request: expected a JSON object",
-        )),
+        _ => Err(ErrorObj::new(code::INVALID_REQUEST, "Invalid Request: expected a JSON object")),
     }
 }
 
 /// Parses exactly one message (a line from a stdio backend, an SSE `data:`).
 pub fn parse_one(bytes: &[u8]) -> Result<Message, (Option<Id>, ErrorObj)> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| {
-        (
-            None,
-            ErrorObj::new(code::PARSE_ERROR, format!("Parse error: {e}")),
-        )
-    })?;
+    let v: Value = serde_json::from_slice(bytes)
+        .map_err(|e| (None, ErrorObj::new(code::PARSE_ERROR, format!("Parse error: {e}"))))?;
     classify(v)
 }
 
@@ -270,13 +235,7 @@ pub fn parse_one(bytes: &[u8]) -> Result<Message, (Option<Id>, ErrorObj)> {
 /// id that could be read, so the error response can echo it.
 pub fn classify(v: Value) -> Result<Message, (Option<Id>, ErrorObj)> {
     let Value::Object(mut m) = v else {
-        return Err((
-            None,
-            ErrorObj::new(
-                code::INVALID_REQUEST,
-                "Invalid Request: expected a JSON object",
-            ),
-        ));
+        return Err((None, ErrorObj::new(code::INVALID_REQUEST, "Invalid Request: expected a JSON object")));
     };
     let raw_id = m.remove("id");
     let id = match &raw_id {
@@ -286,20 +245,13 @@ pub fn classify(v: Value) -> Result<Message, (Option<Id>, ErrorObj)> {
             None => {
                 return Err((
                     None,
-                    ErrorObj::new(
-                        code::INVALID_REQUEST,
-                        "Invalid Request: id must be a string or an integer",
-                    ),
+                    ErrorObj::new(code::INVALID_REQUEST, "Invalid Request: id must be a string or an integer"),
                 ))
             }
         },
     };
-    let invalid = |id: Option<Id>, why: &str| {
-        Err((
-            id,
-            ErrorObj::new(code::INVALID_REQUEST, format!("Invalid Request: {why}")),
-        ))
-    };
+    let invalid =
+        |id: Option<Id>, why: &str| Err((id, ErrorObj::new(code::INVALID_REQUEST, format!("Invalid Request: {why}"))));
     match m.get("jsonrpc") {
         Some(Value::String(s)) if s == "2.0" => {}
         _ => return invalid(id, "jsonrpc must be \"2.0\""),
@@ -324,12 +276,8 @@ pub fn classify(v: Value) -> Result<Message, (Option<Id>, ErrorObj)> {
         let Some(id) = id else {
             return invalid(None, "a response needs an id");
         };
-        let raw = serde_json::value::to_raw_value(&result).map_err(|e| {
-            (
-                Some(id.clone()),
-                ErrorObj::new(code::INTERNAL_ERROR, e.to_string()),
-            )
-        })?;
+        let raw = serde_json::value::to_raw_value(&result)
+            .map_err(|e| (Some(id.clone()), ErrorObj::new(code::INTERNAL_ERROR, e.to_string())))?;
         return Ok(Message::Response { id, result: raw });
     }
     if let Some(err) = m.remove("error") {
@@ -339,14 +287,7 @@ pub fn classify(v: Value) -> Result<Message, (Option<Id>, ErrorObj)> {
             return invalid(id, "error needs an integer code and a string message");
         };
         let data = err.get("data").cloned();
-        return Ok(Message::Error {
-            id,
-            error: ErrorObj {
-                code,
-                message: message.to_owned(),
-                data,
-            },
-        });
+        return Ok(Message::Error { id, error: ErrorObj { code, message: message.to_owned(), data } });
     }
     invalid(id, "not a request, notification or response")
 }
@@ -384,8 +325,7 @@ mod tests {
             }
             m => panic!("{m:?}"),
         }
-        match one(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"bad","data":3}}"#)
-        {
+        match one(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"bad","data":3}}"#) {
             Message::Error { id: None, error } => {
                 assert_eq!(error.code, -32700);
                 assert_eq!(error.message, "bad");
@@ -407,42 +347,15 @@ mod tests {
         assert_eq!(err("\"s\"").code, code::INVALID_REQUEST);
         assert_eq!(err("[]").code, code::INVALID_REQUEST);
         assert_eq!(err(r#"{"id":1,"method":"x"}"#).code, code::INVALID_REQUEST);
-        assert_eq!(
-            err(r#"{"jsonrpc":"1.0","id":1,"method":"x"}"#).code,
-            code::INVALID_REQUEST
-        );
-        assert_eq!(
-            err(r#"{"jsonrpc":"2.0","id":1,"method":5}"#).code,
-            code::INVALID_REQUEST
-        );
-        assert_eq!(
-            err(r#"{"jsonrpc":"2.0","id":{},"method":"x"}"#).code,
-            code::INVALID_REQUEST
-        );
-        assert_eq!(
-            err(r#"{"jsonrpc":"2.0","id":1.5,"method":"x"}"#).code,
-            code::INVALID_REQUEST
-        );
-        assert_eq!(
-            err(r#"{"jsonrpc":"2.0","id":null,"method":"x"}"#).code,
-            code::INVALID_REQUEST
-        );
-        assert_eq!(
-            err(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":3}"#).code,
-            code::INVALID_REQUEST
-        );
-        assert_eq!(
-            err(r#"{"jsonrpc":"2.0","result":1}"#).code,
-            code::INVALID_REQUEST
-        );
-        assert_eq!(
-            err(r#"{"jsonrpc":"2.0","id":1}"#).code,
-            code::INVALID_REQUEST
-        );
-        assert_eq!(
-            err(r#"{"jsonrpc":"2.0","id":1,"error":{"code":"x"}}"#).code,
-            code::INVALID_REQUEST
-        );
+        assert_eq!(err(r#"{"jsonrpc":"1.0","id":1,"method":"x"}"#).code, code::INVALID_REQUEST);
+        assert_eq!(err(r#"{"jsonrpc":"2.0","id":1,"method":5}"#).code, code::INVALID_REQUEST);
+        assert_eq!(err(r#"{"jsonrpc":"2.0","id":{},"method":"x"}"#).code, code::INVALID_REQUEST);
+        assert_eq!(err(r#"{"jsonrpc":"2.0","id":1.5,"method":"x"}"#).code, code::INVALID_REQUEST);
+        assert_eq!(err(r#"{"jsonrpc":"2.0","id":null,"method":"x"}"#).code, code::INVALID_REQUEST);
+        assert_eq!(err(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":3}"#).code, code::INVALID_REQUEST);
+        assert_eq!(err(r#"{"jsonrpc":"2.0","result":1}"#).code, code::INVALID_REQUEST);
+        assert_eq!(err(r#"{"jsonrpc":"2.0","id":1}"#).code, code::INVALID_REQUEST);
+        assert_eq!(err(r#"{"jsonrpc":"2.0","id":1,"error":{"code":"x"}}"#).code, code::INVALID_REQUEST);
         match parse_one(br#"{"jsonrpc":"2.0","id":9,"method":7}"#) {
             Err((Some(Id::Num(9)), e)) => assert_eq!(e.code, code::INVALID_REQUEST),
             other => panic!("{other:?}"),
@@ -451,11 +364,7 @@ mod tests {
 
     #[test]
     fn batch_classifies_each_element() {
-        match parse(
-            br#"[{"jsonrpc":"2.0","id":1,"method":"a"},{"bad":1},{"jsonrpc":"2.0","method":"n"}]"#,
-        )
-        .unwrap()
-        {
+        match parse(br#"[{"jsonrpc":"2.0","id":1,"method":"a"},{"bad":1},{"jsonrpc":"2.0","method":"n"}]"#).unwrap() {
             Parsed::Batch(items) => {
                 assert_eq!(items.len(), 3);
                 assert!(matches!(items[0], Ok(Message::Request { .. })));
@@ -469,34 +378,19 @@ mod tests {
     #[test]
     fn serializes_round_trip() {
         let cases = [
-            Message::request(
-                Id::Num(3),
-                "tools/call",
-                Some(json!({"name":"echo","arguments":{"m":"é\n\"q\""}})),
-            ),
+            Message::request(Id::Num(3), "tools/call", Some(json!({"name":"echo","arguments":{"m":"é\n\"q\""}}))),
             Message::request(Id::Str("s-1".into()), "ping", None),
-            Message::notification(
-                "notifications/progress",
-                Some(json!({"progressToken":"t","progress":1})),
-            ),
+            Message::notification("notifications/progress", Some(json!({"progressToken":"t","progress":1}))),
             Message::result(Id::Num(-4), &json!({"ok":true})),
             Message::error(None, ErrorObj::new(-32700, "Parse error")),
-            Message::error(
-                Some(Id::Num(1)),
-                ErrorObj::new(-32602, "bad").with_data(json!({"x":1})),
-            ),
+            Message::error(Some(Id::Num(1)), ErrorObj::new(-32602, "bad").with_data(json!({"x":1}))),
         ];
         for m in cases {
             let bytes = m.to_bytes();
             let v: Value = serde_json::from_slice(&bytes).unwrap();
             assert_eq!(v["jsonrpc"], "2.0");
             let back = parse_one(&bytes).unwrap();
-            assert_eq!(
-                back.to_bytes(),
-                bytes,
-                "{}",
-                String::from_utf8_lossy(&bytes)
-            );
+            assert_eq!(back.to_bytes(), bytes, "{}", String::from_utf8_lossy(&bytes));
         }
     }
 

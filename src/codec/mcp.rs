@@ -29,20 +29,14 @@ fn looks_like_revision(v: &str) -> bool {
     b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
 }
 
 /// Picks the revision to answer an `initialize` with: the client's if we
 /// serve it, otherwise our newest.
 pub fn negotiate(requested: Option<&str>) -> &'static str {
     match requested {
-        Some(v) => SUPPORTED_VERSIONS
-            .iter()
-            .copied()
-            .find(|s| *s == v)
-            .unwrap_or(SUPPORTED_VERSIONS[0]),
+        Some(v) => SUPPORTED_VERSIONS.iter().copied().find(|s| *s == v).unwrap_or(SUPPORTED_VERSIONS[0]),
         None => SUPPORTED_VERSIONS[0],
     }
 }

@@ -27,10 +27,7 @@ pub fn encode_event(out: &mut Vec<u8>, event: Option<&str>, id: Option<&str>, da
         out.push(b'\n');
     }
     // A CRLF or CR inside data would be read back as a line break too.
-    for line in data
-        .split(['\n'])
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-    {
+    for line in data.split(['\n']).map(|l| l.strip_suffix('\r').unwrap_or(l)) {
         for part in line.split('\r') {
             out.extend_from_slice(b"data: ");
             out.extend_from_slice(part.as_bytes());
@@ -133,10 +130,7 @@ impl SseDecoder {
                 }
                 self.skip_lf = false;
             }
-            let Some(off) = self.buf[self.pos..]
-                .iter()
-                .position(|&b| b == b'\n' || b == b'\r')
-            else {
+            let Some(off) = self.buf[self.pos..].iter().position(|&b| b == b'\n' || b == b'\r') else {
                 self.pos = self.buf.len();
                 if self.buf.len() > self.max_line {
                     let n = self.max_line;
@@ -222,11 +216,7 @@ impl SseDecoder {
         }
         self.has_data = false;
         Some(SseEvent {
-            event: if event.is_empty() {
-                "message".to_owned()
-            } else {
-                event
-            },
+            event: if event.is_empty() { "message".to_owned() } else { event },
             data: std::mem::take(&mut self.data),
             id: self.last_id.clone(),
         })
@@ -253,26 +243,10 @@ mod tests {
 
     fn expected() -> Vec<SseEvent> {
         vec![
-            SseEvent {
-                event: "endpoint".into(),
-                data: "/messages/?session_id=ab".into(),
-                id: None,
-            },
-            SseEvent {
-                event: "message".into(),
-                data: "{\"a\":\n1}".into(),
-                id: Some("7".into()),
-            },
-            SseEvent {
-                event: "message".into(),
-                data: "x".into(),
-                id: Some("7".into()),
-            },
-            SseEvent {
-                event: "message".into(),
-                data: "no-space".into(),
-                id: Some("7".into()),
-            },
+            SseEvent { event: "endpoint".into(), data: "/messages/?session_id=ab".into(), id: None },
+            SseEvent { event: "message".into(), data: "{\"a\":\n1}".into(), id: Some("7".into()) },
+            SseEvent { event: "message".into(), data: "x".into(), id: Some("7".into()) },
+            SseEvent { event: "message".into(), data: "no-space".into(), id: Some("7".into()) },
         ]
     }
 
@@ -325,12 +299,7 @@ mod tests {
     #[test]
     fn encoder_round_trips_multiline_and_crlf() {
         let mut out = Vec::new();
-        encode_event(
-            &mut out,
-            Some("message"),
-            Some("s1-4"),
-            "line1\nline2\r\nline3",
-        );
+        encode_event(&mut out, Some("message"), Some("s1-4"), "line1\nline2\r\nline3");
         encode_comment(&mut out, "keep-alive");
         encode_event(&mut out, None, None, "");
         let ev = decode_all(&[&out]);

@@ -27,7 +27,11 @@ pub trait Stoppable {
 }
 
 impl AdminLoop {
-    pub(super) fn new(rt: Arc<Runtime>, admin_rx: Receiver<AdminCommand>, backend_rx: Receiver<BackendEvent>) -> AdminLoop {
+    pub(super) fn new(
+        rt: Arc<Runtime>,
+        admin_rx: Receiver<AdminCommand>,
+        backend_rx: Receiver<BackendEvent>,
+    ) -> AdminLoop {
         AdminLoop { rt, admin_rx, backend_rx }
     }
 
@@ -35,7 +39,12 @@ impl AdminLoop {
     /// arrives while backends are being stopped.
     pub fn run(self, listeners: Vec<Box<dyn Stoppable>>) {
         let rt = &self.rt;
-        rt.events.push(super::Level::Info, "server.starting", None, format!("starting {} backends", rt.config().backends.len()));
+        rt.events.push(
+            super::Level::Info,
+            "server.starting",
+            None,
+            format!("starting {} backends", rt.config().backends.len()),
+        );
         rt.start_backends();
         rt.update_state();
         let ticker = tick(TICK);

@@ -41,11 +41,7 @@ struct Inner {
 impl EventRing {
     pub fn new(cap: usize) -> EventRing {
         EventRing {
-            inner: Mutex::new(Inner {
-                buf: VecDeque::with_capacity(cap.min(1024)),
-                cap: cap.max(1),
-                last_id: 0,
-            }),
+            inner: Mutex::new(Inner { buf: VecDeque::with_capacity(cap.min(1024)), cap: cap.max(1), last_id: 0 }),
             cond: Condvar::new(),
         }
     }

@@ -148,10 +148,8 @@ impl Runtime {
     /// tells every session which lists changed. Admin thread only.
     fn rebuild(&self) {
         let backends = self.backends();
-        let discovered: Vec<_> = backends
-            .iter()
-            .map(|b| (b.clone(), b.status().state == BackendState::Connected, b.discovered()))
-            .collect();
+        let discovered: Vec<_> =
+            backends.iter().map(|b| (b.clone(), b.status().state == BackendState::Connected, b.discovered())).collect();
         let sources: Vec<Source<'_>> = discovered
             .iter()
             .filter(|(_, connected, _)| *connected)
@@ -166,8 +164,7 @@ impl Runtime {
         let old = std::mem::replace(&mut *self.registry.write(), new.clone());
         let (tools, resources, prompts) = new.changed_kinds(&old);
         if tools || resources || prompts {
-            let new_conflicts: Vec<&Conflict> =
-                new.conflicts.iter().filter(|c| !old.conflicts.contains(c)).collect();
+            let new_conflicts: Vec<&Conflict> = new.conflicts.iter().filter(|c| !old.conflicts.contains(c)).collect();
             for c in new_conflicts {
                 self.events.push(
                     Level::Warn,
@@ -196,14 +193,9 @@ impl Runtime {
     /// Recomputes the gateway state from the backends' states.
     fn update_state(&self) {
         let backends = self.backends();
-        let states: Vec<BackendState> = backends
-            .iter()
-            .map(|b| b.status().state)
-            .filter(|s| *s != BackendState::Disabled)
-            .collect();
-        let settling = states
-            .iter()
-            .any(|s| matches!(s, BackendState::Pending | BackendState::Connecting));
+        let states: Vec<BackendState> =
+            backends.iter().map(|b| b.status().state).filter(|s| *s != BackendState::Disabled).collect();
+        let settling = states.iter().any(|s| matches!(s, BackendState::Pending | BackendState::Connecting));
         if !settling {
             self.first_discovery_done.store(true, Ordering::Relaxed);
         }
@@ -225,10 +217,9 @@ impl Runtime {
         drop(st);
         let (level, msg) = match next {
             ServerState::Ready => (Level::Info, format!("all {} enabled backends connected", states.len())),
-            ServerState::Degraded => (
-                Level::Warn,
-                format!("{connected} of {} enabled backends connected", states.len()),
-            ),
+            ServerState::Degraded => {
+                (Level::Warn, format!("{connected} of {} enabled backends connected", states.len()))
+            }
             ServerState::Failed => (Level::Error, "no backend is connected".to_owned()),
             _ => (Level::Info, String::new()),
         };

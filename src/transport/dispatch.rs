@@ -198,12 +198,8 @@ fn request(rt: &Runtime, session: &Arc<Session>, id: Id, m: &str, params: Option
 /// Fans `logging/setLevel` out to every connected backend that logs; their
 /// answers are awaited in parallel and failures only logged.
 fn set_level(rt: &Runtime, level: &str) {
-    let conns: Vec<Arc<Conn>> = rt
-        .backends()
-        .iter()
-        .filter(|b| b.discovered().logging)
-        .filter_map(|b| b.conn())
-        .collect();
+    let conns: Vec<Arc<Conn>> =
+        rt.backends().iter().filter(|b| b.discovered().logging).filter_map(|b| b.conn()).collect();
     let waits: Vec<_> = conns
         .iter()
         .filter_map(|c| {
@@ -250,13 +246,6 @@ fn forward(rt: &Runtime, session: &Arc<Session>, id: Id, backend: &str, m: &str,
     }
     match rx {
         None => Handled::Queued,
-        Some(rx) => Handled::Call(PendingCall {
-            client_id: id,
-            rx,
-            conn,
-            backend_id: bid,
-            timeout,
-            wants_progress,
-        }),
+        Some(rx) => Handled::Call(PendingCall { client_id: id, rx, conn, backend_id: bid, timeout, wants_progress }),
     }
 }

@@ -43,10 +43,7 @@ impl Stoppable for Listener {
 /// Binds the data-plane listener and starts its workers.
 pub fn start(rt: Arc<Runtime>, listen: &str) -> Result<Listener, String> {
     let server = Server::http(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let addr = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| format!("{listen} is not an IP address"))?;
+    let addr = server.server_addr().to_ip().ok_or_else(|| format!("{listen} is not an IP address"))?;
     let server = Arc::new(server);
     let stopping = Arc::new(AtomicBool::new(false));
     for i in 0..WORKERS {
@@ -79,7 +76,11 @@ fn route(rt: &Arc<Runtime>, req: Request) {
         "/messages/" | "/messages" => sse::post_message(rt, req),
         "/mcp" | "/mcp/" => streamable::handle(rt, req),
         _ => {
-            let _ = req.respond(json_error(404, None, ErrorObj::new(-32601, format!("no MCP endpoint at {path}; use /sse or /mcp"))));
+            let _ = req.respond(json_error(
+                404,
+                None,
+                ErrorObj::new(-32601, format!("no MCP endpoint at {path}; use /sse or /mcp")),
+            ));
         }
     }));
     if r.is_err() {
@@ -90,11 +91,9 @@ fn route(rt: &Arc<Runtime>, req: Request) {
 /// Tells every initialized session which lists changed.
 pub fn notify_list_changed(rt: &Runtime, tools: bool, resources: bool, prompts: bool) {
     let mut msgs = Vec::new();
-    for (changed, m) in [
-        (tools, method::TOOLS_CHANGED),
-        (resources, method::RESOURCES_CHANGED),
-        (prompts, method::PROMPTS_CHANGED),
-    ] {
+    for (changed, m) in
+        [(tools, method::TOOLS_CHANGED), (resources, method::RESOURCES_CHANGED), (prompts, method::PROMPTS_CHANGED)]
+    {
         if changed {
             msgs.push(Message::notification(m, None).to_bytes());
         }
@@ -107,10 +106,7 @@ pub fn notify_list_changed(rt: &Runtime, tools: bool, resources: bool, prompts: 
 }
 
 pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.headers()
-        .iter()
-        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str())
+    req.headers().iter().find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
 }
 
 pub fn query_param<'a>(url: &'a str, key: &str) -> Option<&'a str> {
@@ -197,10 +193,7 @@ pub fn read_json_body(req: &mut Request, max: usize) -> Result<Vec<u8>, BodyErro
         return Err(BodyError::TooLarge(max));
     }
     let mut body = Vec::with_capacity(req.body_length().unwrap_or(1024).min(max));
-    req.as_reader()
-        .take(max as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(BodyError::Io)?;
+    req.as_reader().take(max as u64 + 1).read_to_end(&mut body).map_err(BodyError::Io)?;
     if body.len() > max {
         return Err(BodyError::TooLarge(max));
     }
@@ -238,10 +231,7 @@ impl SseWriter {
         head.push_str("\r\n");
         w.write_all(head.as_bytes())?;
         w.flush()?;
-        Ok(SseWriter {
-            w,
-            buf: Vec::with_capacity(4096),
-        })
+        Ok(SseWriter { w, buf: Vec::with_capacity(4096) })
     }
 
     fn chunk(&mut self) -> std::io::Result<()> {

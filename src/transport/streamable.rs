@@ -205,10 +205,7 @@ fn initialize(rt: &Arc<Runtime>, req: Request, msg: Message) {
 fn answer(client_id: Id, r: Result<Box<serde_json::value::RawValue>, ErrorObj>) -> Message {
     match r {
         Ok(result) => Message::Response { id: client_id, result },
-        Err(error) => Message::Error {
-            id: Some(client_id),
-            error,
-        },
+        Err(error) => Message::Error { id: Some(client_id), error },
     }
 }
 
@@ -242,10 +239,7 @@ fn finish_call(session: &Session, req: Request, pc: PendingCall) {
         return;
     }
     // Progress was asked for: stream it, then the answer, then end.
-    let mut w = match SseWriter::start(req, &[]) {
-        Ok(w) => Some(w),
-        Err(_) => None,
-    };
+    let mut w = SseWriter::start(req, &[]).ok();
     let m = wait_done(session, &pc, |p| {
         let bytes = Message::notification(method::PROGRESS, Some(p)).to_bytes();
         // A client that went away did not cancel; the call runs on.
@@ -369,7 +363,11 @@ fn get(rt: &Arc<Runtime>, req: Request) {
 
 fn delete(rt: &Arc<Runtime>, req: Request) {
     let Some(sid) = header(&req, "Mcp-Session-Id").map(str::trim).map(str::to_owned) else {
-        let _ = req.respond(json_error(400, None, ErrorObj::new(code::INVALID_REQUEST, "Mcp-Session-Id header is required")));
+        let _ = req.respond(json_error(
+            400,
+            None,
+            ErrorObj::new(code::INVALID_REQUEST, "Mcp-Session-Id header is required"),
+        ));
         return;
     };
     match rt.sessions.get(&sid).filter(|s| s.transport == Transport::Streamable) {
@@ -378,7 +376,8 @@ fn delete(rt: &Arc<Runtime>, req: Request) {
             let _ = req.respond(empty(200));
         }
         None => {
-            let _ = req.respond(json_error(404, None, ErrorObj::new(code::INVALID_REQUEST, "unknown or expired session")));
+            let _ =
+                req.respond(json_error(404, None, ErrorObj::new(code::INVALID_REQUEST, "unknown or expired session")));
         }
     }
 }

@@ -51,9 +51,7 @@ fn sse_route(srv: &Server, sessions: &SseSessions, mut rq: Request, mute: bool) 
     match (rq.method(), path.as_str()) {
         (Method::Get, "/sse") => sse_stream(sessions, rq),
         (Method::Post, "/messages/" | "/messages") => {
-            let sid = query
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("session_id="));
+            let sid = query.split('&').find_map(|kv| kv.strip_prefix("session_id="));
             let Some(sid) = sid else {
                 return reply(rq, 400, "text/plain", "session_id is required");
             };
@@ -79,29 +77,15 @@ fn sse_route(srv: &Server, sessions: &SseSessions, mut rq: Request, mute: bool) 
 fn sse_stream(sessions: &SseSessions, rq: Request) {
     let sid = random_hex();
     let (tx, rx) = unbounded();
-    sessions
-        .lock()
-        .insert(sid.clone(), (Arc::new(Session::default()), tx));
+    sessions.lock().insert(sid.clone(), (Arc::new(Session::default()), tx));
     let mut w = rq.into_writer();
     let mut buf = Vec::new();
-    encode_event(
-        &mut buf,
-        Some("endpoint"),
-        None,
-        &format!("/messages/?session_id={sid}"),
-    );
-    let mut ok = write_head(&mut w, None)
-        .and_then(|()| chunk(&mut w, &buf))
-        .is_ok();
+    encode_event(&mut buf, Some("endpoint"), None, &format!("/messages/?session_id={sid}"));
+    let mut ok = write_head(&mut w, None).and_then(|()| chunk(&mut w, &buf)).is_ok();
     while ok {
         buf.clear();
         match rx.recv_timeout(KEEP_ALIVE) {
-            Ok(m) => encode_event(
-                &mut buf,
-                Some("message"),
-                None,
-                &String::from_utf8_lossy(&m.to_bytes()),
-            ),
+            Ok(m) => encode_event(&mut buf, Some("message"), None, &String::from_utf8_lossy(&m.to_bytes())),
             Err(RecvTimeoutError::Timeout) => encode_comment(&mut buf, "keep-alive"),
             Err(RecvTimeoutError::Disconnected) => break,
         }
@@ -123,20 +107,11 @@ pub fn serve_http(srv: Arc<Server>, addr: &str, mute: bool) -> io::Result<()> {
     Ok(())
 }
 
-fn http_route(
-    srv: &Server,
-    sessions: &Mutex<HashMap<String, Arc<Session>>>,
-    mut rq: Request,
-    mute: bool,
-) {
+fn http_route(srv: &Server, sessions: &Mutex<HashMap<String, Arc<Session>>>, mut rq: Request, mute: bool) {
     if rq.url().split('?').next() != Some("/mcp") {
         return reply(rq, 404, "text/plain", "Not Found");
     }
-    let sid = rq
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Mcp-Session-Id"))
-        .map(|h| h.value.to_string());
+    let sid = rq.headers().iter().find(|h| h.field.equiv("Mcp-Session-Id")).map(|h| h.value.to_string());
     let method = rq.method().clone();
     if method == Method::Get {
         // No standalone stream: every server message rides on a POST response.
@@ -168,10 +143,7 @@ fn http_route(
         (sid, sess)
     } else {
         let Some(sid) = sid else {
-            let e = ErrorObj::new(
-                code::INVALID_REQUEST,
-                "Bad Request: Mcp-Session-Id header is required",
-            );
+            let e = ErrorObj::new(code::INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required");
             return reply(rq, 400, "application/json", &body(&Message::error(None, e)));
         };
         let Some(sess) = sessions.lock().get(&sid).cloned() else {
@@ -191,27 +163,13 @@ fn http_route(
     };
     // Stream when there is something besides the response to deliver:
     // progress, our own request to the client, or a list_changed.
-    let tool = params
-        .as_ref()
-        .and_then(|p| p.get("name"))
-        .and_then(|n| n.as_str());
+    let tool = params.as_ref().and_then(|p| p.get("name")).and_then(|n| n.as_str());
     let streaming = method == "tools/call"
-        && (params
-            .as_ref()
-            .and_then(|p| p.pointer("/_meta/progressToken"))
-            .is_some()
+        && (params.as_ref().and_then(|p| p.pointer("/_meta/progressToken")).is_some()
             || matches!(tool, Some("ask_client" | "add_tool")));
     let (tx, rx) = unbounded();
     let sink: Sink = Arc::new(move |m| drop(tx.send(m)));
-    let effects = handle(
-        srv,
-        &sess,
-        Message::Request {
-            id: id.clone(),
-            method,
-            params,
-        },
-    );
+    let effects = handle(srv, &sess, Message::Request { id: id.clone(), method, params });
     run_effects(&sess, effects, &sink);
     // Background jobs hold their own clones; the channel disconnects when
     // they finish, which ends a cancelled call that never answers.
@@ -223,11 +181,7 @@ fn http_route(
     let answer = rx.iter().find(|m| is_response_to(m, &id));
     match answer {
         Some(m) => {
-            let resp = with(
-                Response::from_string(body(&m)),
-                "Content-Type",
-                "application/json",
-            );
+            let resp = with(Response::from_string(body(&m)), "Content-Type", "application/json");
             let resp = with(resp, "Mcp-Session-Id", &sid);
             let _ = rq.respond(resp);
         }
@@ -301,11 +255,7 @@ fn with<R: Read>(resp: Response<R>, k: &str, v: &str) -> Response<R> {
 }
 
 fn reply(rq: Request, status: u16, ctype: &str, text: &str) {
-    let resp = with(
-        Response::from_string(text).with_status_code(status),
-        "Content-Type",
-        ctype,
-    );
+    let resp = with(Response::from_string(text).with_status_code(status), "Content-Type", ctype);
     let _ = rq.respond(resp);
 }
 
@@ -317,11 +267,7 @@ fn random_hex() -> String {
     for _ in 0..2 {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
+        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
         s.push_str(&format!("{:016x}", h.finish()));
     }
     s

@@ -15,7 +15,8 @@ use server::{handle, run_effects, Server, Session, Sink};
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 
-const USAGE: &str = "usage: mcp-sentinel-demo [--name NAME] [--sse ADDR | --http ADDR] [--mute] [--garbage] [--page-size N]";
+const USAGE: &str =
+    "usage: mcp-sentinel-demo [--name NAME] [--sse ADDR | --http ADDR] [--mute] [--garbage] [--page-size N]";
 
 /// Which transport to serve.
 #[derive(Debug, PartialEq)]
@@ -36,13 +37,7 @@ pub struct Opts {
 
 fn parse_args() -> Result<Opts, lexopt::Error> {
     use lexopt::prelude::*;
-    let mut o = Opts {
-        name: "demo".into(),
-        transport: Transport::Stdio,
-        mute: false,
-        garbage: false,
-        page_size: 2,
-    };
+    let mut o = Opts { name: "demo".into(), transport: Transport::Stdio, mute: false, garbage: false, page_size: 2 };
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next()? {
         match arg {
