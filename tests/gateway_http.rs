@@ -3,6 +3,8 @@
 //! transports, bad input, session isolation, timeouts, cancellation, crashes,
 //! list_changed, and remote SSE / Streamable HTTP backends.
 
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
 mod common;
 
 use common::{demo_backend, http, post_json, ChildGuard, Gateway, Response, SseStream, DEMO_BIN};
