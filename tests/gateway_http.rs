@@ -475,7 +475,7 @@ fn demo_server(name: &str, mode: &str) -> (ChildGuard, SocketAddr) {
 #[test]
 fn remote_sse_and_streamable_http_backends() {
     let (_sse, sse_addr) = demo_server("remote-sse", "--sse");
-    let (_http, http_addr) = demo_server("remote-http", "--http");
+    let (http_guard, http_addr) = demo_server("remote-http", "--http");
     let cfg = json!({"mcpServers": {
         "rsse": {"type": "sse", "url": format!("http://{sse_addr}/sse"), "prefix": "rsse"},
         "rhttp": {"type": "streamable-http", "url": format!("http://{http_addr}/mcp"), "prefix": "rhttp"},
@@ -499,6 +499,12 @@ fn remote_sse_and_streamable_http_backends() {
         assert!(notes.iter().all(|n| n["params"]["progressToken"] == 9));
         assert_eq!(resp["result"]["content"][0]["text"], "done after 3 steps");
     }
+    // The remote server goes away: its calls fail naming it, the others work.
+    drop(http_guard);
+    let v = c.rpc("tools/call", json!({"name": "rhttp__echo", "arguments": {"message": "anyone?"}}));
+    assert!(v["error"]["message"].as_str().unwrap_or_default().contains("rhttp"), "{v}");
+    assert!(gw.wait_for_log("gateway state: degraded", T), "{}", gw.log());
+    assert_eq!(c.call_text("rsse__echo", json!({"message": "sse still"})), "sse still");
 }
 
 #[test]

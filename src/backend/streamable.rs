@@ -100,11 +100,17 @@ fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>, timeout: Duration
         let req = t.apply(req, conn);
         let resp = match req.send(&msg.bytes[..]) {
             Ok(r) => r,
-            Err(e) => {
-                // One failed POST fails its call; a dead server shows up
-                // as repeated failures and the GET stream's end.
+            // A slow answer fails only its own call (its deadline passed).
+            Err(e @ ureq::Error::Timeout(_)) => {
                 fail_request(conn, msg.request_id, &format!("POST failed: {e}"));
                 continue;
+            }
+            // Anything else (refused, reset, DNS) means the server is gone:
+            // the supervisor reconnects with backoff and the state says so.
+            Err(e) => {
+                fail_request(conn, msg.request_id, &format!("POST failed: {e}"));
+                conn.died(&format!("POST {} failed: {e}", t.url));
+                return;
             }
         };
         let status = resp.status().as_u16();
