@@ -452,7 +452,9 @@ fn missing_peer(what: &str) {
     if in_ci() {
         panic!("CI=true and {msg}");
     }
-    eprintln!("SKIPPED: {msg}");
+    // Straight to the process's stderr: the test runner captures eprintln!
+    // and would hide this line for a test that "passed" by skipping.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {msg}");
 }
 
 /// `.peers/venv/bin/python` if it exists and can `import mcp`.
@@ -973,5 +975,88 @@ impl SseStream {
     /// True once the server has closed the stream.
     pub fn at_eof(&self) -> bool {
         self.eof
+    }
+}
+
+// ---------------------------------------------------------------------------
+// server-everything over HTTP (for remote-backend tests and peer smoke tests)
+// ---------------------------------------------------------------------------
+
+/// server-everything running as an HTTP server (`sse` or `streamableHttp`
+/// mode) on a free loopback port; killed by PID when dropped.
+///
+/// It listens on `PORT` (its only knob; it binds every interface), and the
+/// tests only ever connect to 127.0.0.1.
+pub struct EverythingServer {
+    pub port: u16,
+    guard: ChildGuard,
+    log: LogBuffer,
+}
+
+impl EverythingServer {
+    /// `mode` is `"sse"` (GET /sse, POST /message) or `"streamableHttp"` (/mcp).
+    /// `None` (outside CI) when the peer is not installed.
+    pub fn start(mode: &str) -> Option<EverythingServer> {
+        everything_backend()?;
+        // Ask the OS for a free port, release it, and hand it over.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("find a free port")
+            .port();
+        let mut child = Command::new("node")
+            .arg(everything_script())
+            .arg(mode)
+            .env("PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start server-everything: {e}"));
+        let log = LogBuffer::default();
+        let pid = child.id();
+        capture(
+            format!("everything:{pid}:out"),
+            child.stdout.take().expect("stdout"),
+            log.clone(),
+        );
+        capture(
+            format!("everything:{pid}"),
+            child.stderr.take().expect("stderr"),
+            log.clone(),
+        );
+        let mut server = EverythingServer {
+            port,
+            guard: ChildGuard { child },
+            log,
+        };
+        let child = &mut server.guard.child;
+        let mut exited = false;
+        let ready = server.log.wait_until(
+            Duration::from_secs(30),
+            |s| s.contains(&format!("port {port}")) && !s.contains("already in use"),
+            || {
+                exited = child.try_wait().ok().flatten().is_some();
+                exited
+            },
+        );
+        assert!(
+            ready.is_some(),
+            "server-everything {mode} did not start on port {port} (exited: {exited}):\n{}",
+            server.log.text()
+        );
+        Some(server)
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.text()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.guard.child.id()
     }
 }
