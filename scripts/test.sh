@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/install-peers.sh
-exec cargo test --all-targets "$@"
+exec cargo test --all-targets --no-fail-fast "$@"
