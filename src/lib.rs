@@ -1,3 +1,14 @@
-//! MCP Sentinel: an MCP gateway. See `docs/architecture.md` for the map.
+//! MCP Sentinel: an MCP gateway. See `docs/architecture.md` for the map of
+//! modules, threads, channels and locks.
 
+pub mod backend;
+pub mod cli;
 pub mod codec;
+pub mod config;
+pub mod registry;
+pub mod runtime;
+pub mod server;
+pub mod session;
+pub mod thread;
+pub mod transport;
+pub mod util;

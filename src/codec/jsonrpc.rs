@@ -3,6 +3,10 @@
 //!
 //! Sans-IO: bytes in, [`Message`]s out, and back. No sockets, no threads.
 
+// The error side carries the id so the reply can echo it; parse errors are
+// rare, so the larger `Err` is not worth boxing.
+#![allow(clippy::result_large_err)]
+
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::fmt;
@@ -78,11 +82,7 @@ pub struct ErrorObj {
 
 impl ErrorObj {
     pub fn new(code: i64, message: impl Into<String>) -> ErrorObj {
-        ErrorObj {
-            code,
-            message: message.into(),
-            data: None,
-        }
+        ErrorObj { code, message: message.into(), data: None }
     }
 
     pub fn with_data(mut self, data: Value) -> ErrorObj {
@@ -112,39 +112,19 @@ impl fmt::Display for ErrorObj {
 /// gateway forwards them untouched.
 #[derive(Debug)]
 pub enum Message {
-    Request {
-        id: Id,
-        method: String,
-        params: Option<Value>,
-    },
-    Notification {
-        method: String,
-        params: Option<Value>,
-    },
-    Response {
-        id: Id,
-        result: Box<RawValue>,
-    },
-    Error {
-        id: Option<Id>,
-        error: ErrorObj,
-    },
+    Request { id: Id, method: String, params: Option<Value> },
+    Notification { method: String, params: Option<Value> },
+    Response { id: Id, result: Box<RawValue> },
+    Error { id: Option<Id>, error: ErrorObj },
 }
 
 impl Message {
     pub fn request(id: Id, method: &str, params: Option<Value>) -> Message {
-        Message::Request {
-            id,
-            method: method.to_owned(),
-            params,
-        }
+        Message::Request { id, method: method.to_owned(), params }
     }
 
     pub fn notification(method: &str, params: Option<Value>) -> Message {
-        Message::Notification {
-            method: method.to_owned(),
-            params,
-        }
+        Message::Notification { method: method.to_owned(), params }
     }
 
     pub fn error(id: Option<Id>, error: ErrorObj) -> Message {
@@ -230,8 +210,8 @@ pub enum Parsed {
 /// Parses a body. `Err` is a parse error (not JSON at all), or a non-object,
 /// non-array top-level value; per-element errors of a batch stay inside.
 pub fn parse(bytes: &[u8]) -> Result<Parsed, ErrorObj> {
-    let v: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ErrorObj::new(code::PARSE_ERROR, format!("Parse error: {e}")))?;
+    let v: Value =
+        serde_json::from_slice(bytes).map_err(|e| ErrorObj::new(code::PARSE_ERROR, format!("Parse error: {e}")))?;
     match v {
         Value::Object(_) => Ok(Parsed::Single(classify(v).map_err(|(_, e)| e))),
         Value::Array(items) => {
@@ -240,10 +220,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ErrorObj> {
             }
             Ok(Parsed::Batch(items.into_iter().map(classify).collect()))
         }
-        _ => Err(ErrorObj::new(
-            code::INVALID_REQUEST,
-            "Invalid Request: expected a JSON object",
-        )),
+        _ => Err(ErrorObj::new(code::INVALID_REQUEST, "Invalid Request: expected a JSON object")),
     }
 }
 
@@ -258,10 +235,7 @@ pub fn parse_one(bytes: &[u8]) -> Result<Message, (Option<Id>, ErrorObj)> {
 /// id that could be read, so the error response can echo it.
 pub fn classify(v: Value) -> Result<Message, (Option<Id>, ErrorObj)> {
     let Value::Object(mut m) = v else {
-        return Err((
-            None,
-            ErrorObj::new(code::INVALID_REQUEST, "Invalid Request: expected a JSON object"),
-        ));
+        return Err((None, ErrorObj::new(code::INVALID_REQUEST, "Invalid Request: expected a JSON object")));
     };
     let raw_id = m.remove("id");
     let id = match &raw_id {
@@ -271,20 +245,13 @@ pub fn classify(v: Value) -> Result<Message, (Option<Id>, ErrorObj)> {
             None => {
                 return Err((
                     None,
-                    ErrorObj::new(
-                        code::INVALID_REQUEST,
-                        "Invalid Request: id must be a string or an integer",
-                    ),
+                    ErrorObj::new(code::INVALID_REQUEST, "Invalid Request: id must be a string or an integer"),
                 ))
             }
         },
     };
-    let invalid = |id: Option<Id>, why: &str| {
-        Err((
-            id,
-            ErrorObj::new(code::INVALID_REQUEST, format!("Invalid Request: {why}")),
-        ))
-    };
+    let invalid =
+        |id: Option<Id>, why: &str| Err((id, ErrorObj::new(code::INVALID_REQUEST, format!("Invalid Request: {why}"))));
     match m.get("jsonrpc") {
         Some(Value::String(s)) if s == "2.0" => {}
         _ => return invalid(id, "jsonrpc must be \"2.0\""),
@@ -320,14 +287,7 @@ pub fn classify(v: Value) -> Result<Message, (Option<Id>, ErrorObj)> {
             return invalid(id, "error needs an integer code and a string message");
         };
         let data = err.get("data").cloned();
-        return Ok(Message::Error {
-            id,
-            error: ErrorObj {
-                code,
-                message: message.to_owned(),
-                data,
-            },
-        });
+        return Ok(Message::Error { id, error: ErrorObj { code, message: message.to_owned(), data } });
     }
     invalid(id, "not a request, notification or response")
 }

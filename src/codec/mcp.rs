@@ -36,11 +36,7 @@ fn looks_like_revision(v: &str) -> bool {
 /// serve it, otherwise our newest.
 pub fn negotiate(requested: Option<&str>) -> &'static str {
     match requested {
-        Some(v) => SUPPORTED_VERSIONS
-            .iter()
-            .copied()
-            .find(|s| *s == v)
-            .unwrap_or(SUPPORTED_VERSIONS[0]),
+        Some(v) => SUPPORTED_VERSIONS.iter().copied().find(|s| *s == v).unwrap_or(SUPPORTED_VERSIONS[0]),
         None => SUPPORTED_VERSIONS[0],
     }
 }

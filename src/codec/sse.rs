@@ -196,11 +196,7 @@ impl SseDecoder {
                 self.data.push_str(value);
                 self.has_data = true;
             }
-            "id" => {
-                if !value.contains('\0') {
-                    self.last_id = Some(value.to_owned());
-                }
-            }
+            "id" if !value.contains('\0') => self.last_id = Some(value.to_owned()),
             "retry" => {
                 if let Ok(n) = value.parse() {
                     self.retry = Some(n);
@@ -247,26 +243,10 @@ mod tests {
 
     fn expected() -> Vec<SseEvent> {
         vec![
-            SseEvent {
-                event: "endpoint".into(),
-                data: "/messages/?session_id=ab".into(),
-                id: None,
-            },
-            SseEvent {
-                event: "message".into(),
-                data: "{\"a\":\n1}".into(),
-                id: Some("7".into()),
-            },
-            SseEvent {
-                event: "message".into(),
-                data: "x".into(),
-                id: Some("7".into()),
-            },
-            SseEvent {
-                event: "message".into(),
-                data: "no-space".into(),
-                id: Some("7".into()),
-            },
+            SseEvent { event: "endpoint".into(), data: "/messages/?session_id=ab".into(), id: None },
+            SseEvent { event: "message".into(), data: "{\"a\":\n1}".into(), id: Some("7".into()) },
+            SseEvent { event: "message".into(), data: "x".into(), id: Some("7".into()) },
+            SseEvent { event: "message".into(), data: "no-space".into(), id: Some("7".into()) },
         ]
     }
 

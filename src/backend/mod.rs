@@ -1,0 +1,507 @@
+//! Backends: one [`Backend`] per configured server, owned by its supervisor
+//! thread (`backend:<name>`), which connects, performs the MCP handshake,
+//! discovers capabilities (following `nextCursor`), restarts with backoff
+//! after a death, rediscovers on `list_changed`, and stops on request.
+//! Everything the rest of the gateway needs is read through snapshots.
+
+pub mod conn;
+pub mod sse;
+pub mod stats;
+pub mod stdio;
+pub mod streamable;
+
+use crate::codec::mcp::{self, method};
+use crate::codec::ErrorObj;
+use crate::config::{BackendConfig, Transport};
+use crossbeam_channel::{bounded, select, Receiver, Sender};
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+pub use conn::{Conn, Outgoing, Reply, Sink};
+pub use stats::Stats;
+
+/// Longest wait between reconnect attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Most pages followed for one list during discovery (a loop guard).
+const MAX_PAGES: usize = 1000;
+
+/// Messages to a backend's supervisor thread.
+pub enum SupervisorMsg {
+    /// The connection of that generation ended on its own.
+    Died { generation: u64, reason: String },
+    /// The backend announced a `list_changed` (any kind).
+    ListChanged { generation: u64 },
+    /// Close and connect again now; the reply says how it went.
+    Reconnect(Option<Sender<Result<(), String>>>),
+    /// Close and end the thread.
+    Stop,
+}
+
+/// What the supervisor tells the runtime (the admin thread).
+pub enum BackendEvent {
+    /// State or capabilities changed: rebuild the registry, recompute state.
+    Changed { backend: Arc<str> },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Pending,
+    Connecting,
+    Connected,
+    Failed,
+    Disconnected,
+    Disabled,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Connecting => "connecting",
+            State::Connected => "connected",
+            State::Failed => "failed",
+            State::Disconnected => "disconnected",
+            State::Disabled => "disabled",
+        }
+    }
+}
+
+/// A copy of a backend's status, safe to serialize or hold.
+#[derive(Clone, Debug)]
+pub struct Status {
+    pub state: State,
+    pub last_error: Option<String>,
+    pub pid: Option<u32>,
+    pub server_info: Option<Value>,
+    pub protocol_version: Option<String>,
+    pub connected_since: Option<SystemTime>,
+    pub restarts: u64,
+    /// The capabilities object the backend answered initialize with.
+    pub caps: Value,
+}
+
+/// Capabilities as the backend listed them (original names, raw objects).
+#[derive(Clone, Debug, Default)]
+pub struct Discovered {
+    pub tools: Vec<Value>,
+    pub resources: Vec<Value>,
+    pub resource_templates: Vec<Value>,
+    pub prompts: Vec<Value>,
+    /// The backend advertised `logging` (logging/setLevel is fanned out to it).
+    pub logging: bool,
+    /// The backend advertised `completions` (or we could not tell).
+    pub completions: bool,
+}
+
+pub struct Backend {
+    pub name: Arc<str>,
+    pub config: BackendConfig,
+    status: Mutex<Status>,
+    conn: RwLock<Option<Arc<Conn>>>,
+    discovered: RwLock<Arc<Discovered>>,
+    pub stats: Arc<Stats>,
+    ctl: Sender<SupervisorMsg>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Backend {
+    /// Creates the backend and starts its supervisor thread.
+    pub fn start(
+        config: BackendConfig,
+        events: Sender<BackendEvent>,
+        ring: Arc<crate::runtime::events::EventRing>,
+    ) -> Arc<Backend> {
+        let (ctl, ctl_rx) = bounded(64);
+        let b = Arc::new(Backend {
+            name: config.name.as_str().into(),
+            status: Mutex::new(Status {
+                state: State::Pending,
+                last_error: None,
+                pid: None,
+                server_info: None,
+                protocol_version: None,
+                connected_since: None,
+                restarts: 0,
+                caps: Value::Null,
+            }),
+            config,
+            conn: RwLock::new(None),
+            discovered: RwLock::new(Arc::new(Discovered::default())),
+            stats: Arc::new(Stats::default()),
+            ctl,
+            thread: Mutex::new(None),
+        });
+        let sup = Supervisor { backend: b.clone(), rx: ctl_rx, events, ring, generation: 0 };
+        match crate::thread::spawn(format!("backend:{}", b.name), move || {
+            sup.run();
+            Ok(())
+        }) {
+            Ok(h) => *b.thread.lock() = Some(h),
+            Err(e) => b.set_failed(format!("cannot start its thread: {e}")),
+        }
+        b
+    }
+
+    pub fn status(&self) -> Status {
+        self.status.lock().clone()
+    }
+
+    pub fn discovered(&self) -> Arc<Discovered> {
+        self.discovered.read().clone()
+    }
+
+    /// The live connection, if connected.
+    pub fn conn(&self) -> Option<Arc<Conn>> {
+        self.conn.read().clone().filter(|c| c.is_alive())
+    }
+
+    /// The connection to forward a client call on, or an error naming the
+    /// backend and why it cannot take calls.
+    pub fn conn_for_call(&self) -> Result<Arc<Conn>, ErrorObj> {
+        self.conn().ok_or_else(|| {
+            let st = self.status();
+            let why = match st.last_error {
+                Some(e) => format!("{}: {e}", st.state.as_str()),
+                None => st.state.as_str().to_owned(),
+            };
+            ErrorObj::new(
+                crate::codec::code::BACKEND_UNAVAILABLE,
+                format!("backend '{}' is not available ({why})", self.name),
+            )
+        })
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.config.timeout
+    }
+
+    /// Asks the supervisor to reconnect; `reply` gets the outcome.
+    pub fn reconnect(&self, reply: Option<Sender<Result<(), String>>>) -> bool {
+        self.ctl.send_timeout(SupervisorMsg::Reconnect(reply), Duration::from_secs(5)).is_ok()
+    }
+
+    /// Stops the supervisor (closing the connection, killing a child) and
+    /// waits for it, bounded by `wait`.
+    pub fn stop(&self, wait: Duration) {
+        let _ = self.ctl.send_timeout(SupervisorMsg::Stop, Duration::from_secs(1));
+        let Some(h) = self.thread.lock().take() else { return };
+        let deadline = Instant::now() + wait;
+        while !h.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if h.is_finished() {
+            let _ = h.join();
+        } else {
+            log::warn!("backend '{}' did not stop within {:?}", self.name, wait);
+        }
+    }
+
+    fn set_failed(&self, err: String) {
+        let mut s = self.status.lock();
+        s.state = State::Failed;
+        s.last_error = Some(err);
+    }
+
+    /// Expires timed-out calls (admin tick).
+    pub fn expire(&self, now: Instant) {
+        if let Some(c) = self.conn() {
+            c.expire(now);
+        }
+    }
+}
+
+struct Supervisor {
+    backend: Arc<Backend>,
+    rx: Receiver<SupervisorMsg>,
+    events: Sender<BackendEvent>,
+    ring: Arc<crate::runtime::events::EventRing>,
+    generation: u64,
+}
+
+use crate::runtime::events::Level;
+
+impl Supervisor {
+    fn b(&self) -> &Backend {
+        &self.backend
+    }
+
+    fn changed(&self) {
+        let _ = self
+            .events
+            .send_timeout(BackendEvent::Changed { backend: self.backend.name.clone() }, Duration::from_secs(5));
+    }
+
+    fn event(&self, level: Level, kind: &str, msg: impl Into<String>) {
+        self.ring.push(level, kind, Some(&self.backend.name), msg);
+    }
+
+    fn set_state(&self, state: State, err: Option<String>) {
+        let mut s = self.b().status.lock();
+        s.state = state;
+        if err.is_some() || state == State::Connected {
+            s.last_error = err;
+        }
+        if state != State::Connected {
+            s.connected_since = None;
+            s.pid = None;
+        }
+    }
+
+    fn run(mut self) {
+        let transport = match self.b().config.transport.clone() {
+            Err(e) => {
+                self.set_state(State::Failed, Some(e.clone()));
+                self.event(Level::Error, "backend.failed", e);
+                self.changed();
+                return self.idle_until_stop();
+            }
+            Ok(t) => t,
+        };
+        if !self.b().config.enabled {
+            self.set_state(State::Disabled, None);
+            self.changed();
+            return self.idle_until_stop();
+        }
+        let mut backoff = Duration::from_secs(1);
+        let mut reply: Option<Sender<Result<(), String>>> = None;
+        loop {
+            let result = self.connect(&transport);
+            let outcome = result.as_ref().map(|_| ()).map_err(Clone::clone);
+            if let Some(r) = reply.take() {
+                let _ = r.try_send(outcome);
+            }
+            match result {
+                Ok(conn) => {
+                    backoff = Duration::from_secs(1);
+                    match self.serve(conn) {
+                        Next::Stop => return,
+                        Next::Reconnect(r) => {
+                            reply = r;
+                            self.b().status.lock().restarts += 1;
+                            continue;
+                        }
+                        Next::Backoff => {}
+                    }
+                }
+                Err(e) => {
+                    self.set_state(State::Failed, Some(e.clone()));
+                    self.event(Level::Error, "backend.failed", e);
+                    self.changed();
+                }
+            }
+            // Wait before retrying; a stop or a reconnect request cuts it short.
+            select! {
+                recv(self.rx) -> msg => match msg {
+                    Ok(SupervisorMsg::Stop) | Err(_) => return,
+                    Ok(SupervisorMsg::Reconnect(r)) => { reply = r; }
+                    Ok(_) => {}
+                },
+                default(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            self.b().status.lock().restarts += 1;
+        }
+    }
+
+    fn idle_until_stop(&self) {
+        while let Ok(msg) = self.rx.recv() {
+            match msg {
+                SupervisorMsg::Stop => return,
+                SupervisorMsg::Reconnect(Some(r)) => {
+                    let st = self.b().status();
+                    let _ = r.try_send(Err(st.last_error.unwrap_or_else(|| st.state.as_str().to_owned())));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// While connected: handle deaths, list changes, reconnects and stop.
+    fn serve(&mut self, conn: Arc<Conn>) -> Next {
+        loop {
+            let Ok(msg) = self.rx.recv() else {
+                conn.close("gateway stopping");
+                return Next::Stop;
+            };
+            match msg {
+                SupervisorMsg::Stop => {
+                    conn.close("gateway stopping");
+                    *self.b().conn.write() = None;
+                    self.set_state(State::Disconnected, None);
+                    return Next::Stop;
+                }
+                SupervisorMsg::Reconnect(r) => {
+                    conn.close("reconnect requested");
+                    *self.b().conn.write() = None;
+                    self.event(Level::Info, "backend.disconnected", "reconnect requested");
+                    return Next::Reconnect(r);
+                }
+                SupervisorMsg::Died { generation, reason } if generation == conn.generation => {
+                    *self.b().conn.write() = None;
+                    self.set_state(State::Disconnected, Some(reason.clone()));
+                    self.event(Level::Warn, "backend.disconnected", reason);
+                    self.changed();
+                    return Next::Backoff;
+                }
+                SupervisorMsg::ListChanged { generation } if generation == conn.generation => {
+                    // Coalesce a burst of notifications into one rediscovery.
+                    while let Ok(m) = self.rx.try_recv() {
+                        match m {
+                            SupervisorMsg::ListChanged { .. } => {}
+                            other => {
+                                // Put it back in front of anything newer.
+                                let _ = self.backend.ctl.try_send(other);
+                                break;
+                            }
+                        }
+                    }
+                    match discover(&conn, &self.b().status().caps, self.b().timeout()) {
+                        Ok(d) => {
+                            *self.b().discovered.write() = Arc::new(d);
+                            self.changed();
+                        }
+                        Err(e) => log::warn!("backend '{}': rediscovery failed: {e}", self.b().name),
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn connect(&mut self, transport: &Transport) -> Result<Arc<Conn>, String> {
+        self.generation += 1;
+        self.set_state(State::Connecting, None);
+        self.event(Level::Info, "backend.connecting", self.b().config.endpoint());
+        self.changed();
+        let b = &self.backend;
+        let ctl = b.ctl.clone();
+        let conn = match transport {
+            Transport::Stdio(cmd) => stdio::open(&b.name, cmd, self.generation, ctl, b.stats.clone())?,
+            Transport::Sse { url, headers, local } => {
+                sse::open(&b.name, url, headers, local.as_ref(), self.generation, ctl, b.stats.clone(), b.timeout())?
+            }
+            Transport::StreamableHttp { url, headers } => {
+                streamable::open(&b.name, url, headers, self.generation, ctl, b.stats.clone(), b.timeout())?
+            }
+        };
+        match handshake(&conn, b.timeout()) {
+            Ok((info, caps, version, discovered)) => {
+                {
+                    let mut s = b.status.lock();
+                    s.state = State::Connected;
+                    s.last_error = None;
+                    s.pid = conn.pid;
+                    s.server_info = Some(info);
+                    s.protocol_version = Some(version.clone());
+                    s.connected_since = Some(SystemTime::now());
+                    s.caps = caps;
+                }
+                *b.discovered.write() = Arc::new(discovered);
+                *b.conn.write() = Some(conn.clone());
+                self.event(Level::Info, "backend.connected", format!("connected (protocol {version})"));
+                self.changed();
+                Ok(conn)
+            }
+            Err(e) => {
+                conn.close(&e);
+                Err(e)
+            }
+        }
+    }
+}
+
+enum Next {
+    Stop,
+    Reconnect(Option<Sender<Result<(), String>>>),
+    Backoff,
+}
+
+/// initialize → initialized → discovery. Returns (serverInfo, capabilities,
+/// protocol version, discovered capabilities).
+fn handshake(conn: &Conn, timeout: Duration) -> Result<(Value, Value, String, Discovered), String> {
+    // The gateway declares no client capabilities: it cannot yet route
+    // sampling, elicitation or roots to a particular client.
+    let params = json!({
+        "protocolVersion": mcp::CLIENT_VERSION,
+        "capabilities": {},
+        "clientInfo": {"name": "mcp-sentinel", "version": env!("CARGO_PKG_VERSION")},
+    });
+    let raw = conn
+        .request(method::INITIALIZE, Some(params), timeout)
+        .map_err(|e| format!("initialize failed: {}", e.message))?;
+    let init: Value = serde_json::from_str(raw.get()).map_err(|e| format!("initialize result: {e}"))?;
+    let version = init
+        .get("protocolVersion")
+        .and_then(Value::as_str)
+        .ok_or("initialize result has no protocolVersion")?
+        .to_owned();
+    if !mcp::is_supported(&version) {
+        return Err(format!("backend answered protocol version {version:?}, which the gateway does not speak"));
+    }
+    *conn.protocol_version.lock() = Some(version.clone());
+    let info = init.get("serverInfo").cloned().unwrap_or(Value::Null);
+    let caps = init.get("capabilities").cloned().unwrap_or_else(|| json!({}));
+    conn.notify(method::INITIALIZED, None).map_err(|e| format!("sending initialized: {}", e.message))?;
+    let discovered = discover(conn, &caps, timeout)?;
+    Ok((info, caps, version, discovered))
+}
+
+/// Lists every kind the backend advertises, following cursors to the end.
+fn discover(conn: &Conn, caps: &Value, timeout: Duration) -> Result<Discovered, String> {
+    let has = |k: &str| caps.get(k).is_some_and(|v| !v.is_null());
+    let mut d = Discovered {
+        logging: has("logging"),
+        completions: has("completions") || has("prompts") || has("resources"),
+        ..Discovered::default()
+    };
+    if has("tools") {
+        d.tools = list_all(conn, method::TOOLS_LIST, "tools", timeout)?;
+    }
+    if has("resources") {
+        d.resources = list_all(conn, method::RESOURCES_LIST, "resources", timeout)?;
+        // Older servers may not implement templates: treat "method not
+        // found" as none rather than failing the backend.
+        d.resource_templates = match list_all(conn, method::RESOURCES_TEMPLATES_LIST, "resourceTemplates", timeout) {
+            Ok(t) => t,
+            Err(e) if e.contains("-32601") => Vec::new(),
+            Err(e) => return Err(e),
+        };
+    }
+    if has("prompts") {
+        d.prompts = list_all(conn, method::PROMPTS_LIST, "prompts", timeout)?;
+    }
+    Ok(d)
+}
+
+fn list_all(conn: &Conn, method: &str, key: &str, timeout: Duration) -> Result<Vec<Value>, String> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..MAX_PAGES {
+        let params = cursor.as_ref().map(|c| json!({ "cursor": c }));
+        let raw = conn
+            .request(method, params, timeout)
+            .map_err(|e| format!("{method} failed: {} (code {})", e.message, e.code))?;
+        let mut page: Value = serde_json::from_str(raw.get()).map_err(|e| format!("{method} result: {e}"))?;
+        match page.get_mut(key).map(Value::take) {
+            Some(Value::Array(list)) => items.extend(list.into_iter().filter(Value::is_object)),
+            Some(Value::Null) | None => {}
+            Some(_) => return Err(format!("{method} result: \"{key}\" is not an array")),
+        }
+        match page.get("nextCursor").and_then(Value::as_str) {
+            Some(next) => {
+                if !seen.insert(next.to_owned()) {
+                    return Err(format!("{method}: backend repeated cursor {next:?}"));
+                }
+                cursor = Some(next.to_owned());
+            }
+            None => return Ok(items),
+        }
+    }
+    Err(format!("{method}: more than {MAX_PAGES} pages"))
+}

@@ -1,0 +1,270 @@
+//! Stdio backends: a child process in its own process group, speaking
+//! newline-delimited JSON-RPC. Threads: `backend:<n>:writer` drains the
+//! outgoing channel into stdin, `backend:<n>:reader` parses stdout lines,
+//! `backend:<n>:stderr` copies stderr into the log under the backend's name.
+//! Also used to start the local process of a legacy SSE backend.
+
+use super::conn::{Closer, Conn, Outgoing};
+use super::stats::Stats;
+use super::SupervisorMsg;
+use crate::codec::jsonrpc;
+use crate::config::Command;
+use crossbeam_channel::{Receiver, Sender};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Longest line accepted from a backend (a large resource fits; a runaway
+/// process cannot pin unbounded memory).
+pub const MAX_LINE: usize = 64 * 1024 * 1024;
+
+/// Starts the child and its I/O threads.
+pub fn open(
+    name: &Arc<str>,
+    cmd: &Command,
+    generation: u64,
+    supervisor: Sender<SupervisorMsg>,
+    stats: Arc<Stats>,
+) -> Result<Arc<Conn>, String> {
+    let mut child = spawn_child(cmd, true)?;
+    let pid = child.id();
+    let (stdin, stdout, stderr) = match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
+        (Some(i), Some(o), Some(e)) => (i, o, e),
+        _ => {
+            kill_and_reap(&mut child);
+            return Err("child pipes were not created".into());
+        }
+    };
+    let (conn, out_rx) = Conn::new(name.clone(), generation, Some(pid), supervisor, stats);
+    conn.set_closer(closer(child));
+    let spawned = (|| -> std::io::Result<()> {
+        let c = conn.clone();
+        crate::thread::spawn(format!("backend:{name}:writer"), move || {
+            write_loop(&c, stdin, &out_rx);
+            Ok(())
+        })?;
+        let c = conn.clone();
+        crate::thread::spawn(format!("backend:{name}:reader"), move || {
+            read_loop(&c, stdout);
+            Ok(())
+        })?;
+        log_stderr(name, stderr)?;
+        Ok(())
+    })();
+    if let Err(e) = spawned {
+        conn.close("cannot start I/O threads");
+        return Err(format!("cannot start I/O threads: {e}"));
+    }
+    Ok(conn)
+}
+
+/// Spawns `cmd` in its own process group with the gateway's environment
+/// plus `cmd.env`. `piped_stdin` is false for a local SSE server.
+pub fn spawn_child(cmd: &Command, piped_stdin: bool) -> Result<Child, String> {
+    let mut c = std::process::Command::new(&cmd.command);
+    c.args(&cmd.args)
+        .envs(&cmd.env)
+        .stdin(if piped_stdin { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own group, so shutdown can signal the child and anything it
+        // spawned (npx → node, uv → python) in one kill.
+        .process_group(0);
+    if let Some(dir) = &cmd.cwd {
+        c.current_dir(dir);
+    }
+    c.spawn().map_err(|e| {
+        let cwd = cmd.cwd.as_ref().map(|d| format!(" in {}", d.display())).unwrap_or_default();
+        format!("cannot start {:?}{cwd}: {e}", cmd.command)
+    })
+}
+
+/// The closer of a child: SIGTERM to its group, up to 2 s grace, SIGKILL,
+/// then reap (no zombies across restarts).
+pub fn closer(child: Child) -> Closer {
+    let mut child = child;
+    Box::new(move || Some(kill_and_reap(&mut child)))
+}
+
+pub fn kill_and_reap(child: &mut Child) -> String {
+    if let Ok(Some(status)) = child.try_wait() {
+        signal_group(child.id(), libc::SIGKILL);
+        return status.to_string();
+    }
+    signal_group(child.id(), libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            signal_group(child.id(), libc::SIGKILL);
+            return status.to_string();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal_group(child.id(), libc::SIGKILL);
+    match child.wait() {
+        Ok(s) => s.to_string(),
+        Err(e) => format!("wait failed: {e}"),
+    }
+}
+
+/// Signals the whole process group led by `pid`.
+#[allow(unsafe_code)]
+fn signal_group(pid: u32, sig: libc::c_int) {
+    let Ok(pgid) = libc::pid_t::try_from(pid) else { return };
+    if pgid <= 1 {
+        return;
+    }
+    // SAFETY: kill(2) has no memory-safety preconditions; a negative pid
+    // addresses the group we created with process_group(0).
+    unsafe {
+        libc::kill(-pgid, sig);
+    }
+}
+
+fn write_loop(conn: &Conn, stdin: ChildStdin, rx: &Receiver<Outgoing>) {
+    let mut w = std::io::BufWriter::with_capacity(64 * 1024, stdin);
+    while let Ok(msg) = rx.recv() {
+        let r = w.write_all(&msg.bytes).and_then(|_| w.write_all(b"\n"));
+        // Flush only when nothing else is queued: a burst becomes one write.
+        let r = r.and_then(|_| if rx.is_empty() { w.flush() } else { Ok(()) });
+        if let Err(e) = r {
+            conn.died(&format!("writing to its stdin failed: {e}"));
+            return;
+        }
+    }
+}
+
+fn read_loop(conn: &Conn, stdout: impl Read) {
+    let mut r = BufReader::with_capacity(64 * 1024, stdout);
+    let mut line = Vec::with_capacity(4096);
+    loop {
+        line.clear();
+        match read_line_bounded(&mut r, &mut line, MAX_LINE) {
+            Ok(LineRead::Eof) => break,
+            Ok(LineRead::TooLong) => {
+                log::warn!("backend '{}' wrote a line longer than {MAX_LINE} bytes; dropped", conn.backend);
+                continue;
+            }
+            Ok(LineRead::Line) => {}
+            Err(e) => {
+                conn.died(&format!("reading its stdout failed: {e}"));
+                return;
+            }
+        }
+        let text = trim_line(&line);
+        if text.is_empty() {
+            continue;
+        }
+        match jsonrpc::parse_one(text) {
+            Ok(msg) => conn.handle_incoming(msg),
+            Err((_, e)) => log::warn!(
+                "backend '{}' wrote a line that is not JSON-RPC ({}): {}",
+                conn.backend,
+                e.message,
+                String::from_utf8_lossy(&text[..text.len().min(200)])
+            ),
+        }
+        // A reused buffer, but not one pinned at its largest line forever.
+        if line.capacity() > 1024 * 1024 {
+            line = Vec::with_capacity(4096);
+        }
+    }
+    conn.died("process closed its stdout");
+}
+
+fn trim_line(line: &[u8]) -> &[u8] {
+    let mut s = line;
+    while let [rest @ .., b'\n' | b'\r'] = s {
+        s = rest;
+    }
+    s
+}
+
+#[derive(Debug, PartialEq)]
+pub enum LineRead {
+    Line,
+    Eof,
+    /// The line exceeded the limit; it was consumed and discarded.
+    TooLong,
+}
+
+/// Reads up to and including `\n` into `buf`, never holding more than
+/// `max` bytes of one line.
+pub fn read_line_bounded(r: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> std::io::Result<LineRead> {
+    let mut too_long = false;
+    loop {
+        let avail = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            return Ok(if too_long {
+                LineRead::TooLong
+            } else if buf.is_empty() {
+                LineRead::Eof
+            } else {
+                LineRead::Line
+            });
+        }
+        let (chunk, done) = match avail.iter().position(|&b| b == b'\n') {
+            Some(i) => (&avail[..=i], true),
+            None => (avail, false),
+        };
+        let n = chunk.len();
+        if !too_long {
+            if buf.len() + n > max {
+                too_long = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+        }
+        r.consume(n);
+        if done {
+            return Ok(if too_long { LineRead::TooLong } else { LineRead::Line });
+        }
+    }
+}
+
+/// Copies a child's stderr (or a local server's output) into the log.
+pub fn log_stderr(name: &str, stream: impl Read + Send + 'static) -> std::io::Result<()> {
+    let label = name.to_owned();
+    crate::thread::spawn(format!("backend:{name}:stderr"), move || {
+        let mut r = BufReader::new(stream);
+        let mut line = Vec::new();
+        while let Ok(LineRead::Line | LineRead::TooLong) = read_line_bounded(&mut r, &mut line, 64 * 1024) {
+            let text = String::from_utf8_lossy(trim_line(&line));
+            if !text.is_empty() {
+                log::info!(target: "backend", "[{label}] {text}");
+            }
+            line.clear();
+        }
+        Ok(())
+    })
+    .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_lines() {
+        let data = b"short\nthis line is far too long\nok\nlast-no-newline";
+        let mut r = BufReader::with_capacity(4, &data[..]);
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        loop {
+            buf.clear();
+            match read_line_bounded(&mut r, &mut buf, 10).unwrap() {
+                LineRead::Eof => break,
+                LineRead::TooLong => got.push("<too long>".to_owned()),
+                LineRead::Line => got.push(String::from_utf8(trim_line(&buf).to_vec()).unwrap()),
+            }
+        }
+        assert_eq!(got, vec!["short", "<too long>", "ok", "<too long>"]);
+    }
+}

@@ -1,0 +1,183 @@
+//! Remote Streamable HTTP backends: every message is a POST to one URL;
+//! the answer is 202, one JSON message, or an SSE stream that ends with the
+//! response. A small pool of `backend:<n>:post<i>` threads sends POSTs so
+//! that one slow call does not hold up the rest; a `backend:<n>:get` thread
+//! holds the optional GET stream for the backend's own notifications
+//! (list_changed). `Mcp-Session-Id` and `MCP-Protocol-Version` are sent
+//! once known; the session is DELETEd on close.
+
+use super::conn::{Conn, Outgoing};
+use super::sse::{dispatch_data, fail_request, post_agent, stream_agent};
+use super::stats::Stats;
+use super::stdio::MAX_LINE;
+use super::SupervisorMsg;
+use crate::codec::sse::SseDecoder;
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Concurrent POSTs per backend.
+const POSTERS: usize = 4;
+/// Largest JSON response body read from a backend.
+const MAX_BODY: u64 = 64 * 1024 * 1024;
+
+struct Target {
+    url: String,
+    headers: Vec<(String, String)>,
+    session: Mutex<Option<String>>,
+}
+
+impl Target {
+    fn apply<B>(&self, mut req: ureq::RequestBuilder<B>, conn: &Conn) -> ureq::RequestBuilder<B> {
+        for (k, v) in &self.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        if let Some(s) = self.session.lock().as_deref() {
+            req = req.header("Mcp-Session-Id", s);
+        }
+        if let Some(v) = conn.protocol_version.lock().as_deref() {
+            req = req.header("MCP-Protocol-Version", v);
+        }
+        req
+    }
+}
+
+pub fn open(
+    name: &Arc<str>,
+    url: &str,
+    headers: &[(String, String)],
+    generation: u64,
+    supervisor: Sender<SupervisorMsg>,
+    stats: Arc<Stats>,
+    timeout: Duration,
+) -> Result<Arc<Conn>, String> {
+    let (conn, out_rx) = Conn::new(name.clone(), generation, None, supervisor, stats);
+    let target = Arc::new(Target { url: url.to_owned(), headers: headers.to_vec(), session: Mutex::new(None) });
+    let t = target.clone();
+    let weak = Arc::downgrade(&conn);
+    conn.set_closer(Box::new(move || {
+        // End the server-side session; best effort, bounded.
+        let session = t.session.lock().take();
+        if let Some(s) = session {
+            let agent = post_agent(Duration::from_secs(2));
+            let mut req = agent.delete(&t.url).header("Mcp-Session-Id", &s);
+            for (k, v) in &t.headers {
+                req = req.header(k.as_str(), v.as_str());
+            }
+            let _ = req.call();
+        }
+        drop(weak);
+        None
+    }));
+    for i in 0..POSTERS {
+        let (c, t, rx) = (conn.clone(), target.clone(), out_rx.clone());
+        crate::thread::spawn(format!("backend:{name}:post{i}"), move || {
+            post_loop(&c, &t, &rx, timeout);
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+    }
+    // The GET stream can only open after initialize: this thread waits for
+    // the handshake, then holds the stream.
+    let (c, t) = (conn.clone(), target);
+    crate::thread::spawn(format!("backend:{name}:get"), move || {
+        get_stream(&c, &t);
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>, timeout: Duration) {
+    let agent = post_agent(timeout);
+    while let Ok(msg) = rx.recv() {
+        let req = agent
+            .post(&t.url)
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json, text/event-stream");
+        let req = t.apply(req, conn);
+        let resp = match req.send(&msg.bytes[..]) {
+            Ok(r) => r,
+            Err(e) => {
+                // One failed POST fails its call; a dead server shows up
+                // as repeated failures and the GET stream's end.
+                fail_request(conn, msg.request_id, &format!("POST failed: {e}"));
+                continue;
+            }
+        };
+        let status = resp.status().as_u16();
+        if let Some(sid) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+            let mut s = t.session.lock();
+            if s.is_none() {
+                *s = Some(sid.to_owned());
+            }
+        }
+        if status == 404 && t.session.lock().is_some() {
+            conn.died("the server ended our session (HTTP 404)");
+            return;
+        }
+        if !(200..300).contains(&status) {
+            fail_request(conn, msg.request_id, &format!("POST answered HTTP {status}"));
+            continue;
+        }
+        if status == 202 || status == 204 {
+            continue;
+        }
+        let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        let body = resp.into_body();
+        if ctype.starts_with("text/event-stream") {
+            read_events(conn, body.into_reader());
+        } else {
+            match body.into_with_config().limit(MAX_BODY).read_to_vec() {
+                Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => {}
+                Ok(bytes) => dispatch_data(conn, &String::from_utf8_lossy(&bytes)),
+                Err(e) => fail_request(conn, msg.request_id, &format!("reading the response failed: {e}")),
+            }
+        }
+    }
+}
+
+fn read_events(conn: &Conn, mut body: impl Read) {
+    let mut dec = SseDecoder::new(MAX_LINE);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        dec.push(&buf[..n]);
+        while let Ok(Some(ev)) = dec.next_event() {
+            if ev.event == "message" && !ev.data.is_empty() {
+                dispatch_data(conn, &ev.data);
+            }
+        }
+        if !conn.is_alive() {
+            return;
+        }
+    }
+}
+
+/// Holds the GET stream for server-initiated messages. A server may answer
+/// 405 (no such stream): then nothing is lost but list_changed pushes.
+fn get_stream(conn: &Conn, t: &Target) {
+    // Wait (bounded by the connection's life) for the handshake, which
+    // sets the protocol version and, on stateful servers, the session id.
+    loop {
+        if !conn.is_alive() {
+            return;
+        }
+        if conn.protocol_version.lock().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let agent = stream_agent();
+    let req = t.apply(agent.get(&t.url).header("Accept", "text/event-stream"), conn);
+    match req.call() {
+        Ok(r) if r.status() == 200 => read_events(conn, r.into_body().into_reader()),
+        Ok(r) => log::debug!("backend '{}': no GET stream (HTTP {})", conn.backend, r.status()),
+        Err(e) => log::debug!("backend '{}': GET stream failed: {e}", conn.backend),
+    }
+}

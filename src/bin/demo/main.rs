@@ -1,0 +1,113 @@
+//! `mcp-sentinel-demo`: a small MCP server bundled with MCP Sentinel, for the
+//! README's first command and for the gateway's integration tests.
+//!
+//! It speaks stdio (default), legacy HTTP+SSE (`--sse`) or Streamable HTTP
+//! (`--http`), and offers tools that exercise the gateway's hard paths:
+//! progress, cancellation, crashes, pagination, `list_changed`,
+//! server→client requests and garbage on stdout.
+
+mod http;
+mod server;
+
+use mcp_sentinel::codec::jsonrpc::{parse_one, Message};
+use parking_lot::Mutex;
+use server::{handle, run_effects, Server, Session, Sink};
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+
+const USAGE: &str =
+    "usage: mcp-sentinel-demo [--name NAME] [--sse ADDR | --http ADDR] [--mute] [--garbage] [--page-size N]";
+
+/// Which transport to serve.
+#[derive(Debug, PartialEq)]
+pub enum Transport {
+    Stdio,
+    Sse(String),
+    Http(String),
+}
+
+#[derive(Debug)]
+pub struct Opts {
+    pub name: String,
+    pub transport: Transport,
+    pub mute: bool,
+    pub garbage: bool,
+    pub page_size: usize,
+}
+
+fn parse_args() -> Result<Opts, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut o = Opts { name: "demo".into(), transport: Transport::Stdio, mute: false, garbage: false, page_size: 2 };
+    let mut p = lexopt::Parser::from_env();
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("name") => o.name = p.value()?.string()?,
+            Long("sse") => o.transport = Transport::Sse(p.value()?.string()?),
+            Long("http") => o.transport = Transport::Http(p.value()?.string()?),
+            Long("mute") => o.mute = true,
+            Long("garbage") => o.garbage = true,
+            Long("page-size") => o.page_size = p.value()?.parse()?,
+            Short('h') | Long("help") => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            Short('V') | Long("version") => {
+                println!("mcp-sentinel-demo {}", env!("CARGO_PKG_VERSION"));
+                std::process::exit(0);
+            }
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    Ok(o)
+}
+
+fn main() {
+    let opts = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("mcp-sentinel-demo: {e}\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let srv = Arc::new(Server::new(&opts.name, opts.page_size));
+    let r = match &opts.transport {
+        Transport::Stdio => serve_stdio(&srv, &opts),
+        Transport::Sse(addr) => http::serve_sse(srv.clone(), addr, opts.mute),
+        Transport::Http(addr) => http::serve_http(srv.clone(), addr, opts.mute),
+    };
+    if let Err(e) = r {
+        eprintln!("mcp-sentinel-demo: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Newline-delimited JSON-RPC on stdin/stdout. Every write is one whole line
+/// under a mutex, because `slow` and `ask_client` threads write too.
+fn serve_stdio(srv: &Arc<Server>, opts: &Opts) -> std::io::Result<()> {
+    let out = Arc::new(Mutex::new(std::io::stdout()));
+    let garbage = opts.garbage;
+    let sink: Sink = Arc::new(move |m: Message| {
+        let mut line = Vec::with_capacity(256);
+        if garbage && matches!(m, Message::Response { .. } | Message::Error { .. }) {
+            line.extend_from_slice(b"this is not json\n");
+        }
+        m.write_json(&mut line);
+        line.push(b'\n');
+        let mut o = out.lock();
+        // A closed stdout means the client is gone; stdin EOF ends us soon.
+        let _ = o.write_all(&line).and_then(|()| o.flush());
+    });
+    let sess = Arc::new(Session::default());
+    eprintln!("mcp-sentinel-demo-{}: serving MCP on stdio", srv.name);
+    for line in std::io::stdin().lock().split(b'\n') {
+        let line = line?;
+        if line.iter().all(u8::is_ascii_whitespace) || opts.mute {
+            continue;
+        }
+        match parse_one(&line) {
+            Ok(msg) => run_effects(&sess, handle(srv, &sess, msg), &sink),
+            Err((id, e)) => sink(Message::error(id, e)),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,353 @@
+//! The merged view of every connected backend's capabilities: tools,
+//! resources, resource templates and prompts, each in its own namespace.
+//! Built in config order, so the first configured backend keeps a clashing
+//! name and the others are reported as conflicts. Immutable once built: the
+//! runtime swaps in a new `Arc<Registry>` atomically and data-plane threads
+//! read whichever snapshot they hold. The list results are serialized once
+//! here, so `tools/list` costs a copy, not a serialization.
+
+use crate::backend::Discovered;
+use crate::config::ToolFilter;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub struct ToolEntry {
+    pub name: String,
+    pub original: String,
+    pub backend: Arc<str>,
+    pub def: Value,
+}
+
+pub struct ResourceEntry {
+    pub uri: String,
+    pub backend: Arc<str>,
+    pub def: Value,
+}
+
+pub struct TemplateEntry {
+    pub uri_template: String,
+    pub backend: Arc<str>,
+    pub def: Value,
+    template: Template,
+}
+
+pub struct PromptEntry {
+    pub name: String,
+    pub original: String,
+    pub backend: Arc<str>,
+    pub def: Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Conflict {
+    pub kind: &'static str,
+    pub name: String,
+    pub kept: String,
+    pub dropped: String,
+}
+
+/// One backend's contribution, in config order.
+pub struct Source<'a> {
+    pub backend: Arc<str>,
+    pub prefix: Option<&'a str>,
+    pub filter: &'a ToolFilter,
+    pub caps: &'a Discovered,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    pub tools: Vec<ToolEntry>,
+    pub resources: Vec<ResourceEntry>,
+    pub templates: Vec<TemplateEntry>,
+    pub prompts: Vec<PromptEntry>,
+    pub conflicts: Vec<Conflict>,
+    tool_idx: HashMap<String, usize>,
+    resource_idx: HashMap<String, usize>,
+    prompt_idx: HashMap<String, usize>,
+    /// Serialized list results: `{"tools":[…]}` etc.
+    pub tools_json: Option<Box<RawValue>>,
+    pub resources_json: Option<Box<RawValue>>,
+    pub templates_json: Option<Box<RawValue>>,
+    pub prompts_json: Option<Box<RawValue>>,
+}
+
+fn exposed(prefix: Option<&str>, name: &str) -> String {
+    match prefix {
+        Some(p) => format!("{p}__{name}"),
+        None => name.to_owned(),
+    }
+}
+
+fn str_field<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
+    v.get(k).and_then(Value::as_str)
+}
+
+impl Registry {
+    pub fn build(sources: &[Source<'_>]) -> Registry {
+        let mut r = Registry::default();
+        for s in sources {
+            for t in &s.caps.tools {
+                let Some(orig) = str_field(t, "name") else { continue };
+                if !s.filter.allows(orig) {
+                    continue;
+                }
+                let name = exposed(s.prefix, orig);
+                if let Some(&i) = r.tool_idx.get(&name) {
+                    r.conflicts.push(conflict("tool", &name, &r.tools[i].backend, &s.backend));
+                    continue;
+                }
+                let mut def = t.clone();
+                def["name"] = Value::from(name.clone());
+                r.tool_idx.insert(name.clone(), r.tools.len());
+                r.tools.push(ToolEntry { name, original: orig.to_owned(), backend: s.backend.clone(), def });
+            }
+            for res in &s.caps.resources {
+                let Some(uri) = str_field(res, "uri") else { continue };
+                if let Some(&i) = r.resource_idx.get(uri) {
+                    r.conflicts.push(conflict("resource", uri, &r.resources[i].backend, &s.backend));
+                    continue;
+                }
+                r.resource_idx.insert(uri.to_owned(), r.resources.len());
+                r.resources.push(ResourceEntry { uri: uri.to_owned(), backend: s.backend.clone(), def: res.clone() });
+            }
+            for t in &s.caps.resource_templates {
+                let Some(ut) = str_field(t, "uriTemplate") else { continue };
+                if let Some(prev) = r.templates.iter().find(|e| e.uri_template == ut) {
+                    let kept = prev.backend.clone();
+                    r.conflicts.push(conflict("resource_template", ut, &kept, &s.backend));
+                    continue;
+                }
+                r.templates.push(TemplateEntry {
+                    uri_template: ut.to_owned(),
+                    backend: s.backend.clone(),
+                    def: t.clone(),
+                    template: Template::parse(ut),
+                });
+            }
+            for p in &s.caps.prompts {
+                let Some(orig) = str_field(p, "name") else { continue };
+                let name = exposed(s.prefix, orig);
+                if let Some(&i) = r.prompt_idx.get(&name) {
+                    r.conflicts.push(conflict("prompt", &name, &r.prompts[i].backend, &s.backend));
+                    continue;
+                }
+                let mut def = p.clone();
+                def["name"] = Value::from(name.clone());
+                r.prompt_idx.insert(name.clone(), r.prompts.len());
+                r.prompts.push(PromptEntry { name, original: orig.to_owned(), backend: s.backend.clone(), def });
+            }
+        }
+        r.tools_json = raw(&json!({ "tools": r.tools.iter().map(|e| &e.def).collect::<Vec<_>>() }));
+        r.resources_json = raw(&json!({ "resources": r.resources.iter().map(|e| &e.def).collect::<Vec<_>>() }));
+        r.templates_json = raw(&json!({ "resourceTemplates": r.templates.iter().map(|e| &e.def).collect::<Vec<_>>() }));
+        r.prompts_json = raw(&json!({ "prompts": r.prompts.iter().map(|e| &e.def).collect::<Vec<_>>() }));
+        r
+    }
+
+    pub fn tool(&self, name: &str) -> Option<&ToolEntry> {
+        self.tool_idx.get(name).map(|&i| &self.tools[i])
+    }
+
+    pub fn prompt(&self, name: &str) -> Option<&PromptEntry> {
+        self.prompt_idx.get(name).map(|&i| &self.prompts[i])
+    }
+
+    /// The backend that serves `uri`: a listed resource first, then the
+    /// first (config order) template that matches it.
+    pub fn resource_owner(&self, uri: &str) -> Option<&Arc<str>> {
+        if let Some(&i) = self.resource_idx.get(uri) {
+            return Some(&self.resources[i].backend);
+        }
+        self.templates.iter().find(|t| t.template.matches(uri)).map(|t| &t.backend)
+    }
+
+    /// The backend for a completion reference to a resource (template).
+    pub fn resource_ref_owner(&self, uri: &str) -> Option<&Arc<str>> {
+        self.templates.iter().find(|t| t.uri_template == uri).map(|t| &t.backend).or_else(|| self.resource_owner(uri))
+    }
+
+    /// Which list kinds differ from `old` (tools, resources incl. templates,
+    /// prompts), to send one list_changed per changed kind.
+    pub fn changed_kinds(&self, old: &Registry) -> (bool, bool, bool) {
+        let same = |a: &Option<Box<RawValue>>, b: &Option<Box<RawValue>>| {
+            a.as_ref().map(|r| r.get()) == b.as_ref().map(|r| r.get())
+        };
+        (
+            !same(&self.tools_json, &old.tools_json),
+            !same(&self.resources_json, &old.resources_json) || !same(&self.templates_json, &old.templates_json),
+            !same(&self.prompts_json, &old.prompts_json),
+        )
+    }
+}
+
+fn conflict(kind: &'static str, name: &str, kept: &str, dropped: &str) -> Conflict {
+    Conflict { kind, name: name.to_owned(), kept: kept.to_owned(), dropped: dropped.to_owned() }
+}
+
+fn raw(v: &Value) -> Option<Box<RawValue>> {
+    serde_json::value::to_raw_value(v).ok()
+}
+
+/// A parsed RFC 6570 URI template, enough to decide whether a URI could
+/// have come from it (we route reads, we never expand).
+#[derive(Debug)]
+struct Template {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug)]
+enum Part {
+    Lit(String),
+    /// `{var}`: one or more characters up to a `/`, `?` or `#`.
+    Simple,
+    /// `{+var}`, `{#var}`, `{/var}`, `{.var}`, `{;var}`: anything, possibly empty.
+    Reserved,
+    /// `{?a,b}` / `{&a}`: an optional query part; anything, possibly empty.
+    Query,
+}
+
+impl Template {
+    fn parse(t: &str) -> Template {
+        let mut parts = Vec::new();
+        let mut rest = t;
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}').map(|c| open + c) else { break };
+            if open > 0 {
+                parts.push(Part::Lit(rest[..open].to_owned()));
+            }
+            let expr = &rest[open + 1..close];
+            parts.push(match expr.chars().next() {
+                Some('?' | '&') => Part::Query,
+                Some('+' | '#' | '/' | '.' | ';') => Part::Reserved,
+                _ => Part::Simple,
+            });
+            rest = &rest[close + 1..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Lit(rest.to_owned()));
+        }
+        Template { parts }
+    }
+
+    fn matches(&self, uri: &str) -> bool {
+        match_parts(&self.parts, uri.as_bytes())
+    }
+}
+
+fn match_parts(parts: &[Part], s: &[u8]) -> bool {
+    let Some((first, rest)) = parts.split_first() else {
+        return s.is_empty();
+    };
+    match first {
+        Part::Lit(l) => s.starts_with(l.as_bytes()) && match_parts(rest, &s[l.len()..]),
+        Part::Simple => {
+            // At least one character, none of them a delimiter.
+            let max = s.iter().position(|b| matches!(b, b'/' | b'?' | b'#')).unwrap_or(s.len());
+            (1..=max).any(|n| match_parts(rest, &s[n..]))
+        }
+        Part::Reserved | Part::Query => (0..=s.len()).any(|n| match_parts(rest, &s[n..])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(tools: &[&str], res: &[&str], tpl: &[&str], prompts: &[&str]) -> Discovered {
+        Discovered {
+            tools: tools.iter().map(|n| json!({"name": n, "inputSchema": {"type":"object"}})).collect(),
+            resources: res.iter().map(|u| json!({"uri": u, "name": u})).collect(),
+            resource_templates: tpl.iter().map(|u| json!({"uriTemplate": u, "name": "t"})).collect(),
+            prompts: prompts.iter().map(|n| json!({"name": n})).collect(),
+            logging: false,
+            completions: true,
+        }
+    }
+
+    #[test]
+    fn first_configured_wins_and_conflicts_are_reported() {
+        let none = ToolFilter::default();
+        let a = caps(&["echo", "add"], &["file:///a"], &["x://{id}"], &["greet"]);
+        let b = caps(&["echo", "sub"], &["file:///a", "file:///b"], &["x://{id}"], &["greet"]);
+        let r = Registry::build(&[
+            Source { backend: "a".into(), prefix: None, filter: &none, caps: &a },
+            Source { backend: "b".into(), prefix: None, filter: &none, caps: &b },
+        ]);
+        assert_eq!(r.tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), vec!["echo", "add", "sub"]);
+        assert_eq!(&*r.tool("echo").unwrap().backend, "a");
+        assert_eq!(&*r.tool("sub").unwrap().backend, "b");
+        let kinds: Vec<_> =
+            r.conflicts.iter().map(|c| (c.kind, c.name.as_str(), c.kept.as_str(), c.dropped.as_str())).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("tool", "echo", "a", "b"),
+                ("resource", "file:///a", "a", "b"),
+                ("resource_template", "x://{id}", "a", "b"),
+                ("prompt", "greet", "a", "b"),
+            ]
+        );
+        let tools: Value = serde_json::from_str(r.tools_json.as_ref().unwrap().get()).unwrap();
+        assert_eq!(tools["tools"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn namespaces_are_separate() {
+        let none = ToolFilter::default();
+        let a = caps(&["x"], &[], &[], &[]);
+        let b = caps(&[], &[], &[], &["x"]);
+        let r = Registry::build(&[
+            Source { backend: "a".into(), prefix: None, filter: &none, caps: &a },
+            Source { backend: "b".into(), prefix: None, filter: &none, caps: &b },
+        ]);
+        assert!(r.conflicts.is_empty());
+        assert_eq!(&*r.prompt("x").unwrap().backend, "b");
+    }
+
+    #[test]
+    fn prefixes_and_filters() {
+        let filter = ToolFilter { allow: vec!["e*".into(), "add".into()], deny: vec!["evil".into()] };
+        let a = caps(&["echo", "evil", "add", "rm"], &[], &[], &["greet"]);
+        let r = Registry::build(&[Source { backend: "a".into(), prefix: Some("gh"), filter: &filter, caps: &a }]);
+        let names: Vec<_> = r.tools.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, vec!["gh__echo", "gh__add"]);
+        assert_eq!(r.tool("gh__echo").unwrap().original, "echo");
+        assert_eq!(r.tool("gh__echo").unwrap().def["name"], "gh__echo");
+        assert_eq!(r.prompt("gh__greet").unwrap().original, "greet");
+    }
+
+    #[test]
+    fn resources_route_by_uri_then_template() {
+        let none = ToolFilter::default();
+        let a = caps(&[], &["demo://a/readme"], &["demo://a/items/{id}"], &[]);
+        let b = caps(&[], &["demo://b/readme"], &["file:///{+path}", "search://x{?q,lang}"], &[]);
+        let r = Registry::build(&[
+            Source { backend: "a".into(), prefix: None, filter: &none, caps: &a },
+            Source { backend: "b".into(), prefix: None, filter: &none, caps: &b },
+        ]);
+        let owner = |u: &str| r.resource_owner(u).map(|b| b.to_string());
+        assert_eq!(owner("demo://b/readme").as_deref(), Some("b"));
+        assert_eq!(owner("demo://a/items/42").as_deref(), Some("a"));
+        assert_eq!(owner("demo://a/items/").as_deref(), None);
+        assert_eq!(owner("demo://a/items/4/2").as_deref(), None);
+        assert_eq!(owner("file:///etc/hosts").as_deref(), Some("b"));
+        assert_eq!(owner("search://x?q=1&lang=en").as_deref(), Some("b"));
+        assert_eq!(owner("search://x").as_deref(), Some("b"));
+        assert_eq!(owner("nope://x").as_deref(), None);
+        assert_eq!(r.resource_ref_owner("demo://a/items/{id}").map(|b| b.to_string()).as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn changed_kinds_detects_each_list() {
+        let none = ToolFilter::default();
+        let a = caps(&["x"], &["u://1"], &[], &["p"]);
+        let a2 = caps(&["x", "y"], &["u://1"], &[], &["p"]);
+        let r1 = Registry::build(&[Source { backend: "a".into(), prefix: None, filter: &none, caps: &a }]);
+        let r2 = Registry::build(&[Source { backend: "a".into(), prefix: None, filter: &none, caps: &a2 }]);
+        assert_eq!(r2.changed_kinds(&r1), (true, false, false));
+        assert_eq!(r1.changed_kinds(&r1), (false, false, false));
+    }
+}

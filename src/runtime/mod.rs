@@ -1,0 +1,358 @@
+//! The runtime service: owns the backends, the merged registry, the client
+//! sessions, the event ring and the gateway's state machine
+//! (`starting → ready | degraded | failed → stopping → stopped`).
+//!
+//! HTTP handler threads read it through cheap accessors (an `Arc` clone of
+//! the registry snapshot, a session lookup). Every mutation runs on the one
+//! admin thread ([`admin::AdminLoop`]), fed by channels, so reloads,
+//! reconnects, rebuilds and shutdown never interleave. The management API
+//! reads [`Runtime::snapshot`]: plain serializable structs, no protocol
+//! objects.
+
+pub mod admin;
+pub mod events;
+
+use crate::backend::{Backend, BackendEvent, State as BackendState};
+use crate::config::Config;
+use crate::registry::{Conflict, Registry, Source};
+use crate::session::SessionTable;
+use crossbeam_channel::{bounded, Sender};
+use events::{EventRing, Level};
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerState {
+    Starting,
+    Ready,
+    Degraded,
+    Failed,
+    Stopping,
+    Stopped,
+}
+
+impl ServerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerState::Starting => "starting",
+            ServerState::Ready => "ready",
+            ServerState::Degraded => "degraded",
+            ServerState::Failed => "failed",
+            ServerState::Stopping => "stopping",
+            ServerState::Stopped => "stopped",
+        }
+    }
+}
+
+/// Commands for the admin thread. Each carries its reply channel when the
+/// sender waits for the outcome.
+pub enum AdminCommand {
+    Shutdown { reason: String },
+}
+
+pub struct Runtime {
+    config: RwLock<Arc<Config>>,
+    backends: RwLock<Vec<Arc<Backend>>>,
+    registry: RwLock<Arc<Registry>>,
+    pub sessions: SessionTable,
+    pub events: Arc<EventRing>,
+    state: Mutex<ServerState>,
+    revision: AtomicU64,
+    pub started_at: SystemTime,
+    started: Instant,
+    admin_tx: Sender<AdminCommand>,
+    backend_tx: Sender<BackendEvent>,
+    first_discovery_done: AtomicBool,
+    mcp_addr: Mutex<Option<SocketAddr>>,
+}
+
+impl Runtime {
+    /// Builds the runtime and the admin loop that must be run (on the main
+    /// thread) to drive it.
+    pub fn new(config: Config) -> (Arc<Runtime>, admin::AdminLoop) {
+        let (admin_tx, admin_rx) = bounded(64);
+        let (backend_tx, backend_rx) = bounded(256);
+        let rt = Arc::new(Runtime {
+            sessions: SessionTable::new(config.server.max_sessions),
+            events: Arc::new(EventRing::new(config.manage.event_buffer)),
+            config: RwLock::new(Arc::new(config)),
+            backends: RwLock::new(Vec::new()),
+            registry: RwLock::new(Arc::new(Registry::default())),
+            state: Mutex::new(ServerState::Starting),
+            revision: AtomicU64::new(1),
+            started_at: SystemTime::now(),
+            started: Instant::now(),
+            admin_tx,
+            backend_tx,
+            first_discovery_done: AtomicBool::new(false),
+            mcp_addr: Mutex::new(None),
+        });
+        let lp = admin::AdminLoop::new(rt.clone(), admin_rx, backend_rx);
+        (rt, lp)
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().clone()
+    }
+
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.read().clone()
+    }
+
+    pub fn backends(&self) -> Vec<Arc<Backend>> {
+        self.backends.read().clone()
+    }
+
+    pub fn backend(&self, name: &str) -> Option<Arc<Backend>> {
+        self.backends.read().iter().find(|b| &*b.name == name).cloned()
+    }
+
+    pub fn state(&self) -> ServerState {
+        *self.state.lock()
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.revision.load(Ordering::Relaxed)
+    }
+
+    pub fn uptime_s(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    pub fn admin(&self) -> &Sender<AdminCommand> {
+        &self.admin_tx
+    }
+
+    pub fn set_mcp_addr(&self, a: SocketAddr) {
+        *self.mcp_addr.lock() = Some(a);
+    }
+
+    /// Starts every configured backend (admin thread, at start).
+    fn start_backends(&self) {
+        let cfg = self.config();
+        let started: Vec<Arc<Backend>> = cfg
+            .backends
+            .iter()
+            .map(|bc| Backend::start(bc.clone(), self.backend_tx.clone(), self.events.clone()))
+            .collect();
+        *self.backends.write() = started;
+    }
+
+    /// Rebuilds the registry from connected backends, in config order, and
+    /// tells every session which lists changed. Admin thread only.
+    fn rebuild(&self) {
+        let backends = self.backends();
+        let discovered: Vec<_> =
+            backends.iter().map(|b| (b.clone(), b.status().state == BackendState::Connected, b.discovered())).collect();
+        let sources: Vec<Source<'_>> = discovered
+            .iter()
+            .filter(|(_, connected, _)| *connected)
+            .map(|(b, _, caps)| Source {
+                backend: b.name.clone(),
+                prefix: b.config.prefix.as_deref(),
+                filter: &b.config.tools,
+                caps,
+            })
+            .collect();
+        let new = Arc::new(Registry::build(&sources));
+        let old = std::mem::replace(&mut *self.registry.write(), new.clone());
+        let (tools, resources, prompts) = new.changed_kinds(&old);
+        if tools || resources || prompts {
+            let new_conflicts: Vec<&Conflict> = new.conflicts.iter().filter(|c| !old.conflicts.contains(c)).collect();
+            for c in new_conflicts {
+                self.events.push(
+                    Level::Warn,
+                    "capabilities.conflict",
+                    Some(&c.dropped),
+                    format!("{} {:?} is also offered by '{}', which keeps it", c.kind, c.name, c.kept),
+                );
+            }
+            self.events.push(
+                Level::Info,
+                "capabilities.updated",
+                None,
+                format!(
+                    "{} tools, {} resources, {} resource templates, {} prompts",
+                    new.tools.len(),
+                    new.resources.len(),
+                    new.templates.len(),
+                    new.prompts.len()
+                ),
+            );
+            crate::transport::notify_list_changed(self, tools, resources, prompts);
+        }
+        self.update_state();
+    }
+
+    /// Recomputes the gateway state from the backends' states.
+    fn update_state(&self) {
+        let backends = self.backends();
+        let states: Vec<BackendState> =
+            backends.iter().map(|b| b.status().state).filter(|s| *s != BackendState::Disabled).collect();
+        let settling = states.iter().any(|s| matches!(s, BackendState::Pending | BackendState::Connecting));
+        if !settling {
+            self.first_discovery_done.store(true, Ordering::Relaxed);
+        }
+        let connected = states.iter().filter(|s| **s == BackendState::Connected).count();
+        let next = if !self.first_discovery_done.load(Ordering::Relaxed) {
+            ServerState::Starting
+        } else if connected == states.len() {
+            ServerState::Ready
+        } else if connected == 0 {
+            ServerState::Failed
+        } else {
+            ServerState::Degraded
+        };
+        let mut st = self.state.lock();
+        if matches!(*st, ServerState::Stopping | ServerState::Stopped) || *st == next {
+            return;
+        }
+        *st = next;
+        drop(st);
+        let (level, msg) = match next {
+            ServerState::Ready => (Level::Info, format!("all {} enabled backends connected", states.len())),
+            ServerState::Degraded => {
+                (Level::Warn, format!("{connected} of {} enabled backends connected", states.len()))
+            }
+            ServerState::Failed => (Level::Error, "no backend is connected".to_owned()),
+            _ => (Level::Info, String::new()),
+        };
+        // The exact prefix `gateway state: ` is what scripts and tests wait for.
+        log::info!("gateway state: {}", next.as_str());
+        self.events.push(level, &format!("server.{}", next.as_str()), None, msg);
+    }
+
+    fn set_state(&self, s: ServerState) {
+        *self.state.lock() = s;
+        log::info!("gateway state: {}", s.as_str());
+    }
+
+    /// A plain, serializable picture of the runtime for the management API.
+    pub fn snapshot(&self) -> Snapshot {
+        let cfg = self.config();
+        let reg = self.registry();
+        let backends: Vec<BackendSnapshot> = self
+            .backends()
+            .iter()
+            .map(|b| {
+                let st = b.status();
+                let d = b.discovered();
+                let live = st.state == BackendState::Connected;
+                let count = |kind: &str| -> usize {
+                    if !live {
+                        return 0;
+                    }
+                    match kind {
+                        "tools" => reg.tools.iter().filter(|t| t.backend == b.name).count(),
+                        "resources" => reg.resources.iter().filter(|t| t.backend == b.name).count(),
+                        "templates" => reg.templates.iter().filter(|t| t.backend == b.name).count(),
+                        _ => reg.prompts.iter().filter(|t| t.backend == b.name).count(),
+                    }
+                };
+                BackendSnapshot {
+                    name: b.name.to_string(),
+                    kind: b.config.transport.as_ref().map_or("invalid", |t| t.kind()).to_owned(),
+                    state: st.state,
+                    endpoint: b.config.endpoint(),
+                    pid: st.pid,
+                    server_info: st.server_info.clone(),
+                    protocol_version: st.protocol_version.clone(),
+                    connected_since: st.connected_since.map(crate::util::rfc3339),
+                    last_error: st.last_error.clone(),
+                    restarts: st.restarts,
+                    capabilities: CapCounts {
+                        tools: count("tools"),
+                        resources: count("resources"),
+                        resource_templates: count("templates"),
+                        prompts: count("prompts"),
+                    },
+                    discovered: CapCounts {
+                        tools: d.tools.len(),
+                        resources: d.resources.len(),
+                        resource_templates: d.resource_templates.len(),
+                        prompts: d.prompts.len(),
+                    },
+                }
+            })
+            .collect();
+        let (active, sse, streamable) = self.sessions.counts();
+        Snapshot {
+            name: cfg.server.name.clone(),
+            version: env!("CARGO_PKG_VERSION"),
+            pid: std::process::id(),
+            started_at: crate::util::rfc3339(self.started_at),
+            uptime_s: self.uptime_s(),
+            state: self.state(),
+            config_path: cfg.path.as_ref().map(|p| p.display().to_string()),
+            revision: self.revision(),
+            listen_mcp: self.mcp_addr.lock().map(|a| a.to_string()),
+            backends,
+            capabilities: CapCounts {
+                tools: reg.tools.len(),
+                resources: reg.resources.len(),
+                resource_templates: reg.templates.len(),
+                prompts: reg.prompts.len(),
+            },
+            sessions: SessionCounts { active, sse, streamable_http: streamable },
+            last_event_id: self.events.last_id(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CapCounts {
+    pub tools: usize,
+    pub resources: usize,
+    pub resource_templates: usize,
+    pub prompts: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SessionCounts {
+    pub active: usize,
+    pub sse: usize,
+    pub streamable_http: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BackendSnapshot {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub state: BackendState,
+    pub endpoint: String,
+    pub pid: Option<u32>,
+    pub server_info: Option<Value>,
+    pub protocol_version: Option<String>,
+    pub connected_since: Option<String>,
+    pub last_error: Option<String>,
+    pub restarts: u64,
+    /// Exposed by the gateway (after filters and conflicts).
+    pub capabilities: CapCounts,
+    /// As the backend listed them.
+    #[serde(skip)]
+    pub discovered: CapCounts,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Snapshot {
+    pub name: String,
+    pub version: &'static str,
+    pub pid: u32,
+    pub started_at: String,
+    pub uptime_s: u64,
+    pub state: ServerState,
+    pub config_path: Option<String>,
+    pub revision: u64,
+    pub listen_mcp: Option<String>,
+    pub backends: Vec<BackendSnapshot>,
+    pub capabilities: CapCounts,
+    pub sessions: SessionCounts,
+    pub last_event_id: u64,
+}

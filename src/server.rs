@@ -1,0 +1,84 @@
+//! The `server` subcommand: loads the configuration, builds the runtime,
+//! binds the listeners, routes signals to the admin loop and runs that loop
+//! on the calling (main) thread until shutdown.
+
+use crate::cli::ServerArgs;
+use crate::config::{self, Config};
+use crate::runtime::admin::Stoppable;
+use crate::runtime::{AdminCommand, Runtime};
+use std::process::ExitCode;
+
+/// Exit code for configuration errors (sysexits EX_CONFIG).
+pub const EXIT_CONFIG: u8 = 78;
+pub const EXIT_USAGE: u8 = 2;
+
+/// Initializes logging: `--log-level`, else `RUST_LOG`, else info.
+pub fn init_logging(level: Option<&str>) {
+    let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if let Some(l) = level {
+        b.parse_filters(l);
+    }
+    // A second init (tests, legacy combined mode) is harmless.
+    let _ = b.try_init();
+}
+
+/// Finds, reads and validates the configuration, then applies CLI flags.
+/// Errors are one line and come with their exit code.
+pub fn load_config(args: &ServerArgs) -> Result<Config, (u8, String)> {
+    let path = config::locate(args.config.as_deref()).map_err(|e| (EXIT_CONFIG, e.to_string()))?;
+    let mut cfg = config::load(&path).map_err(|e| (EXIT_CONFIG, e.to_string()))?;
+    cfg.apply_overrides(args).map_err(|e| (EXIT_USAGE, e.to_string()))?;
+    Ok(cfg)
+}
+
+pub fn run(args: ServerArgs) -> ExitCode {
+    init_logging(args.log_level.as_deref());
+    let cfg = match load_config(&args) {
+        Ok(c) => c,
+        Err((code, msg)) => {
+            eprintln!("mcp-sentinel: {msg}");
+            return ExitCode::from(code);
+        }
+    };
+    if let Some(p) = &cfg.path {
+        log::info!("configuration: {} ({} backends)", p.display(), cfg.backends.len());
+    }
+    for b in &cfg.backends {
+        if let Err(e) = &b.transport {
+            log::error!("{e}");
+        }
+    }
+    let listen = cfg.server.listen.clone();
+    let (rt, admin) = Runtime::new(cfg);
+    let listener = match crate::transport::start(rt.clone(), &listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("mcp-sentinel: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    // The exact wording is what scripts and tests read for the bound port.
+    log::info!("data plane listening on http://{} (/sse, /mcp)", listener.addr);
+    if let Err(e) = forward_signals(&rt) {
+        log::warn!("cannot install signal handlers: {e}");
+    }
+    let listeners: Vec<Box<dyn Stoppable>> = vec![Box::new(listener)];
+    admin.run(listeners);
+    log::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+/// SIGTERM and SIGINT become a shutdown command on the admin channel.
+fn forward_signals(rt: &std::sync::Arc<Runtime>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+    let tx = rt.admin().clone();
+    crate::thread::spawn("signals".into(), move || {
+        if let Some(sig) = signals.forever().next() {
+            let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+            let _ = tx.send(AdminCommand::Shutdown { reason: format!("received {name}") });
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
