@@ -16,16 +16,13 @@ use serde_json::json;
 
 /// Serves one connection: reads the request head, then runs `script` on the
 /// socket. Returns the address and a receiver for the request head.
-fn serve_once(
-    script: impl FnOnce(&mut TcpStream) + Send + 'static,
-) -> (SocketAddr, mpsc::Receiver<String>) {
+fn serve_once(script: impl FnOnce(&mut TcpStream) + Send + 'static) -> (SocketAddr, mpsc::Receiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let (mut sock, _) = listener.accept().expect("accept");
-        sock.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
+        sock.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") {
@@ -60,22 +57,12 @@ fn http_reads_a_content_length_body_and_sends_headers() {
         thread::sleep(Duration::from_millis(500));
     });
     let started = Instant::now();
-    let resp = http(
-        "POST",
-        &format!("http://{addr}/mcp?x=1"),
-        &[("Accept", "application/json")],
-        Some(b"{}"),
-    );
-    assert!(
-        started.elapsed() < Duration::from_millis(450),
-        "waited past Content-Length"
-    );
+    let resp = http("POST", &format!("http://{addr}/mcp?x=1"), &[("Accept", "application/json")], Some(b"{}"));
+    assert!(started.elapsed() < Duration::from_millis(450), "waited past Content-Length");
     assert_eq!(resp.status, 201);
     assert_eq!(resp.header("x-thing"), Some("a"));
     assert_eq!(resp.json(), json!({"a": true}));
-    let head = head
-        .recv_timeout(Duration::from_secs(5))
-        .expect("request head");
+    let head = head.recv_timeout(Duration::from_secs(5)).expect("request head");
     assert!(head.starts_with("POST /mcp?x=1 HTTP/1.1\r\n"), "{head}");
     assert!(head.contains("Accept: application/json\r\n"), "{head}");
     assert!(head.contains("Content-Length: 2\r\n"), "{head}");
@@ -128,14 +115,8 @@ fn chunked_decoder_handles_every_split() {
 fn sse_stream_yields_events_as_they_arrive_and_times_out() {
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let (addr, _head) = serve_once(move |s| {
-        write(
-            s,
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
-        );
-        write(
-            s,
-            &chunk("event: endpoint\ndata: /messages/?session_id=abc\n\n"),
-        );
+        write(s, b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
+        write(s, &chunk("event: endpoint\ndata: /messages/?session_id=abc\n\n"));
         // The second event comes in two TCP writes, split inside a line.
         write(s, &chunk("event: message\r\ndata: {\"jsonrpc\""));
         write(s, &chunk(":\"2.0\"}\r\n\r\n: keep-alive\n\n"));
@@ -147,14 +128,8 @@ fn sse_stream_yields_events_as_they_arrive_and_times_out() {
     let mut sse = SseStream::open(&format!("http://{addr}/sse"), &[]).expect("an event stream");
     assert_eq!(sse.status, 200);
     let t = Duration::from_secs(5);
-    assert_eq!(
-        sse.next_event(t),
-        Some(("endpoint".into(), "/messages/?session_id=abc".into()))
-    );
-    assert_eq!(
-        sse.next_event(t),
-        Some(("message".into(), "{\"jsonrpc\":\"2.0\"}".into()))
-    );
+    assert_eq!(sse.next_event(t), Some(("endpoint".into(), "/messages/?session_id=abc".into())));
+    assert_eq!(sse.next_event(t), Some(("message".into(), "{\"jsonrpc\":\"2.0\"}".into())));
     let started = Instant::now();
     assert_eq!(sse.next_event(Duration::from_millis(200)), None);
     let waited = started.elapsed();
@@ -170,10 +145,7 @@ fn sse_stream_yields_events_as_they_arrive_and_times_out() {
 #[test]
 fn sse_open_returns_the_response_when_not_a_stream() {
     let (addr, _head) = serve_once(|s| {
-        write(
-            s,
-            b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 4\r\n\r\nnope",
-        );
+        write(s, b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 4\r\n\r\nnope");
         thread::sleep(Duration::from_millis(300));
     });
     let resp = match SseStream::open(&format!("http://{addr}/mcp"), &[]) {
@@ -192,34 +164,21 @@ fn parse_listen_addr_reads_the_gateway_log_line() {
         Some("127.0.0.1:43123".parse().expect("addr"))
     );
     assert_eq!(
-        parse_listen_addr(
-            "x data plane listening on http://127.0.0.1:9000/ now",
-            "data plane listening on http://"
-        ),
+        parse_listen_addr("x data plane listening on http://127.0.0.1:9000/ now", "data plane listening on http://"),
         Some("127.0.0.1:9000".parse().expect("addr"))
     );
-    assert_eq!(
-        parse_listen_addr("nothing here", "listening on http://"),
-        None
-    );
+    assert_eq!(parse_listen_addr("nothing here", "listening on http://"), None);
 }
 
 #[test]
 fn run_bounded_kills_a_process_that_runs_too_long() {
     let started = Instant::now();
-    let out = run_bounded(
-        "sleeper",
-        Command::new("sleep").arg("30"),
-        Duration::from_millis(300),
-    );
+    let out = run_bounded("sleeper", Command::new("sleep").arg("30"), Duration::from_millis(300));
     assert!(out.timed_out);
     assert!(!out.success());
     assert!(started.elapsed() < Duration::from_secs(10));
-    let out = run_bounded(
-        "echo",
-        Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]),
-        Duration::from_secs(10),
-    );
+    let out =
+        run_bounded("echo", Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]), Duration::from_secs(10));
     assert!(!out.timed_out);
     assert_eq!(out.status.and_then(|s| s.code()), Some(3));
     assert_eq!(out.stdout.trim(), "out");
@@ -242,9 +201,5 @@ fn gateway_start_fails_fast_when_the_gateway_exits() {
             .unwrap_or_default(),
     };
     assert!(msg.contains("the gateway exited"), "{msg}");
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
 }

@@ -27,12 +27,8 @@ fn run(mode: &str, path: &str, transport: &str, scenario: &str) {
             .env("NO_PROXY", "127.0.0.1,localhost"),
         Duration::from_secs(60),
     );
-    let value: Option<Value> = out
-        .stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .and_then(|l| serde_json::from_str(l).ok());
+    let value: Option<Value> =
+        out.stdout.lines().rev().find(|l| l.starts_with('{')).and_then(|l| serde_json::from_str(l).ok());
     assert!(
         out.success() && value.as_ref().is_some_and(|v| v["ok"] == Value::Bool(true)),
         "sdk_client.py {scenario} against server-everything over {transport} failed ({:?}, timed out: {})\nstdout:\n{}\nstderr:\n{}\nserver log:\n{}",

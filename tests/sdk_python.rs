@@ -55,10 +55,7 @@ fn peers() -> Option<Peers> {
 }
 
 fn with(mut backend: Value, key: &str, value: Value) -> Value {
-    backend
-        .as_object_mut()
-        .expect("backend is an object")
-        .insert(key.to_string(), value);
+    backend.as_object_mut().expect("backend is an object").insert(key.to_string(), value);
     backend
 }
 
@@ -66,10 +63,7 @@ fn with(mut backend: Value, key: &str, value: Value) -> Value {
 fn config(everything: Option<&Value>) -> Value {
     let mut servers = serde_json::Map::new();
     servers.insert("alpha".into(), demo_backend("alpha", &[]));
-    servers.insert(
-        "beta".into(),
-        with(demo_backend("beta", &[]), "prefix", json!("beta")),
-    );
+    servers.insert("beta".into(), with(demo_backend("beta", &[]), "prefix", json!("beta")));
     if let Some(ev) = everything {
         servers.insert("everything".into(), with(ev.clone(), "prefix", json!("ev")));
     }
@@ -100,11 +94,7 @@ fn run_scenario(scenario: &str, transport: Transport) -> Option<Value> {
     if peers.everything.is_some() {
         cmd.arg("--with-everything");
     }
-    let out = run_bounded(
-        &format!("py:{scenario}:{}", transport.arg()),
-        &mut cmd,
-        PY_TIMEOUT,
-    );
+    let out = run_bounded(&format!("py:{scenario}:{}", transport.arg()), &mut cmd, PY_TIMEOUT);
     assert!(
         !out.timed_out,
         "sdk_client.py {scenario} over {} ran past {PY_TIMEOUT:?}\nstderr:\n{}\ngateway log:\n{}",
@@ -140,13 +130,7 @@ fn run_scenario(scenario: &str, transport: Transport) -> Option<Value> {
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
+    v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
 }
 
 fn with_everything(v: &Value) -> bool {
@@ -157,66 +141,34 @@ fn with_everything(v: &Value) -> bool {
 
 fn check_list(v: &Value, r: &Value) {
     let tools = strings(&r["tools"]);
-    for want in [
-        "echo",
-        "add",
-        "slow",
-        "beta__echo",
-        "beta__add",
-        "beta__slow",
-    ] {
-        assert!(
-            tools.contains(&want.to_string()),
-            "tools/list lacks {want}: {tools:?}"
-        );
+    for want in ["echo", "add", "slow", "beta__echo", "beta__add", "beta__slow"] {
+        assert!(tools.contains(&want.to_string()), "tools/list lacks {want}: {tools:?}");
     }
-    assert!(
-        !tools.iter().any(|t| t == "beta__beta__echo"),
-        "a prefix was applied twice: {tools:?}"
-    );
+    assert!(!tools.iter().any(|t| t == "beta__beta__echo"), "a prefix was applied twice: {tools:?}");
     let resources = strings(&r["resources"]);
     for want in ["demo://alpha/readme", "demo://beta/readme"] {
-        assert!(
-            resources.contains(&want.to_string()),
-            "resources/list lacks {want}: {resources:?}"
-        );
+        assert!(resources.contains(&want.to_string()), "resources/list lacks {want}: {resources:?}");
     }
     let templates = strings(&r["resource_templates"]);
     assert!(
-        templates
-            .iter()
-            .any(|t| t.starts_with("demo://alpha/items/"))
-            && templates
-                .iter()
-                .any(|t| t.starts_with("demo://beta/items/")),
+        templates.iter().any(|t| t.starts_with("demo://alpha/items/"))
+            && templates.iter().any(|t| t.starts_with("demo://beta/items/")),
         "resources/templates/list lacks the demo item templates: {templates:?}"
     );
     let prompts = strings(&r["prompts"]);
     for want in ["greet", "beta__greet"] {
-        assert!(
-            prompts.contains(&want.to_string()),
-            "prompts/list lacks {want}: {prompts:?}"
-        );
+        assert!(prompts.contains(&want.to_string()), "prompts/list lacks {want}: {prompts:?}");
     }
     if with_everything(v) {
-        for want in [
-            "ev__echo",
-            "ev__get-sum",
-            "ev__trigger-long-running-operation",
-        ] {
-            assert!(
-                tools.contains(&want.to_string()),
-                "tools/list lacks {want}: {tools:?}"
-            );
+        for want in ["ev__echo", "ev__get-sum", "ev__trigger-long-running-operation"] {
+            assert!(tools.contains(&want.to_string()), "tools/list lacks {want}: {tools:?}");
         }
         assert!(
             !tools.iter().any(|t| t == "get-sum"),
             "server-everything's tools must carry the ev__ prefix: {tools:?}"
         );
         assert!(
-            resources
-                .iter()
-                .any(|u| u.starts_with("demo://resource/static/")),
+            resources.iter().any(|u| u.starts_with("demo://resource/static/")),
             "resources/list lacks server-everything's resources: {resources:?}"
         );
         assert!(
@@ -231,11 +183,7 @@ fn check_tools(v: &Value, r: &Value) {
     assert_eq!(calls["echo"], json!("hi"), "echo on alpha: {calls}");
     assert_eq!(calls["beta__echo"], json!("hi"), "echo on beta: {calls}");
     if with_everything(v) {
-        assert_eq!(
-            calls["ev__echo"],
-            json!("Echo: hi"),
-            "echo on server-everything: {calls}"
-        );
+        assert_eq!(calls["ev__echo"], json!("Echo: hi"), "echo on server-everything: {calls}");
     }
     let unknown = calls["unknown"].as_str().unwrap_or_default();
     assert!(
@@ -247,24 +195,13 @@ fn check_tools(v: &Value, r: &Value) {
 fn check_resource(v: &Value, r: &Value) {
     let reads = &r["reads"];
     let text = |uri: &str| reads[uri].as_str().unwrap_or_default().to_string();
-    assert!(
-        text("demo://alpha/readme").contains("Hello from alpha"),
-        "{reads}"
-    );
-    assert!(
-        text("demo://beta/items/42").contains("item 42 from beta"),
-        "{reads}"
-    );
+    assert!(text("demo://alpha/readme").contains("Hello from alpha"), "{reads}");
+    assert!(text("demo://beta/items/42").contains("item 42 from beta"), "{reads}");
     if with_everything(v) {
-        assert!(
-            text("demo://resource/dynamic/text/7").contains("Resource 7"),
-            "{reads}"
-        );
+        assert!(text("demo://resource/dynamic/text/7").contains("Resource 7"), "{reads}");
     }
     assert!(
-        reads["unknown"]
-            .as_str()
-            .is_some_and(|s| s.starts_with("error ")),
+        reads["unknown"].as_str().is_some_and(|s| s.starts_with("error ")),
         "reading an unknown URI must be an error: {reads}"
     );
 }
@@ -272,39 +209,19 @@ fn check_resource(v: &Value, r: &Value) {
 fn check_prompt(v: &Value, r: &Value) {
     let prompts = &r["prompts"];
     let text = |name: &str| prompts[name].as_str().unwrap_or_default().to_string();
-    assert!(
-        text("greet").contains("Hello, Ada! (from alpha)"),
-        "{prompts}"
-    );
-    assert!(
-        text("beta__greet").contains("Hello, Ada! (from beta)"),
-        "{prompts}"
-    );
+    assert!(text("greet").contains("Hello, Ada! (from alpha)"), "{prompts}");
+    assert!(text("beta__greet").contains("Hello, Ada! (from beta)"), "{prompts}");
     if with_everything(v) {
-        assert!(
-            text("ev__simple-prompt").contains("without arguments"),
-            "{prompts}"
-        );
+        assert!(text("ev__simple-prompt").contains("without arguments"), "{prompts}");
     }
 }
 
 fn check_progress(r: &Value) {
-    let progress: Vec<f64> = r["progress"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|p| p["progress"].as_f64()).collect())
-        .unwrap_or_default();
+    let progress: Vec<f64> =
+        r["progress"].as_array().map(|a| a.iter().filter_map(|p| p["progress"].as_f64()).collect()).unwrap_or_default();
     assert_eq!(progress.len(), 4, "expected 4 progress notifications: {r}");
-    assert!(
-        progress.windows(2).all(|w| w[0] < w[1]),
-        "progress must increase: {progress:?}"
-    );
-    assert!(
-        r["result"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("done after 4 steps"),
-        "{r}"
-    );
+    assert!(progress.windows(2).all(|w| w[0] < w[1]), "progress must increase: {progress:?}");
+    assert!(r["result"].as_str().unwrap_or_default().contains("done after 4 steps"), "{r}");
 }
 
 fn check_cancel(r: &Value) {
@@ -315,24 +232,14 @@ fn check_cancel(r: &Value) {
         Value::Null => false,
         _ => true,
     };
-    assert!(
-        non_empty,
-        "the backend never received notifications/cancelled: {r}"
-    );
+    assert!(non_empty, "the backend never received notifications/cancelled: {r}");
     assert_eq!(r["echo_after_cancel"], json!("hi"), "{r}");
 }
 
 fn check_crash(r: &Value) {
     let msg = r["crash"]["message"].as_str().unwrap_or_default();
-    assert!(
-        msg.contains("beta"),
-        "the error must name the backend: {msg:?}"
-    );
-    assert_eq!(
-        r["echo_after_crash"],
-        json!("hi"),
-        "alpha must keep working: {r}"
-    );
+    assert!(msg.contains("beta"), "the error must name the backend: {msg:?}");
+    assert_eq!(r["echo_after_crash"], json!("hi"), "alpha must keep working: {r}");
 }
 
 fn scenario(name: &str, transport: Transport) {

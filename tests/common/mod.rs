@@ -50,11 +50,7 @@ impl LogBuffer {
 
     /// Everything captured so far.
     pub fn text(&self) -> String {
-        self.inner
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.inner.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Waits (bounded) until `pred` holds for the captured text or `stop()`
@@ -78,10 +74,7 @@ impl LogBuffer {
             }
             // Wake at least every 100 ms to notice a child that exited.
             let wait = (deadline - now).min(Duration::from_millis(100));
-            s = cvar
-                .wait_timeout(s, wait)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            s = cvar.wait_timeout(s, wait).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
 }
@@ -89,24 +82,22 @@ impl LogBuffer {
 /// Copies `reader` line by line into `buf`, echoing each line to the test's
 /// stderr (shown by the test runner when the test fails).
 fn capture(name: String, reader: impl Read + Send + 'static, buf: LogBuffer) {
-    let spawned = thread::Builder::new()
-        .name(format!("capture:{name}"))
-        .spawn(move || {
-            let mut reader = BufReader::new(reader);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match reader.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let text = String::from_utf8_lossy(&line);
-                        let text = text.trim_end_matches(['\n', '\r']);
-                        eprintln!("[{name}] {text}");
-                        buf.push_line(text);
-                    }
+    let spawned = thread::Builder::new().name(format!("capture:{name}")).spawn(move || {
+        let mut reader = BufReader::new(reader);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&line);
+                    let text = text.trim_end_matches(['\n', '\r']);
+                    eprintln!("[{name}] {text}");
+                    buf.push_line(text);
                 }
             }
-        });
+        }
+    });
     spawned.expect("spawn output capture thread");
 }
 
@@ -147,10 +138,7 @@ pub fn terminate(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
     if let Some(status) = wait_timeout(child, grace) {
         return Some(status);
     }
-    eprintln!(
-        "harness: pid {} ignored SIGTERM for {grace:?}; sending SIGKILL",
-        child.id()
-    );
+    eprintln!("harness: pid {} ignored SIGTERM for {grace:?}; sending SIGKILL", child.id());
     let _ = child.kill();
     child.wait().ok()
 }
@@ -208,10 +196,7 @@ pub fn run_bounded(name: &str, cmd: &mut Command, timeout: Duration) -> Output {
     let status = wait_timeout(&mut guard.child, timeout);
     let timed_out = status.is_none();
     if timed_out {
-        eprintln!(
-            "harness: {name} ran past {timeout:?}; killing pid {}",
-            guard.child.id()
-        );
+        eprintln!("harness: {name} ran past {timeout:?}; killing pid {}", guard.child.id());
         terminate(&mut guard.child, Duration::from_secs(2));
     }
     // The pipe closes when the process exits (grandchildren aside): bounded join.
@@ -222,12 +207,7 @@ pub fn run_bounded(name: &str, cmd: &mut Command, timeout: Duration) -> Output {
     if out_thread.is_finished() {
         let _ = out_thread.join();
     }
-    Output {
-        status,
-        stdout: out.text(),
-        stderr: err.text(),
-        timed_out,
-    }
+    Output { status, stdout: out.text(), stderr: err.text(), timed_out }
 }
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
@@ -239,10 +219,8 @@ pub struct TempDir {
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         let path = std::env::temp_dir().join(format!(
             "mcp-sentinel-test-{tag}-{}-{}-{nanos}",
             std::process::id(),
@@ -306,33 +284,17 @@ impl Gateway {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {GATEWAY_BIN}: {e}"));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {GATEWAY_BIN}: {e}"));
         let log = LogBuffer::default();
         let pid = child.id();
-        capture(
-            format!("gw:{pid}:out"),
-            child.stdout.take().expect("piped stdout"),
-            log.clone(),
-        );
-        capture(
-            format!("gw:{pid}"),
-            child.stderr.take().expect("piped stderr"),
-            log.clone(),
-        );
+        capture(format!("gw:{pid}:out"), child.stdout.take().expect("piped stdout"), log.clone());
+        capture(format!("gw:{pid}"), child.stderr.take().expect("piped stderr"), log.clone());
         // Built before the waits, so a failed wait still kills the child.
-        let mut gw = Gateway {
-            mcp_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            config_path,
-            child: Some(child),
-            log,
-            dir,
-        };
+        let mut gw =
+            Gateway { mcp_addr: SocketAddr::from(([127, 0, 0, 1], 0)), config_path, child: Some(child), log, dir };
         let text = gw.wait_or_die(LISTEN_NEEDLE, Duration::from_secs(30));
-        gw.mcp_addr = parse_listen_addr(&text, LISTEN_NEEDLE).unwrap_or_else(|| {
-            panic!("cannot parse the address after {LISTEN_NEEDLE:?} in:\n{text}")
-        });
+        gw.mcp_addr = parse_listen_addr(&text, LISTEN_NEEDLE)
+            .unwrap_or_else(|| panic!("cannot parse the address after {LISTEN_NEEDLE:?} in:\n{text}"));
         gw.wait_or_die(STATE_NEEDLE, Duration::from_secs(60));
         gw
     }
@@ -353,9 +315,7 @@ impl Gateway {
             Some(text) => text,
             None => {
                 // Let the capture threads drain what the child wrote last.
-                let _ = self
-                    .log
-                    .wait_until(Duration::from_millis(300), |_| false, || false);
+                let _ = self.log.wait_until(Duration::from_millis(300), |_| false, || false);
                 let why = match exited {
                     Some(status) => format!("the gateway exited ({status})"),
                     None => format!("no {needle:?} within {timeout:?}"),
@@ -377,9 +337,7 @@ impl Gateway {
 
     /// Polls the captured output until it contains `needle` (bounded).
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
-        self.log
-            .wait_until(timeout, |s| s.contains(needle), || false)
-            .is_some()
+        self.log.wait_until(timeout, |s| s.contains(needle), || false).is_some()
     }
 
     pub fn pid(&self) -> u32 {
@@ -445,10 +403,7 @@ pub fn in_ci() -> bool {
 
 /// A missing peer fails the test in CI and skips it (with a clear line) elsewhere.
 fn missing_peer(what: &str) {
-    let msg = format!(
-        "{what} is not installed under {}; run scripts/install-peers.sh",
-        peers_dir().display()
-    );
+    let msg = format!("{what} is not installed under {}; run scripts/install-peers.sh", peers_dir().display());
     if in_ci() {
         panic!("CI=true and {msg}");
     }
@@ -461,11 +416,7 @@ fn missing_peer(what: &str) {
 pub fn python() -> Option<PathBuf> {
     let py = peers_dir().join("venv/bin/python");
     let ok = py.exists() && {
-        let out = run_bounded(
-            "python-check",
-            Command::new(&py).args(["-c", "import mcp"]),
-            Duration::from_secs(60),
-        );
+        let out = run_bounded("python-check", Command::new(&py).args(["-c", "import mcp"]), Duration::from_secs(60));
         out.success()
     };
     if ok {
@@ -485,11 +436,7 @@ pub fn everything_script() -> PathBuf {
 pub fn everything_backend() -> Option<Value> {
     let script = everything_script();
     let node_ok = script.exists() && {
-        let out = run_bounded(
-            "node-check",
-            Command::new("node").arg("--version"),
-            Duration::from_secs(30),
-        );
+        let out = run_bounded("node-check", Command::new("node").arg("--version"), Duration::from_secs(30));
         out.success()
     };
     if node_ok {
@@ -502,9 +449,7 @@ pub fn everything_backend() -> Option<Value> {
 
 /// `tests/py/<name>`.
 pub fn py_script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/py")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py").join(name)
 }
 
 // ---------------------------------------------------------------------------
@@ -522,10 +467,7 @@ pub struct Response {
 impl Response {
     /// The first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -534,21 +476,14 @@ impl Response {
 
     /// The body as JSON; panics with the body when it is not.
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "HTTP {} body is not JSON ({e}): {:?}",
-                self.status,
-                self.text()
-            )
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("HTTP {} body is not JSON ({e}): {:?}", self.status, self.text()))
     }
 }
 
 /// `http://host:port/path?query` → (host:port, "/path?query").
 fn split_url(url: &str) -> (String, String) {
-    let rest = url
-        .strip_prefix("http://")
-        .unwrap_or_else(|| panic!("only http:// URLs are supported: {url}"));
+    let rest = url.strip_prefix("http://").unwrap_or_else(|| panic!("only http:// URLs are supported: {url}"));
     match rest.find('/') {
         Some(i) => (rest[..i].to_string(), rest[i..].to_string()),
         None => (rest.to_string(), "/".to_string()),
@@ -561,18 +496,10 @@ fn connect(hostport: &str) -> TcpStream {
         .unwrap_or_else(|e| panic!("bad address {hostport}: {e}"))
         .next()
         .unwrap_or_else(|| panic!("no address for {hostport}"));
-    assert!(
-        addr.ip().is_loopback(),
-        "tests only talk to loopback, not {addr}"
-    );
-    let stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT)
-        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    stream
-        .set_read_timeout(Some(HTTP_TIMEOUT))
-        .expect("set read timeout");
-    stream
-        .set_write_timeout(Some(HTTP_TIMEOUT))
-        .expect("set write timeout");
+    assert!(addr.ip().is_loopback(), "tests only talk to loopback, not {addr}");
+    let stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream.set_read_timeout(Some(HTTP_TIMEOUT)).expect("set read timeout");
+    stream.set_write_timeout(Some(HTTP_TIMEOUT)).expect("set write timeout");
     stream
 }
 
@@ -596,9 +523,7 @@ fn write_request(
     if let Some(b) = body {
         bytes.extend_from_slice(b);
     }
-    stream
-        .write_all(&bytes)
-        .unwrap_or_else(|e| panic!("{method} {path}: write failed: {e}"));
+    stream.write_all(&bytes).unwrap_or_else(|e| panic!("{method} {path}: write failed: {e}"));
 }
 
 /// Reads the status line and headers; returns them and any body bytes read past them.
@@ -610,14 +535,8 @@ fn read_head(stream: &mut TcpStream, what: &str) -> (u16, Vec<(String, String)>,
             break i;
         }
         assert!(buf.len() < 64 * 1024, "{what}: response head over 64 KiB");
-        let n = stream
-            .read(&mut chunk)
-            .unwrap_or_else(|e| panic!("{what}: reading the response head: {e}"));
-        assert!(
-            n > 0,
-            "{what}: connection closed before a full response head: {:?}",
-            String::from_utf8_lossy(&buf)
-        );
+        let n = stream.read(&mut chunk).unwrap_or_else(|e| panic!("{what}: reading the response head: {e}"));
+        assert!(n > 0, "{what}: connection closed before a full response head: {:?}", String::from_utf8_lossy(&buf));
         buf.extend_from_slice(&chunk[..n]);
     };
     let head = String::from_utf8_lossy(&buf[..end]).into_owned();
@@ -643,15 +562,11 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 fn header_of<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
 fn is_chunked(headers: &[(String, String)]) -> bool {
-    header_of(headers, "transfer-encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    header_of(headers, "transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
 }
 
 /// One request on a fresh connection (`Connection: close`). Every read is
@@ -664,20 +579,15 @@ pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8
     let mut stream = connect(&hostport);
     write_request(&mut stream, method, &hostport, &path, headers, body);
     let (status, headers, mut rest) = read_head(&mut stream, &what);
-    let no_body = method.eq_ignore_ascii_case("HEAD")
-        || status == 204
-        || status == 304
-        || (100..200).contains(&status);
+    let no_body = method.eq_ignore_ascii_case("HEAD") || status == 204 || status == 304 || (100..200).contains(&status);
     let mut body_out = Vec::new();
     if !no_body {
         let mut chunked = is_chunked(&headers).then(ChunkedDecoder::default);
         let length = if chunked.is_some() {
             None
         } else {
-            header_of(&headers, "content-length").map(|v| {
-                v.parse::<usize>()
-                    .unwrap_or_else(|_| panic!("{what}: bad Content-Length {v:?}"))
-            })
+            header_of(&headers, "content-length")
+                .map(|v| v.parse::<usize>().unwrap_or_else(|_| panic!("{what}: bad Content-Length {v:?}")))
         };
         let mut chunk = [0u8; 8192];
         loop {
@@ -699,13 +609,8 @@ pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8
                     }
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: response body took over 30 s"
-            );
-            let n = stream
-                .read(&mut chunk)
-                .unwrap_or_else(|e| panic!("{what}: reading the body: {e}"));
+            assert!(Instant::now() < deadline, "{what}: response body took over 30 s");
+            let n = stream.read(&mut chunk).unwrap_or_else(|e| panic!("{what}: reading the body: {e}"));
             if n == 0 {
                 assert!(
                     length.is_none() && chunked.is_none(),
@@ -717,11 +622,7 @@ pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8
             rest.extend_from_slice(&chunk[..n]);
         }
     }
-    Response {
-        status,
-        headers,
-        body: body_out,
-    }
+    Response { status, headers, body: body_out }
 }
 
 /// POSTs a JSON value; a shorthand over [`http`].
@@ -792,11 +693,7 @@ impl ChunkedDecoder {
                     let take = left.min(input.len() - i);
                     out.extend_from_slice(&input[i..i + take]);
                     i += take;
-                    self.state = if take == left {
-                        ChunkState::DataEnd
-                    } else {
-                        ChunkState::Data(left - take)
-                    };
+                    self.state = if take == left { ChunkState::DataEnd } else { ChunkState::Data(left - take) };
                 }
                 ChunkState::Done => return,
             }
@@ -862,26 +759,21 @@ impl SseStream {
         // Not a stream: read the rest of the body (bounded) and hand it back.
         let mut body = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(10);
-        let length =
-            header_of(&sse.headers, "content-length").and_then(|v| v.parse::<usize>().ok());
+        let length = header_of(&sse.headers, "content-length").and_then(|v| v.parse::<usize>().ok());
         loop {
             let raw = std::mem::take(&mut sse.pending);
             match &mut sse.chunked {
                 Some(d) => d.push(&raw, &mut body),
                 None => body.extend_from_slice(&raw),
             }
-            let complete = sse.chunked.as_ref().is_some_and(ChunkedDecoder::done)
-                || length.is_some_and(|n| body.len() >= n);
+            let complete =
+                sse.chunked.as_ref().is_some_and(ChunkedDecoder::done) || length.is_some_and(|n| body.len() >= n);
             if complete || sse.eof || Instant::now() >= deadline {
                 break;
             }
             sse.fill(deadline);
         }
-        Err(Response {
-            status: sse.status,
-            headers: sse.headers,
-            body,
-        })
+        Err(Response { status: sse.status, headers: sse.headers, body })
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -909,14 +801,7 @@ impl SseStream {
                 self.pending.extend_from_slice(&chunk[..n]);
                 true
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                false
-            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => false,
             Err(_) => {
                 self.eof = true;
                 false
@@ -931,10 +816,7 @@ impl SseStream {
     }
 
     /// Like [`SseStream::next_event`], with the `id`.
-    pub fn next_event_full(
-        &mut self,
-        timeout: Duration,
-    ) -> Option<mcp_sentinel::codec::sse::SseEvent> {
+    pub fn next_event_full(&mut self, timeout: Duration) -> Option<mcp_sentinel::codec::sse::SseEvent> {
         let deadline = Instant::now() + timeout;
         loop {
             if !self.pending.is_empty() {
@@ -999,10 +881,8 @@ impl EverythingServer {
     pub fn start(mode: &str) -> Option<EverythingServer> {
         everything_backend()?;
         // Ask the OS for a free port, release it, and hand it over.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("find a free port")
-            .port();
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("find a free port").port();
         let mut child = Command::new("node")
             .arg(everything_script())
             .arg(mode)
@@ -1014,21 +894,9 @@ impl EverythingServer {
             .unwrap_or_else(|e| panic!("cannot start server-everything: {e}"));
         let log = LogBuffer::default();
         let pid = child.id();
-        capture(
-            format!("everything:{pid}:out"),
-            child.stdout.take().expect("stdout"),
-            log.clone(),
-        );
-        capture(
-            format!("everything:{pid}"),
-            child.stderr.take().expect("stderr"),
-            log.clone(),
-        );
-        let mut server = EverythingServer {
-            port,
-            guard: ChildGuard { child },
-            log,
-        };
+        capture(format!("everything:{pid}:out"), child.stdout.take().expect("stdout"), log.clone());
+        capture(format!("everything:{pid}"), child.stderr.take().expect("stderr"), log.clone());
+        let mut server = EverythingServer { port, guard: ChildGuard { child }, log };
         let child = &mut server.guard.child;
         let mut exited = false;
         let ready = server.log.wait_until(
