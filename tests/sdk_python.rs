@@ -114,6 +114,7 @@ fn run_scenario(scenario: &str, transport: Transport) -> Option<Value> {
         gw.log()
     );
     let value = value.expect("checked above");
+    eprintln!("sdk_client.py {scenario} over {}: {value}", transport.arg());
     assert_eq!(
         value["server_info"]["name"],
         json!(SERVER_NAME),
