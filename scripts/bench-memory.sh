@@ -102,14 +102,17 @@ sample() {
         "$rss" "$(echo "$rss" | awk '{print $1 / 1024}')" "$hwm" "$(echo "$hwm" | awk '{print $1 / 1024}')" \
         "$(threads)" "$(children_kib)")")
 }
-# Waits (bounded) for the thread count to return to at most $1.
+# Waits (bounded) for the thread count to return to at most $1. A legacy
+# SSE stream's thread notices a vanished client only when a keep-alive
+# write fails (the first write after a close is usually still accepted by
+# the kernel), so reaping takes up to two 15 s keep-alive periods.
 settle_threads() {
     local i
-    for i in $(seq 200); do
+    for i in $(seq 400); do
         [[ $(threads) -le $1 ]] && return 0
         sleep 0.1
     done
-    echo "threads still $(threads) (> $1) after 20 s" >&2
+    echo "threads still $(threads) (> $1) after 40 s" >&2
 }
 
 sample "idle (ready)"

@@ -6,7 +6,7 @@
 
 use crate::backend::Conn;
 use crate::codec::Id;
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::{unbounded, Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,7 +42,10 @@ pub struct Session {
 
 impl Session {
     fn new(id: Arc<str>, transport: Transport, version: &str) -> Session {
-        let (outbox_tx, outbox_rx) = bounded(OUTBOX_CAP);
+        // Unbounded in type, bounded by `push`: an array channel of OUTBOX_CAP
+        // slots would allocate 32 KiB up front for every session, almost
+        // all of it never used; the list channel allocates as it fills.
+        let (outbox_tx, outbox_rx) = unbounded();
         Session {
             id,
             transport,
@@ -68,15 +71,14 @@ impl Session {
         if self.closed.load(Ordering::Relaxed) {
             return false;
         }
-        match self.outbox_tx.try_send(msg) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                log::warn!("session {}: client is not reading its stream; closing it", self.id);
-                self.close();
-                false
-            }
-            Err(TrySendError::Disconnected(_)) => false,
+        // Several producers may pass this check at once, so the bound can be
+        // overshot by the number of backends: still bounded.
+        if self.outbox_tx.len() >= OUTBOX_CAP {
+            log::warn!("session {}: client is not reading its stream; closing it", self.id);
+            self.close();
+            return false;
         }
+        self.outbox_tx.send(msg).is_ok()
     }
 
     /// Queues an unsolicited message (list_changed): only to an initialized
@@ -199,5 +201,35 @@ impl SessionTable {
             self.remove(id);
         }
         stale.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_that_stops_reading_gets_its_session_closed_not_a_growing_backlog() {
+        let s = Session::new("s1".into(), Transport::Sse, "2024-11-05");
+        for i in 0..OUTBOX_CAP {
+            assert!(s.push(format!("{i}").into_bytes()), "message {i} should queue");
+        }
+        assert!(!s.push(b"one too many".to_vec()));
+        assert!(s.closed.load(Ordering::Relaxed));
+        assert_eq!(s.outbox().len(), OUTBOX_CAP);
+        assert!(!s.push(b"after close".to_vec()));
+    }
+
+    #[test]
+    fn the_table_refuses_sessions_beyond_its_bound_and_frees_a_slot_on_remove() {
+        let t = SessionTable::new(2);
+        let a = t.create(Transport::Streamable, "2025-06-18").expect("first");
+        let _b = t.create(Transport::Sse, "2024-11-05").expect("second");
+        assert!(t.create(Transport::Sse, "2024-11-05").is_err());
+        assert_eq!(t.counts(), (2, 1, 1));
+        assert!(t.remove(&a.id).is_some());
+        assert!(a.closed.load(Ordering::Relaxed));
+        assert!(t.get(&a.id).is_none());
+        assert!(t.create(Transport::Sse, "2024-11-05").is_ok());
     }
 }
