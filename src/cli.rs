@@ -35,7 +35,7 @@ pub enum Command {
     Version,
 }
 
-#[derive(Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ServerArgs {
     pub config: Option<PathBuf>,
     pub listen: Option<String>,

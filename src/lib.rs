@@ -5,6 +5,7 @@ pub mod backend;
 pub mod cli;
 pub mod codec;
 pub mod config;
+pub mod manage;
 pub mod registry;
 pub mod runtime;
 pub mod server;

@@ -62,20 +62,46 @@ pub fn run(args: ServerArgs) -> ExitCode {
         }
     }
     let listen = cfg.server.listen.clone();
+    let shared = cfg.manage.listen == cfg.server.listen;
     let (rt, admin) = Runtime::new(cfg);
-    let listener = match crate::transport::start(rt.clone(), &listen) {
+    rt.set_overrides(args.clone());
+    let token_file = args.manage_token_file.clone();
+    // A bad token source is a configuration error (78); a port in use is not (1).
+    let config_error = std::cell::Cell::new(false);
+    let build =
+        |port: u16| crate::manage::build_api(&rt, port, token_file.as_deref()).inspect_err(|_| config_error.set(true));
+    let listener = match crate::transport::start(rt.clone(), &listen, if shared { Some(&build) } else { None }) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("mcp-sentinel: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(if config_error.get() { EXIT_CONFIG } else { 1 });
         }
     };
     // The exact wording is what scripts and tests read for the bound port.
     log::info!("data plane listening on http://{} (/sse, /mcp)", listener.addr);
+    let mut listeners: Vec<Box<dyn Stoppable>> = vec![Box::new(listener)];
+    if shared {
+        let addr = rt.mcp_addr().map(|a| a.to_string()).unwrap_or_default();
+        rt.set_manage_addr(addr.clone());
+        log::info!(
+            "management API listening on http://{addr}{} (shared with the data plane)",
+            crate::manage::api::PREFIX
+        );
+    } else {
+        match crate::manage::start(&rt, args.manage_token_file.as_deref()) {
+            Ok(l) => listeners.push(Box::new(l)),
+            Err((e, is_config)) => {
+                eprintln!("mcp-sentinel: {e}");
+                for l in &listeners {
+                    l.stop();
+                }
+                return ExitCode::from(if is_config { EXIT_CONFIG } else { 1 });
+            }
+        }
+    }
     if let Err(e) = forward_signals(&rt) {
         log::warn!("cannot install signal handlers: {e}");
     }
-    let listeners: Vec<Box<dyn Stoppable>> = vec![Box::new(listener)];
     admin.run(listeners);
     log::info!("stopped");
     ExitCode::SUCCESS

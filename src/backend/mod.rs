@@ -116,6 +116,28 @@ impl Backend {
         events: Sender<BackendEvent>,
         ring: Arc<crate::runtime::events::EventRing>,
     ) -> Arc<Backend> {
+        Backend::start_with(config, events, ring, 0, Arc::new(Stats::default()))
+    }
+
+    /// Starts a backend that replaces `old` (same name, changed config, on
+    /// reload): its counters and restart count carry over, so metrics stay
+    /// monotonic.
+    pub fn restart_from(
+        old: &Backend,
+        config: BackendConfig,
+        events: Sender<BackendEvent>,
+        ring: Arc<crate::runtime::events::EventRing>,
+    ) -> Arc<Backend> {
+        Backend::start_with(config, events, ring, old.status().restarts + 1, old.stats.clone())
+    }
+
+    fn start_with(
+        config: BackendConfig,
+        events: Sender<BackendEvent>,
+        ring: Arc<crate::runtime::events::EventRing>,
+        restarts: u64,
+        stats: Arc<Stats>,
+    ) -> Arc<Backend> {
         let (ctl, ctl_rx) = bounded(64);
         let b = Arc::new(Backend {
             name: config.name.as_str().into(),
@@ -126,13 +148,13 @@ impl Backend {
                 server_info: None,
                 protocol_version: None,
                 connected_since: None,
-                restarts: 0,
+                restarts,
                 caps: Value::Null,
             }),
             config,
             conn: RwLock::new(None),
             discovered: RwLock::new(Arc::new(Discovered::default())),
-            stats: Arc::new(Stats::default()),
+            stats,
             ctl,
             thread: Mutex::new(None),
         });

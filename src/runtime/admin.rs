@@ -2,9 +2,9 @@
 //! runtime. It selects over admin commands, backend events, signals and a
 //! ticker; the tick expires timed-out calls and idle sessions.
 
-use super::{AdminCommand, Runtime, ServerState};
-use crate::backend::BackendEvent;
-use crossbeam_channel::{select, tick, Receiver};
+use super::{AdminCommand, AdminError, BackendSnapshot, Level, ReloadReport, Runtime, ServerState};
+use crate::backend::{Backend, BackendEvent, State as BackendState};
+use crossbeam_channel::{bounded, select, tick, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,9 @@ const TICK: Duration = Duration::from_millis(100);
 const SESSION_TTL: Duration = Duration::from_secs(30 * 60);
 /// How long shutdown waits for each backend to stop.
 const STOP_WAIT: Duration = Duration::from_secs(5);
+/// Longest a reload or reconnect waits for backends to finish connecting
+/// (each backend's own `timeout_s` bounds it first).
+const SETTLE_MAX: Duration = Duration::from_secs(30);
 
 pub struct AdminLoop {
     rt: Arc<Runtime>,
@@ -59,6 +62,14 @@ impl AdminLoop {
                 }
                 recv(self.admin_rx) -> cmd => match cmd {
                     Ok(AdminCommand::Shutdown { reason }) => break reason,
+                    Ok(AdminCommand::Reload { reply }) => {
+                        let r = self.reload();
+                        let _ = reply.try_send(r);
+                    }
+                    Ok(AdminCommand::Reconnect { name, reply }) => {
+                        let r = self.reconnect(&name);
+                        let _ = reply.try_send(r);
+                    }
                     Err(_) => break "admin channel closed".to_owned(),
                 },
                 recv(ticker) -> _ => {
@@ -77,6 +88,160 @@ impl AdminLoop {
             }
         };
         self.shutdown(&reason, listeners);
+    }
+
+    /// Re-reads the config file and applies the difference by backend name:
+    /// new names start, missing ones stop, changed ones restart, identical
+    /// ones are left alone (same process, same sessions). Listen addresses,
+    /// the management section and `max_sessions` need a restart; a change
+    /// to them is reported in `notes` and the running values are kept.
+    fn reload(&self) -> Result<ReloadReport, AdminError> {
+        let rt = &self.rt;
+        let cur = rt.config();
+        let Some(path) = cur.path.clone() else {
+            return Err(AdminError::BadRequest("the gateway was started without a config file".into()));
+        };
+        let overrides = rt.overrides.lock().clone();
+        let loaded = crate::config::load(&path).and_then(|mut c| c.apply_overrides(&overrides).map(|()| c));
+        let mut next = match loaded {
+            Ok(c) => c,
+            Err(e) => {
+                let msg = e.to_string();
+                rt.events.push(Level::Error, "config.reload_failed", None, msg.clone());
+                return Err(AdminError::BadRequest(msg));
+            }
+        };
+        let mut notes = Vec::new();
+        if next.server.listen != cur.server.listen {
+            notes.push(format!("server.listen changed to {}; restart to apply", next.server.listen));
+        }
+        if next.server.max_sessions != cur.server.max_sessions {
+            notes.push("server.max_sessions changed; restart to apply".to_owned());
+        }
+        if next.manage != cur.manage {
+            notes.push("the manage section changed; restart to apply".to_owned());
+        }
+        next.server.listen = cur.server.listen.clone();
+        next.server.max_sessions = cur.server.max_sessions;
+        next.manage = cur.manage.clone();
+
+        let old = rt.backends();
+        let mut report = ReloadReport { notes, ..ReloadReport::default() };
+        let mut to_stop: Vec<Arc<Backend>> = Vec::new();
+        let mut started: Vec<Arc<Backend>> = Vec::new();
+        for bc in &next.backends {
+            match old.iter().find(|b| *b.name == *bc.name) {
+                Some(b) if b.config == *bc => report.unchanged.push(bc.name.clone()),
+                Some(b) => {
+                    report.restarted.push(bc.name.clone());
+                    to_stop.push(b.clone());
+                }
+                None => report.added.push(bc.name.clone()),
+            }
+        }
+        for b in &old {
+            if !next.backends.iter().any(|bc| *bc.name == *b.name) {
+                report.removed.push(b.name.to_string());
+                to_stop.push(b.clone());
+            }
+        }
+        // Stop first, so a restarted stdio backend's old child is gone
+        // before the new one starts (a local SSE server keeps its port).
+        std::thread::scope(|scope| {
+            for b in &to_stop {
+                scope.spawn(move || b.stop(STOP_WAIT));
+            }
+        });
+        let mut list: Vec<Arc<Backend>> = Vec::with_capacity(next.backends.len());
+        for bc in &next.backends {
+            let b = if report.unchanged.contains(&bc.name) {
+                old.iter().find(|b| *b.name == *bc.name).cloned()
+            } else if let Some(prev) = old.iter().find(|b| *b.name == *bc.name) {
+                Some(Backend::restart_from(prev, bc.clone(), rt.backend_tx.clone(), rt.events.clone()))
+            } else {
+                Some(Backend::start(bc.clone(), rt.backend_tx.clone(), rt.events.clone()))
+            };
+            if let Some(b) = b {
+                if !report.unchanged.contains(&bc.name) {
+                    started.push(b.clone());
+                }
+                list.push(b);
+            }
+        }
+        *rt.config.write() = Arc::new(next);
+        *rt.backends.write() = list;
+        report.revision = rt.revision.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        rt.events.push(
+            Level::Info,
+            "config.reloaded",
+            None,
+            format!(
+                "revision {}: {} added, {} removed, {} restarted, {} unchanged",
+                report.revision,
+                report.added.len(),
+                report.removed.len(),
+                report.restarted.len(),
+                report.unchanged.len()
+            ),
+        );
+        rt.rebuild();
+        self.settle(&started);
+        Ok(report)
+    }
+
+    /// Reconnects one backend and waits for the outcome.
+    fn reconnect(&self, name: &str) -> Result<BackendSnapshot, AdminError> {
+        let rt = &self.rt;
+        let b = rt.backend(name).ok_or_else(|| AdminError::NotFound(format!("no backend named '{name}'")))?;
+        if let Err(e) = &b.config.transport {
+            return Err(AdminError::Conflict(format!("backend '{name}' has an invalid configuration: {e}")));
+        }
+        if !b.config.enabled {
+            return Err(AdminError::Conflict(format!("backend '{name}' is disabled")));
+        }
+        let (tx, rx) = bounded(1);
+        if !b.reconnect(Some(tx)) {
+            return Err(AdminError::Unavailable(format!("backend '{name}' is not responding")));
+        }
+        let deadline = Instant::now() + b.timeout().min(SETTLE_MAX) + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            select! {
+                recv(rx) -> _ => break,
+                recv(self.backend_rx) -> ev => {
+                    if ev.is_err() { break; }
+                    rt.rebuild();
+                }
+                default(left) => break,
+            }
+        }
+        rt.rebuild();
+        Ok(rt.backend_snapshot(&b, &rt.registry()))
+    }
+
+    /// Waits (bounded) until each of `backends` has left pending and
+    /// connecting, rebuilding the registry as their events arrive.
+    fn settle(&self, backends: &[Arc<Backend>]) {
+        let rt = &self.rt;
+        let longest = backends.iter().map(|b| b.timeout()).max().unwrap_or_default();
+        let deadline = Instant::now() + longest.min(SETTLE_MAX) + Duration::from_secs(1);
+        let settling =
+            || backends.iter().any(|b| matches!(b.status().state, BackendState::Pending | BackendState::Connecting));
+        while settling() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            select! {
+                recv(self.backend_rx) -> ev => {
+                    if ev.is_err() { break; }
+                    while self.backend_rx.try_recv().is_ok() {}
+                    rt.rebuild();
+                }
+                default(left.min(Duration::from_millis(100))) => {}
+            }
+        }
+        rt.rebuild();
     }
 
     fn shutdown(&self, reason: &str, listeners: Vec<Box<dyn Stoppable>>) {

@@ -53,7 +53,55 @@ impl ServerState {
 /// Commands for the admin thread. Each carries its reply channel when the
 /// sender waits for the outcome.
 pub enum AdminCommand {
-    Shutdown { reason: String },
+    Shutdown {
+        reason: String,
+    },
+    /// Re-read the config file and apply the difference.
+    Reload {
+        reply: Sender<Result<ReloadReport, AdminError>>,
+    },
+    /// Close one backend's connection and connect again.
+    Reconnect {
+        name: String,
+        reply: Sender<Result<BackendSnapshot, AdminError>>,
+    },
+}
+
+/// Why an admin command was refused; the management API maps each to its
+/// HTTP status.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AdminError {
+    /// 400: e.g. the config file no longer parses.
+    BadRequest(String),
+    /// 404: no such backend.
+    NotFound(String),
+    /// 409: e.g. reconnecting a disabled backend.
+    Conflict(String),
+    /// 503: the gateway is shutting down.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for AdminError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdminError::BadRequest(m)
+            | AdminError::NotFound(m)
+            | AdminError::Conflict(m)
+            | AdminError::Unavailable(m) => f.write_str(m),
+        }
+    }
+}
+
+/// What a reload did, by backend name.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct ReloadReport {
+    pub revision: u64,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub restarted: Vec<String>,
+    pub unchanged: Vec<String>,
+    /// Settings that changed in the file but need a restart to apply.
+    pub notes: Vec<String>,
 }
 
 pub struct Runtime {
@@ -70,6 +118,9 @@ pub struct Runtime {
     backend_tx: Sender<BackendEvent>,
     first_discovery_done: AtomicBool,
     mcp_addr: Mutex<Option<SocketAddr>>,
+    manage_addr: Mutex<Option<String>>,
+    /// Command-line overrides, applied again to a reloaded file.
+    overrides: Mutex<crate::cli::ServerArgs>,
 }
 
 impl Runtime {
@@ -92,6 +143,8 @@ impl Runtime {
             backend_tx,
             first_discovery_done: AtomicBool::new(false),
             mcp_addr: Mutex::new(None),
+            manage_addr: Mutex::new(None),
+            overrides: Mutex::new(crate::cli::ServerArgs::default()),
         });
         let lp = admin::AdminLoop::new(rt.clone(), admin_rx, backend_rx);
         (rt, lp)
@@ -131,6 +184,22 @@ impl Runtime {
 
     pub fn set_mcp_addr(&self, a: SocketAddr) {
         *self.mcp_addr.lock() = Some(a);
+    }
+
+    pub fn set_overrides(&self, args: crate::cli::ServerArgs) {
+        *self.overrides.lock() = args;
+    }
+
+    pub fn mcp_addr(&self) -> Option<SocketAddr> {
+        *self.mcp_addr.lock()
+    }
+
+    pub fn set_manage_addr(&self, a: String) {
+        *self.manage_addr.lock() = Some(a);
+    }
+
+    pub fn manage_addr(&self) -> Option<String> {
+        self.manage_addr.lock().clone()
     }
 
     /// Starts every configured backend (admin thread, at start).
@@ -233,54 +302,43 @@ impl Runtime {
         log::info!("gateway state: {}", s.as_str());
     }
 
+    /// One backend as the management API shows it (BACKEND_VIEW).
+    pub fn backend_snapshot(&self, b: &Backend, reg: &Registry) -> BackendSnapshot {
+        let st = b.status();
+        let d = b.discovered();
+        let live = st.state == BackendState::Connected;
+        let mine = |owner: &Arc<str>| live && *owner == b.name;
+        BackendSnapshot {
+            name: b.name.to_string(),
+            kind: b.config.transport.as_ref().map_or("invalid", |t| t.kind()).to_owned(),
+            state: st.state,
+            endpoint: b.config.endpoint(),
+            pid: st.pid,
+            server_info: st.server_info.clone(),
+            protocol_version: st.protocol_version.clone(),
+            connected_since: st.connected_since.map(crate::util::rfc3339),
+            last_error: st.last_error.clone(),
+            restarts: st.restarts,
+            capabilities: CapCounts {
+                tools: reg.tools.iter().filter(|t| mine(&t.backend)).count(),
+                resources: reg.resources.iter().filter(|t| mine(&t.backend)).count(),
+                resource_templates: reg.templates.iter().filter(|t| mine(&t.backend)).count(),
+                prompts: reg.prompts.iter().filter(|t| mine(&t.backend)).count(),
+            },
+            discovered: CapCounts {
+                tools: d.tools.len(),
+                resources: d.resources.len(),
+                resource_templates: d.resource_templates.len(),
+                prompts: d.prompts.len(),
+            },
+        }
+    }
+
     /// A plain, serializable picture of the runtime for the management API.
     pub fn snapshot(&self) -> Snapshot {
         let cfg = self.config();
         let reg = self.registry();
-        let backends: Vec<BackendSnapshot> = self
-            .backends()
-            .iter()
-            .map(|b| {
-                let st = b.status();
-                let d = b.discovered();
-                let live = st.state == BackendState::Connected;
-                let count = |kind: &str| -> usize {
-                    if !live {
-                        return 0;
-                    }
-                    match kind {
-                        "tools" => reg.tools.iter().filter(|t| t.backend == b.name).count(),
-                        "resources" => reg.resources.iter().filter(|t| t.backend == b.name).count(),
-                        "templates" => reg.templates.iter().filter(|t| t.backend == b.name).count(),
-                        _ => reg.prompts.iter().filter(|t| t.backend == b.name).count(),
-                    }
-                };
-                BackendSnapshot {
-                    name: b.name.to_string(),
-                    kind: b.config.transport.as_ref().map_or("invalid", |t| t.kind()).to_owned(),
-                    state: st.state,
-                    endpoint: b.config.endpoint(),
-                    pid: st.pid,
-                    server_info: st.server_info.clone(),
-                    protocol_version: st.protocol_version.clone(),
-                    connected_since: st.connected_since.map(crate::util::rfc3339),
-                    last_error: st.last_error.clone(),
-                    restarts: st.restarts,
-                    capabilities: CapCounts {
-                        tools: count("tools"),
-                        resources: count("resources"),
-                        resource_templates: count("templates"),
-                        prompts: count("prompts"),
-                    },
-                    discovered: CapCounts {
-                        tools: d.tools.len(),
-                        resources: d.resources.len(),
-                        resource_templates: d.resource_templates.len(),
-                        prompts: d.prompts.len(),
-                    },
-                }
-            })
-            .collect();
+        let backends: Vec<BackendSnapshot> = self.backends().iter().map(|b| self.backend_snapshot(b, &reg)).collect();
         let (active, sse, streamable) = self.sessions.counts();
         Snapshot {
             name: cfg.server.name.clone(),
@@ -292,6 +350,7 @@ impl Runtime {
             config_path: cfg.path.as_ref().map(|p| p.display().to_string()),
             revision: self.revision(),
             listen_mcp: self.mcp_addr.lock().map(|a| a.to_string()),
+            listen_manage: self.manage_addr(),
             backends,
             capabilities: CapCounts {
                 tools: reg.tools.len(),
@@ -351,6 +410,7 @@ pub struct Snapshot {
     pub config_path: Option<String>,
     pub revision: u64,
     pub listen_mcp: Option<String>,
+    pub listen_manage: Option<String>,
     pub backends: Vec<BackendSnapshot>,
     pub capabilities: CapCounts,
     pub sessions: SessionCounts,

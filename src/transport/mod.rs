@@ -40,18 +40,28 @@ impl Stoppable for Listener {
     }
 }
 
-/// Binds the data-plane listener and starts its workers.
-pub fn start(rt: Arc<Runtime>, listen: &str) -> Result<Listener, String> {
+/// Binds the data-plane listener and starts its workers. `manage`, when
+/// given, is served on it too (`manage.listen` equal to `server.listen`);
+/// it is built once the port is known.
+pub fn start(
+    rt: Arc<Runtime>,
+    listen: &str,
+    manage: Option<&dyn Fn(u16) -> Result<Arc<crate::manage::api::Api>, String>>,
+) -> Result<Listener, String> {
     let server = Server::http(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = server.server_addr().to_ip().ok_or_else(|| format!("{listen} is not an IP address"))?;
+    let manage = match manage {
+        Some(build) => Some(build(addr.port())?),
+        None => None,
+    };
     let server = Arc::new(server);
     let stopping = Arc::new(AtomicBool::new(false));
     for i in 0..WORKERS {
-        let (srv, rt, stop) = (server.clone(), rt.clone(), stopping.clone());
+        let (srv, rt, stop, manage) = (server.clone(), rt.clone(), stopping.clone(), manage.clone());
         crate::thread::spawn(format!("mcp-http:{i}"), move || {
             while !stop.load(Ordering::Relaxed) {
                 match srv.recv() {
-                    Ok(req) => route(&rt, req),
+                    Ok(req) => route(&rt, manage.as_deref(), req),
                     Err(e) => {
                         if !stop.load(Ordering::Relaxed) {
                             log::warn!("accept failed: {e}");
@@ -68,10 +78,15 @@ pub fn start(rt: Arc<Runtime>, listen: &str) -> Result<Listener, String> {
     Ok(Listener { server, stopping, addr })
 }
 
-fn route(rt: &Arc<Runtime>, req: Request) {
+fn route(rt: &Arc<Runtime>, manage: Option<&crate::manage::api::Api>, req: Request) {
     let path = req.url().split('?').next().unwrap_or("").to_owned();
     // Keep one panic (a bug) confined to this request.
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match path.as_str() {
+        p if manage.is_some() && (p.starts_with("/manage/") || p == "/metrics") => {
+            if let Some(api) = manage {
+                crate::manage::tiny::serve(api, req);
+            }
+        }
         "/sse" => sse::get_stream(rt, req),
         "/messages/" | "/messages" => sse::post_message(rt, req),
         "/mcp" | "/mcp/" => streamable::handle(rt, req),
@@ -248,6 +263,12 @@ impl SseWriter {
     pub fn event(&mut self, event: Option<&str>, id: Option<&str>, data: &[u8]) -> std::io::Result<()> {
         let text = String::from_utf8_lossy(data);
         crate::codec::sse::encode_event(&mut self.buf, event, id, &text);
+        self.chunk()
+    }
+
+    /// Already-encoded SSE text, sent as one chunk.
+    pub fn raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.buf.extend_from_slice(bytes);
         self.chunk()
     }
 

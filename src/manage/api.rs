@@ -1,0 +1,431 @@
+//! `/manage/v1` routing: authentication and scopes, the read endpoints,
+//! and the admin endpoints, which send a command to the admin thread and
+//! wait for its reply (so mutations never interleave and each call returns
+//! when its operation is done).
+
+use super::audit::{Audit, Line};
+use super::auth::{Auth, Denied, Scope};
+use super::http::{Body, Handler, Reply, Request};
+use super::{metrics, views};
+use crate::runtime::{AdminCommand, AdminError, Runtime, ServerState};
+use crossbeam_channel::bounded;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const PREFIX: &str = "/manage/v1";
+/// Events per page: default and most.
+const EVENTS_DEFAULT: usize = 100;
+const EVENTS_MAX: usize = 1000;
+/// Open `/events/stream` connections at most.
+const MAX_STREAMS: usize = 32;
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Longest an admin call waits for the admin thread (a reload may wait
+/// for backends to connect, each bounded by its own timeout, at most 30 s).
+const ADMIN_WAIT: Duration = Duration::from_secs(120);
+
+pub struct Api {
+    rt: Arc<Runtime>,
+    auth: Auth,
+    audit: Audit,
+    public_health: bool,
+    allow_shutdown: bool,
+    streams: AtomicUsize,
+}
+
+/// One route: its path pattern, allowed methods and scope.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Route {
+    Health,
+    Status,
+    Backends,
+    Backend,
+    Reconnect,
+    Capabilities,
+    Events,
+    EventStream,
+    Reload,
+    Shutdown,
+    Metrics,
+}
+
+impl Route {
+    fn method(self) -> &'static str {
+        match self {
+            Route::Reconnect | Route::Reload | Route::Shutdown => "POST",
+            _ => "GET",
+        }
+    }
+}
+
+/// Maps a path to its route and the `{name}` segment if any.
+fn route(path: &str) -> Option<(Route, Option<String>)> {
+    if path == "/metrics" {
+        return Some((Route::Metrics, None));
+    }
+    let rest = path.strip_prefix(PREFIX)?;
+    let r = match rest {
+        "/health" => Route::Health,
+        "/status" => Route::Status,
+        "/backends" => Route::Backends,
+        "/capabilities" => Route::Capabilities,
+        "/events" => Route::Events,
+        "/events/stream" => Route::EventStream,
+        "/reload" => Route::Reload,
+        "/shutdown" => Route::Shutdown,
+        _ => {
+            let name = rest.strip_prefix("/backends/")?;
+            return match name.split_once('/') {
+                None if !name.is_empty() => Some((Route::Backend, Some(percent_decode(name)))),
+                Some((n, "reconnect")) if !n.is_empty() => Some((Route::Reconnect, Some(percent_decode(n)))),
+                _ => None,
+            };
+        }
+    };
+    Some((r, None))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The uniform error body.
+pub fn error(status: u16, message: &str) -> Reply {
+    let code = match status {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        409 => "conflict",
+        413 => "payload_too_large",
+        503 => "unavailable",
+        _ => "internal",
+    };
+    Reply::json(status, body(&json!({"error": {"code": code, "message": message}})))
+}
+
+fn body(v: &Value) -> Vec<u8> {
+    let mut b = serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec());
+    b.push(b'\n');
+    b
+}
+
+fn ok(v: &Value) -> Reply {
+    Reply::json(200, body(v))
+}
+
+impl Api {
+    pub fn new(rt: Arc<Runtime>, auth: Auth, audit: Audit) -> Api {
+        let cfg = rt.config();
+        Api {
+            public_health: cfg.manage.public_health,
+            allow_shutdown: cfg.manage.allow_shutdown,
+            rt,
+            auth,
+            audit,
+            streams: AtomicUsize::new(0),
+        }
+    }
+
+    fn audit(&self, req: &Request, event: &str, token: Option<&str>, status: u16) {
+        self.audit.record(Line {
+            time: crate::util::rfc3339(std::time::SystemTime::now()),
+            event,
+            token_name: token,
+            remote_addr: req.remote.map(|a| a.to_string()),
+            method: &req.method,
+            path: &req.path,
+            status,
+        });
+    }
+
+    fn denied(&self, req: &Request, d: Denied) -> Reply {
+        let (reply, token) = match d {
+            Denied::Missing => (
+                error(401, "missing bearer token").with_header("WWW-Authenticate", "Bearer realm=\"mcp-sentinel\""),
+                None,
+            ),
+            Denied::Invalid => (
+                error(401, "invalid token")
+                    .with_header("WWW-Authenticate", "Bearer realm=\"mcp-sentinel\", error=\"invalid_token\""),
+                None,
+            ),
+            Denied::Forbidden(name) => (error(403, "this token lacks the admin scope"), Some(name)),
+        };
+        self.audit(req, "auth_failed", token.as_deref(), reply.status);
+        reply
+    }
+
+    /// Sends an admin command and waits for its reply.
+    fn admin<T>(
+        &self,
+        make: impl FnOnce(crossbeam_channel::Sender<Result<T, AdminError>>) -> AdminCommand,
+    ) -> Result<T, Reply> {
+        if matches!(self.rt.state(), ServerState::Stopping | ServerState::Stopped) {
+            return Err(error(503, "the gateway is shutting down"));
+        }
+        let (tx, rx) = bounded(1);
+        if self.rt.admin().send_timeout(make(tx), Duration::from_secs(5)).is_err() {
+            return Err(error(503, "the admin thread is not accepting commands"));
+        }
+        match rx.recv_timeout(ADMIN_WAIT) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(match e {
+                AdminError::BadRequest(m) => error(400, &m),
+                AdminError::NotFound(m) => error(404, &m),
+                AdminError::Conflict(m) => error(409, &m),
+                AdminError::Unavailable(m) => error(503, &m),
+            }),
+            // The loop ended (shutdown) before it got to the command.
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(error(503, "the gateway is shutting down")),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                Err(error(503, "the admin operation did not finish in time"))
+            }
+        }
+    }
+
+    fn events_page(&self, req: &Request) -> Reply {
+        let after = match req.query_param("after").map(str::parse::<u64>) {
+            None => 0,
+            Some(Ok(v)) => v,
+            Some(Err(_)) => return error(400, "after must be a non-negative integer"),
+        };
+        let limit = match req.query_param("limit").map(str::parse::<usize>) {
+            None => EVENTS_DEFAULT,
+            Some(Ok(0)) | Some(Err(_)) => return error(400, "limit must be an integer from 1 to 1000"),
+            Some(Ok(v)) => v.min(EVENTS_MAX),
+        };
+        let events = self.rt.events.since(after, limit);
+        ok(&json!({"events": events, "last_id": self.rt.events.last_id()}))
+    }
+
+    fn event_stream(&self, req: &Request) -> Reply {
+        let from_header = req.header("Last-Event-ID").map(|v| v.trim().parse::<u64>());
+        let after = match (from_header, req.query_param("after").map(str::parse::<u64>)) {
+            (Some(Ok(v)), _) | (None, Some(Ok(v))) => v,
+            (Some(Err(_)), _) => return error(400, "Last-Event-ID must be an event id"),
+            (None, Some(Err(_))) => return error(400, "after must be a non-negative integer"),
+            (None, None) => self.rt.events.last_id(),
+        };
+        Reply {
+            status: 200,
+            headers: vec![("Content-Type", "text/event-stream".into())],
+            body: Body::Events { after },
+            after: None,
+        }
+    }
+
+    fn dispatch(&self, req: &Request, route: Route, name: Option<String>, token: Option<&str>) -> Reply {
+        let rt = &self.rt;
+        match route {
+            Route::Health => ok(&views::health(&rt.snapshot())),
+            Route::Status => ok(&views::status(&rt.snapshot())),
+            Route::Backends => {
+                let reg = rt.registry();
+                let list: Vec<_> = rt.backends().iter().map(|b| rt.backend_snapshot(b, &reg)).collect();
+                ok(&json!({"backends": list}))
+            }
+            Route::Backend => {
+                let name = name.unwrap_or_default();
+                match rt.backend(&name) {
+                    Some(b) => ok(&json!(rt.backend_snapshot(&b, &rt.registry()))),
+                    None => error(404, &format!("no backend named '{name}'")),
+                }
+            }
+            Route::Capabilities => {
+                let backend = req.query_param("backend").map(percent_decode);
+                if let Some(b) = &backend {
+                    if rt.backend(b).is_none() {
+                        return error(404, &format!("no backend named '{b}'"));
+                    }
+                }
+                ok(&views::capabilities(&rt.registry(), backend.as_deref()))
+            }
+            Route::Events => self.events_page(req),
+            Route::EventStream => self.event_stream(req),
+            Route::Metrics => Reply {
+                status: 200,
+                headers: vec![("Content-Type", "text/plain; version=0.0.4; charset=utf-8".into())],
+                body: Body::Bytes(metrics::render(rt).into_bytes()),
+                after: None,
+            },
+            Route::Reload => {
+                let reply = match self.admin(|reply| AdminCommand::Reload { reply }) {
+                    Ok(r) => ok(&json!({
+                        "result": "ok",
+                        "revision": r.revision,
+                        "added": r.added,
+                        "removed": r.removed,
+                        "restarted": r.restarted,
+                        "unchanged": r.unchanged,
+                        "notes": r.notes,
+                    })),
+                    Err(e) => e,
+                };
+                self.audit(req, "admin_action", token, reply.status);
+                reply
+            }
+            Route::Reconnect => {
+                let name = name.unwrap_or_default();
+                let reply = match self.admin(|reply| AdminCommand::Reconnect { name, reply }) {
+                    Ok(view) => ok(&json!({"result": "ok", "backend": view})),
+                    Err(e) => e,
+                };
+                self.audit(req, "admin_action", token, reply.status);
+                reply
+            }
+            Route::Shutdown => {
+                let reply = if !self.allow_shutdown {
+                    error(404, "shutdown is disabled; set manage.allow_shutdown to true to enable it")
+                } else if matches!(rt.state(), ServerState::Stopping | ServerState::Stopped) {
+                    error(503, "the gateway is already shutting down")
+                } else {
+                    let tx = rt.admin().clone();
+                    let who = token.unwrap_or("?").to_owned();
+                    let mut r = Reply::json(202, body(&json!({"result": "shutting_down"})));
+                    // Answer first, then stop: the reply must reach the caller.
+                    r.after = Some(Box::new(move || {
+                        let _ = tx.send(AdminCommand::Shutdown {
+                            reason: format!("shutdown requested through the management API (token '{who}')"),
+                        });
+                    }));
+                    r
+                };
+                self.audit(req, "admin_action", token, reply.status);
+                reply
+            }
+        }
+    }
+}
+
+impl Handler for Api {
+    fn handle(&self, req: &Request) -> Reply {
+        let Some((route, name)) = route(&req.path) else {
+            // Unknown paths still need a token, so probing learns nothing.
+            if let Err(d) = self.auth.check(req.header("Authorization"), Scope::Read) {
+                return self.denied(req, d);
+            }
+            return error(404, &format!("no such endpoint: {} {}", req.method, req.path));
+        };
+        let public = route == Route::Health && self.public_health;
+        let token = if public {
+            None
+        } else {
+            match self.auth.check(req.header("Authorization"), Scope::Read) {
+                Ok(t) => Some(t),
+                Err(d) => return self.denied(req, d),
+            }
+        };
+        if req.method != route.method() {
+            return error(405, &format!("{} {} is not allowed; use {}", req.method, req.path, route.method()))
+                .with_header("Allow", route.method());
+        }
+        let token_name = token.map(|t| t.name.clone());
+        if route.method() == "POST" {
+            if let Err(d) = self.auth.check(req.header("Authorization"), Scope::Admin) {
+                return self.denied(req, d);
+            }
+        }
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.dispatch(req, route, name, token_name.as_deref())
+        }));
+        r.unwrap_or_else(|_| {
+            log::error!("management handler for {} {} panicked", req.method, req.path);
+            error(500, "internal error")
+        })
+    }
+
+    fn stream_events(&self, after: u64, write: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) {
+        if self.streams.fetch_add(1, Ordering::AcqRel) >= MAX_STREAMS {
+            self.streams.fetch_sub(1, Ordering::AcqRel);
+            let _ = write(b": too many event streams\n\n");
+            return;
+        }
+        pump(&self.rt, after, write);
+        self.streams.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn early_error(&self, status: u16, message: &str) -> Reply {
+        error(status, message)
+    }
+}
+
+/// Writes ring events after `after` as SSE until a write fails or the
+/// gateway stops; a comment every 15 s keeps proxies from closing it.
+fn pump(rt: &Runtime, mut after: u64, write: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) {
+    let mut buf = Vec::with_capacity(4096);
+    let mut last_write = Instant::now();
+    if write(b": events\n\n").is_err() {
+        return;
+    }
+    loop {
+        if matches!(rt.state(), ServerState::Stopping | ServerState::Stopped) {
+            return;
+        }
+        let evs = rt.events.since(after, 100);
+        if !evs.is_empty() {
+            buf.clear();
+            for e in &evs {
+                let data = serde_json::to_string(e).unwrap_or_default();
+                crate::codec::sse::encode_event(&mut buf, Some("event"), Some(&e.id.to_string()), &data);
+                after = e.id;
+            }
+            if write(&buf).is_err() {
+                return;
+            }
+            last_write = Instant::now();
+            continue;
+        }
+        rt.events.wait_after(after, Duration::from_secs(1));
+        if last_write.elapsed() >= KEEP_ALIVE {
+            if write(b": keep-alive\n\n").is_err() {
+                return;
+            }
+            last_write = Instant::now();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("/manage/v1/health"), Some((Route::Health, None)));
+        assert_eq!(route("/metrics"), Some((Route::Metrics, None)));
+        assert_eq!(route("/manage/v1/backends/alpha"), Some((Route::Backend, Some("alpha".into()))));
+        assert_eq!(route("/manage/v1/backends/a%20b/reconnect"), Some((Route::Reconnect, Some("a b".into()))));
+        assert_eq!(route("/manage/v1/backends/"), None);
+        assert_eq!(route("/manage/v1/backends/x/y"), None);
+        assert_eq!(route("/manage/v1/nope"), None);
+        assert_eq!(route("/manage/v2/status"), None);
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn error_bodies_are_uniform() {
+        let r = error(405, "no");
+        let Body::Bytes(b) = &r.body else { panic!("bytes") };
+        let v: Value = serde_json::from_slice(b).expect("json");
+        assert_eq!(v, json!({"error": {"code": "method_not_allowed", "message": "no"}}));
+    }
+}

@@ -1,0 +1,74 @@
+//! The audit trail: one JSON line per auth failure and per admin action,
+//! appended to `manage.audit_log` (if set) and mirrored as a ring event.
+//! The token itself is never recorded, only the name of the token used.
+
+use crate::runtime::events::{EventRing, Level};
+use parking_lot::Mutex;
+use serde::Serialize;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Serialize)]
+pub struct Line<'a> {
+    pub time: String,
+    /// `auth_failed` or `admin_action`.
+    pub event: &'a str,
+    pub token_name: Option<&'a str>,
+    pub remote_addr: Option<String>,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub status: u16,
+}
+
+pub struct Audit {
+    path: Option<PathBuf>,
+    file: Mutex<Option<File>>,
+    ring: Arc<EventRing>,
+}
+
+impl Audit {
+    /// Opens (creating, mode 0600) the audit file for appending. Errors name
+    /// the file.
+    pub fn open(path: Option<&Path>, ring: Arc<EventRing>) -> Result<Audit, String> {
+        let file = match path {
+            None => None,
+            Some(p) => Some(open_append(p).map_err(|e| format!("manage.audit_log {}: {e}", p.display()))?),
+        };
+        Ok(Audit { path: path.map(Path::to_path_buf), file: Mutex::new(file), ring })
+    }
+
+    pub fn record(&self, line: Line<'_>) {
+        let (kind, level) = match line.event {
+            "auth_failed" => ("manage.auth_failed", Level::Warn),
+            _ => ("manage.admin_action", Level::Info),
+        };
+        let who = line.token_name.map_or_else(|| "no valid token".to_owned(), |n| format!("token '{n}'"));
+        let from = line.remote_addr.as_deref().unwrap_or("?");
+        self.ring.push(
+            level,
+            kind,
+            None,
+            format!("{} {} -> {} ({who}, from {from})", line.method, line.path, line.status),
+        );
+        let Ok(mut text) = serde_json::to_vec(&line) else { return };
+        text.push(b'\n');
+        let mut g = self.file.lock();
+        if let Some(f) = g.as_mut() {
+            // One write per line, so concurrent appenders never interleave.
+            if let Err(e) = f.write_all(&text) {
+                let shown = self.path.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
+                log::error!("cannot append to the audit log {shown}: {e}");
+            }
+        }
+    }
+}
+
+fn open_append(p: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(p)
+}

@@ -1,0 +1,91 @@
+//! `GET /metrics`: Prometheus text exposition (format 0.0.4) of per-backend
+//! call counters and latency histograms, sessions by transport, restarts.
+//! Rendered from lock-free counters and a runtime snapshot on each scrape.
+
+use crate::backend::stats::BUCKETS;
+use crate::runtime::Runtime;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+/// Label values escape `\`, `"` and newlines.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+pub fn render(rt: &Runtime) -> String {
+    let snap = rt.snapshot();
+    let backends = rt.backends();
+    let mut out = String::with_capacity(4096);
+    let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+    };
+    family(&mut out, "mcp_sentinel_backend_up", "gauge", "1 if the backend is connected.");
+    for b in &snap.backends {
+        let up = u8::from(b.state == crate::backend::State::Connected);
+        let _ = writeln!(out, "mcp_sentinel_backend_up{{backend=\"{}\"}} {up}", label(&b.name));
+    }
+    family(
+        &mut out,
+        "mcp_sentinel_backend_calls_total",
+        "counter",
+        "Requests sent to the backend (client calls and the gateway's own discovery).",
+    );
+    for b in &backends {
+        let n = b.stats.calls.load(Ordering::Relaxed);
+        let _ = writeln!(out, "mcp_sentinel_backend_calls_total{{backend=\"{}\"}} {n}", label(&b.name));
+    }
+    family(
+        &mut out,
+        "mcp_sentinel_backend_errors_total",
+        "counter",
+        "Forwarded requests that ended in an error (JSON-RPC error, timeout or lost connection).",
+    );
+    for b in &backends {
+        let n = b.stats.errors.load(Ordering::Relaxed);
+        let _ = writeln!(out, "mcp_sentinel_backend_errors_total{{backend=\"{}\"}} {n}", label(&b.name));
+    }
+    family(
+        &mut out,
+        "mcp_sentinel_backend_call_duration_seconds",
+        "histogram",
+        "Time from forwarding a request to the backend's answer.",
+    );
+    for b in &backends {
+        let name = label(&b.name);
+        let mut cumulative = 0u64;
+        for (i, le) in BUCKETS.iter().enumerate() {
+            cumulative += b.stats.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "mcp_sentinel_backend_call_duration_seconds_bucket{{backend=\"{name}\",le=\"{le}\"}} {cumulative}"
+            );
+        }
+        cumulative += b.stats.buckets[BUCKETS.len()].load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "mcp_sentinel_backend_call_duration_seconds_bucket{{backend=\"{name}\",le=\"+Inf\"}} {cumulative}"
+        );
+        let sum = b.stats.latency_micros_sum.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "mcp_sentinel_backend_call_duration_seconds_sum{{backend=\"{name}\"}} {sum}");
+        let _ = writeln!(out, "mcp_sentinel_backend_call_duration_seconds_count{{backend=\"{name}\"}} {cumulative}");
+    }
+    family(&mut out, "mcp_sentinel_backend_restarts_total", "counter", "Reconnects and restarts of the backend.");
+    for b in &snap.backends {
+        let _ = writeln!(out, "mcp_sentinel_backend_restarts_total{{backend=\"{}\"}} {}", label(&b.name), b.restarts);
+    }
+    family(&mut out, "mcp_sentinel_sessions_active", "gauge", "Open MCP client sessions by transport.");
+    let _ = writeln!(out, "mcp_sentinel_sessions_active{{transport=\"sse\"}} {}", snap.sessions.sse);
+    let _ = writeln!(
+        out,
+        "mcp_sentinel_sessions_active{{transport=\"streamable_http\"}} {}",
+        snap.sessions.streamable_http
+    );
+    family(&mut out, "mcp_sentinel_config_revision", "gauge", "Configuration revision (1 at start, +1 per reload).");
+    let _ = writeln!(out, "mcp_sentinel_config_revision {}", snap.revision);
+    family(&mut out, "mcp_sentinel_events_last_id", "gauge", "Id of the newest event in the ring.");
+    let _ = writeln!(out, "mcp_sentinel_events_last_id {}", snap.last_event_id);
+    family(&mut out, "mcp_sentinel_uptime_seconds", "gauge", "Seconds since the gateway started.");
+    let _ = writeln!(out, "mcp_sentinel_uptime_seconds {}", snap.uptime_s);
+    out
+}

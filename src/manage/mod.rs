@@ -1,0 +1,85 @@
+//! The control plane: `/manage/v1` (JSON) and `/metrics` (Prometheus text)
+//! on their own listener (default 127.0.0.1:9001), or on the data-plane
+//! listener when both addresses are equal.
+//!
+//! - [`http`]: the listener's small HTTP/1.1 server and TLS.
+//! - [`auth`]: bearer tokens and scopes.
+//! - [`api`]: routing, read endpoints, admin commands.
+//! - [`views`]: the JSON shapes. [`metrics`]: the Prometheus text.
+//! - [`audit`]: the audit log.
+
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod http;
+pub mod metrics;
+pub mod tiny;
+pub mod views;
+
+use crate::runtime::admin::Stoppable;
+use crate::runtime::Runtime;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Builds the API for a listener bound at `port`: loads the configured
+/// tokens, or generates/reuses the admin token file. Errors are
+/// configuration errors (exit 78).
+pub fn build_api(rt: &Arc<Runtime>, port: u16, token_file: Option<&Path>) -> Result<Arc<api::Api>, String> {
+    let cfg = rt.config();
+    let auth = if cfg.manage.tokens.is_empty() {
+        let path: PathBuf = match token_file {
+            Some(p) => p.to_path_buf(),
+            None => auth::default_token_file(port).ok_or(
+                "cannot place the management token file: set XDG_STATE_HOME or HOME, or pass --manage-token-file",
+            )?,
+        };
+        let (a, created) = auth::Auth::generated(&path)?;
+        if created {
+            log::info!("management API admin token written to {} (mode 0600)", path.display());
+        } else {
+            log::info!("management API admin token read from {}", path.display());
+        }
+        a
+    } else {
+        auth::Auth::from_config(&cfg.manage)?
+    };
+    let audit = audit::Audit::open(cfg.manage.audit_log.as_deref(), rt.events.clone())?;
+    Ok(Arc::new(api::Api::new(rt.clone(), auth, audit)))
+}
+
+/// The management listener when it has its own address.
+pub struct Listener {
+    server: http::Server,
+}
+
+impl Listener {
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr
+    }
+}
+
+impl Stoppable for Listener {
+    fn stop(&self) {
+        self.server.stop();
+    }
+}
+
+/// Loads TLS, builds the API and starts the management listener on its
+/// own address. An error says whether it is a configuration error (TLS
+/// files, token sources, audit file) rather than e.g. a port in use.
+pub fn start(rt: &Arc<Runtime>, token_file: Option<&Path>) -> Result<Listener, (String, bool)> {
+    let cfg = rt.config();
+    let tls = match &cfg.manage.tls {
+        Some(t) => Some(http::load_tls(&t.cert, &t.key).map_err(|e| (e, true))?),
+        None => None,
+    };
+    let bound = http::bind(&cfg.manage.listen).map_err(|e| (e, false))?;
+    let api = build_api(rt, bound.addr.port(), token_file).map_err(|e| (e, true))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server = http::Server::start(bound, tls, api).map_err(|e| (e, false))?;
+    rt.set_manage_addr(server.addr.to_string());
+    // The exact wording is what scripts and tests read for the bound port.
+    log::info!("management API listening on {scheme}://{}{}", server.addr, api::PREFIX);
+    Ok(Listener { server })
+}
