@@ -62,7 +62,9 @@ pub fn run(args: ServerArgs) -> ExitCode {
         }
     }
     let listen = cfg.server.listen.clone();
-    let shared = cfg.manage.listen == cfg.server.listen;
+    // Equal addresses share one listener; port 0 means "any free port" for
+    // each, so two `:0` addresses get two listeners.
+    let shared = cfg.manage.listen == cfg.server.listen && !cfg.server.listen.ends_with(":0");
     let (rt, admin) = Runtime::new(cfg);
     rt.set_overrides(args.clone());
     let token_file = args.manage_token_file.clone();
