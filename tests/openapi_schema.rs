@@ -376,6 +376,20 @@ fn stream_example_carries_a_valid_event() {
     assert!(example.starts_with(&format!("id: {}\nevent: event\n", event["id"])), "id line matches the event id");
 }
 
+#[test]
+fn the_guide_shows_every_endpoint() {
+    let guide = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/management-api.md"))
+        .expect("docs/management-api.md");
+    for &(method, path, _, _) in CONTRACT {
+        let shown = if path == "/metrics" {
+            "http://127.0.0.1:9001/metrics".to_owned()
+        } else {
+            format!("$BASE{}", path.replace("{name}", "alpha"))
+        };
+        assert!(guide.contains(&shown), "docs/management-api.md has no example for {method} {shown}");
+    }
+}
+
 // The validator itself, on small inline schemas.
 
 fn tiny_spec() -> Value {
