@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use mcp_sentinel::codec::sse::SseDecoder;
 use serde_json::{json, Value};
 
+pub mod schema;
+
 /// Path of the gateway binary cargo built for this test run.
 pub const GATEWAY_BIN: &str = env!("CARGO_BIN_EXE_mcp-sentinel");
 /// Path of the demo backend binary cargo built for this test run.
