@@ -647,3 +647,68 @@ fn a_client_process_comes_and_goes_and_the_server_stays() {
     );
     assert_eq!(r.status, 200);
 }
+
+/// Every response of every endpoint (successes and errors) against the
+/// schemas in docs/manage-api.openapi.json.
+#[test]
+fn live_responses_match_the_openapi_schemas() {
+    use common::schema;
+    let spec = schema::load_spec();
+    let dir = TempDir::new("openapi");
+    let config = json!({"mcpServers": {
+        "alpha": demo_backend("alpha", &[]),
+        "beta": {"command": common::DEMO_BIN, "args": ["--name", "beta"], "prefix": "beta"},
+        "clash": demo_backend("clash", &[]),
+        "off": {"command": common::DEMO_BIN, "enabled": false},
+        "broken": {"command": "/nonexistent/mcp-server"},
+    }});
+    let gw = Gateway::start(&with_tokens(&dir, config, json!({"allow_shutdown": true})));
+    let b = base(&gw);
+    let mut checked = 0;
+    let mut check = |method: &str, path: &str, token: Option<&str>| {
+        let url = format!("{b}{path}");
+        let r = if method == "POST" { post(&url, token) } else { get(&url, token) };
+        let concrete = path.split('?').next().unwrap();
+        let template = schema::match_path(&spec, concrete).unwrap_or_else(|| panic!("{concrete} is not in the spec"));
+        let errors = if schema::operation(&spec, &template, method).is_ok() {
+            schema::validate_response(&spec, &template, method, r.status, &r.json())
+        } else {
+            // A method the path does not have: the uniform error body.
+            assert_eq!(r.status, 405);
+            schema::validate_component(&spec, "Error", &r.json())
+        };
+        assert!(errors.is_empty(), "{method} {path} -> {}: {errors:?}\n{}", r.status, r.text());
+        checked += 1;
+        r
+    };
+    for path in [
+        "/manage/v1/health",
+        "/manage/v1/status",
+        "/manage/v1/backends",
+        "/manage/v1/backends/alpha",
+        "/manage/v1/backends/off",
+        "/manage/v1/backends/broken",
+        "/manage/v1/backends/ghost",
+        "/manage/v1/capabilities",
+        "/manage/v1/capabilities?backend=beta",
+        "/manage/v1/capabilities?backend=ghost",
+        "/manage/v1/events?limit=1000",
+        "/manage/v1/events?after=2&limit=3",
+        "/manage/v1/events?limit=zero",
+    ] {
+        check("GET", path, Some(READ));
+    }
+    let caps = check("GET", "/manage/v1/capabilities", Some(READ)).json();
+    assert!(!caps["conflicts"].as_array().unwrap().is_empty(), "alpha and clash share tool names: {caps}");
+    check("GET", "/manage/v1/status", None);
+    check("GET", "/manage/v1/status", Some("nope"));
+    check("POST", "/manage/v1/reload", Some(READ));
+    check("POST", "/manage/v1/reload", Some(ADMIN));
+    check("POST", "/manage/v1/backends/alpha/reconnect", Some(ADMIN));
+    check("POST", "/manage/v1/backends/off/reconnect", Some(ADMIN));
+    check("POST", "/manage/v1/backends/ghost/reconnect", Some(ADMIN));
+    check("GET", "/manage/v1/reload", Some(ADMIN));
+    let r = check("POST", "/manage/v1/shutdown", Some(ADMIN));
+    assert_eq!(r.status, 202);
+    assert_eq!(checked, 23);
+}
