@@ -46,11 +46,40 @@ fn limit_malloc_arenas() {
 pub fn run(args: ServerArgs) -> ExitCode {
     limit_malloc_arenas();
     init_logging(args.log_level.as_deref());
-    let cfg = match load_config(&args) {
+    match start(&args, None) {
+        Ok(running) => {
+            running.run();
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+/// A started gateway: listeners bound, backends not yet started (the admin
+/// loop starts them). [`Running::run`] drives it until shutdown.
+pub struct Running {
+    pub rt: std::sync::Arc<Runtime>,
+    admin: crate::runtime::admin::AdminLoop,
+    listeners: Vec<Box<dyn Stoppable>>,
+}
+
+impl Running {
+    /// Runs the admin loop on the calling thread until shutdown.
+    pub fn run(self) {
+        self.admin.run(self.listeners);
+        log::info!("stopped");
+    }
+}
+
+/// Loads the config and binds both listeners. `extra_admin_token` adds an
+/// in-memory admin token (the legacy combined mode's own TUI uses it).
+/// Errors have been printed; the value is the exit code.
+pub fn start(args: &ServerArgs, extra_admin_token: Option<String>) -> Result<Running, ExitCode> {
+    let cfg = match load_config(args) {
         Ok(c) => c,
         Err((code, msg)) => {
             eprintln!("mcp-sentinel: {msg}");
-            return ExitCode::from(code);
+            return Err(ExitCode::from(code));
         }
     };
     if let Some(p) = &cfg.path {
@@ -68,15 +97,17 @@ pub fn run(args: ServerArgs) -> ExitCode {
     let (rt, admin) = Runtime::new(cfg);
     rt.set_overrides(args.clone());
     let token_file = args.manage_token_file.clone();
+    let extra = extra_admin_token.as_deref();
     // A bad token source is a configuration error (78); a port in use is not (1).
     let config_error = std::cell::Cell::new(false);
-    let build =
-        |port: u16| crate::manage::build_api(&rt, port, token_file.as_deref()).inspect_err(|_| config_error.set(true));
+    let build = |port: u16| {
+        crate::manage::build_api(&rt, port, token_file.as_deref(), extra).inspect_err(|_| config_error.set(true))
+    };
     let listener = match crate::transport::start(rt.clone(), &listen, if shared { Some(&build) } else { None }) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("mcp-sentinel: {e}");
-            return ExitCode::from(if config_error.get() { EXIT_CONFIG } else { 1 });
+            return Err(ExitCode::from(if config_error.get() { EXIT_CONFIG } else { 1 }));
         }
     };
     // The exact wording is what scripts and tests read for the bound port.
@@ -90,23 +121,21 @@ pub fn run(args: ServerArgs) -> ExitCode {
             crate::manage::api::PREFIX
         );
     } else {
-        match crate::manage::start(&rt, args.manage_token_file.as_deref()) {
+        match crate::manage::start(&rt, token_file.as_deref(), extra) {
             Ok(l) => listeners.push(Box::new(l)),
             Err((e, is_config)) => {
                 eprintln!("mcp-sentinel: {e}");
                 for l in &listeners {
                     l.stop();
                 }
-                return ExitCode::from(if is_config { EXIT_CONFIG } else { 1 });
+                return Err(ExitCode::from(if is_config { EXIT_CONFIG } else { 1 }));
             }
         }
     }
     if let Err(e) = forward_signals(&rt) {
         log::warn!("cannot install signal handlers: {e}");
     }
-    admin.run(listeners);
-    log::info!("stopped");
-    ExitCode::SUCCESS
+    Ok(Running { rt, admin, listeners })
 }
 
 /// SIGTERM and SIGINT become a shutdown command on the admin channel.

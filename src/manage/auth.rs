@@ -78,9 +78,19 @@ pub fn default_token_file(port: u16) -> Option<PathBuf> {
     Some(base.join("mcp-sentinel").join(format!("manage-{port}.token")))
 }
 
+impl Token {
+    pub fn new(name: &str, admin: bool, secret: &str) -> Token {
+        Token { name: name.to_owned(), admin, digest: sha256(secret.as_bytes()) }
+    }
+}
+
 impl Auth {
     pub fn new(tokens: Vec<Token>) -> Auth {
         Auth { tokens }
+    }
+
+    pub fn add(&mut self, t: Token) {
+        self.tokens.push(t);
     }
 
     /// Loads the configured tokens. Each error names the token entry and

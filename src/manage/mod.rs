@@ -25,9 +25,14 @@ use std::sync::Arc;
 /// Builds the API for a listener bound at `port`: loads the configured
 /// tokens, or generates/reuses the admin token file. Errors are
 /// configuration errors (exit 78).
-pub fn build_api(rt: &Arc<Runtime>, port: u16, token_file: Option<&Path>) -> Result<Arc<api::Api>, String> {
+pub fn build_api(
+    rt: &Arc<Runtime>,
+    port: u16,
+    token_file: Option<&Path>,
+    extra_admin_token: Option<&str>,
+) -> Result<Arc<api::Api>, String> {
     let cfg = rt.config();
-    let auth = if cfg.manage.tokens.is_empty() {
+    let mut auth = if cfg.manage.tokens.is_empty() {
         let path: PathBuf = match token_file {
             Some(p) => p.to_path_buf(),
             None => auth::default_token_file(port).ok_or(
@@ -44,6 +49,9 @@ pub fn build_api(rt: &Arc<Runtime>, port: u16, token_file: Option<&Path>) -> Res
     } else {
         auth::Auth::from_config(&cfg.manage)?
     };
+    if let Some(t) = extra_admin_token {
+        auth.add(auth::Token::new("combined-mode-tui", true, t));
+    }
     let audit = audit::Audit::open(cfg.manage.audit_log.as_deref(), rt.events.clone())?;
     Ok(Arc::new(api::Api::new(rt.clone(), auth, audit)))
 }
@@ -68,14 +76,18 @@ impl Stoppable for Listener {
 /// Loads TLS, builds the API and starts the management listener on its
 /// own address. An error says whether it is a configuration error (TLS
 /// files, token sources, audit file) rather than e.g. a port in use.
-pub fn start(rt: &Arc<Runtime>, token_file: Option<&Path>) -> Result<Listener, (String, bool)> {
+pub fn start(
+    rt: &Arc<Runtime>,
+    token_file: Option<&Path>,
+    extra_admin_token: Option<&str>,
+) -> Result<Listener, (String, bool)> {
     let cfg = rt.config();
     let tls = match &cfg.manage.tls {
         Some(t) => Some(http::load_tls(&t.cert, &t.key).map_err(|e| (e, true))?),
         None => None,
     };
     let bound = http::bind(&cfg.manage.listen).map_err(|e| (e, false))?;
-    let api = build_api(rt, bound.addr.port(), token_file).map_err(|e| (e, true))?;
+    let api = build_api(rt, bound.addr.port(), token_file, extra_admin_token).map_err(|e| (e, true))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let server = http::Server::start(bound, tls, api).map_err(|e| (e, false))?;
     rt.set_manage_addr(server.addr.to_string());
