@@ -94,6 +94,16 @@ pub fn start(args: &ServerArgs, extra_admin_token: Option<String>) -> Result<Run
     // Equal addresses share one listener; port 0 means "any free port" for
     // each, so two `:0` addresses get two listeners.
     let shared = cfg.manage.listen == cfg.server.listen && !cfg.server.listen.ends_with(":0");
+    if shared && cfg.manage.tls.is_some() {
+        // The data plane is plain HTTP: sharing it would silently drop TLS.
+        eprintln!(
+            "mcp-sentinel: {}: field \"manage.tls\": TLS needs the management API on its own listener; \
+             set manage.listen to an address other than server.listen ({})",
+            cfg.path.as_ref().map_or_else(|| "configuration".to_owned(), |p| p.display().to_string()),
+            cfg.server.listen
+        );
+        return Err(ExitCode::from(EXIT_CONFIG));
+    }
     let (rt, admin) = Runtime::new(cfg);
     rt.set_overrides(args.clone());
     let token_file = args.manage_token_file.clone();
@@ -101,7 +111,7 @@ pub fn start(args: &ServerArgs, extra_admin_token: Option<String>) -> Result<Run
     // A bad token source is a configuration error (78); a port in use is not (1).
     let config_error = std::cell::Cell::new(false);
     let build = |port: u16| {
-        crate::manage::build_api(&rt, port, token_file.as_deref(), extra).inspect_err(|_| config_error.set(true))
+        crate::manage::build_api(&rt, port, token_file.as_deref(), extra, true).inspect_err(|_| config_error.set(true))
     };
     let listener = match crate::transport::start(rt.clone(), &listen, if shared { Some(&build) } else { None }) {
         Ok(l) => l,

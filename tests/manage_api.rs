@@ -712,3 +712,16 @@ fn live_responses_match_the_openapi_schemas() {
     assert_eq!(r.status, 202);
     assert_eq!(checked, 23);
 }
+
+#[test]
+fn tls_on_a_shared_address_is_refused_rather_than_dropped() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let dir = TempDir::new("shared-tls");
+    let cfg = dir.path.join("c.json");
+    let config = json!({"mcpServers": {}, "server": {"listen": "127.0.0.1:9000"}, "manage": {"listen": "127.0.0.1:9000",
+        "tls": {"cert": fixtures.join("cert.pem"), "key": fixtures.join("key.pem")}}});
+    std::fs::write(&cfg, config.to_string()).unwrap();
+    let out = run_bounded("gateway", Command::new(GATEWAY_BIN).args(["server", "--config", cfg.to_str().unwrap()]), T);
+    assert_eq!(out.status.and_then(|s| s.code()), Some(78), "{}", out.stderr);
+    assert!(out.stderr.contains("manage.tls") && out.stderr.contains("c.json"), "{}", out.stderr);
+}

@@ -18,8 +18,11 @@ pub const PREFIX: &str = "/manage/v1";
 /// Events per page: default and most.
 const EVENTS_DEFAULT: usize = 100;
 const EVENTS_MAX: usize = 1000;
-/// Open `/events/stream` connections at most.
+/// Open `/events/stream` connections at most on the management listener.
 const MAX_STREAMS: usize = 32;
+/// …and on a shared data-plane listener, where each holds one of the MCP
+/// workers: a few, so streams cannot starve MCP traffic.
+const MAX_STREAMS_SHARED: usize = 4;
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Longest an admin call waits for the admin thread (a reload may wait
 /// for backends to connect, each bounded by its own timeout, at most 30 s).
@@ -32,6 +35,7 @@ pub struct Api {
     public_health: bool,
     allow_shutdown: bool,
     streams: AtomicUsize,
+    max_streams: usize,
 }
 
 /// One route: its path pattern, allowed methods and scope.
@@ -132,7 +136,8 @@ fn ok(v: &Value) -> Reply {
 }
 
 impl Api {
-    pub fn new(rt: Arc<Runtime>, auth: Auth, audit: Audit) -> Api {
+    /// `shared`: served on the data-plane listener.
+    pub fn new(rt: Arc<Runtime>, auth: Auth, audit: Audit, shared: bool) -> Api {
         let cfg = rt.config();
         Api {
             public_health: cfg.manage.public_health,
@@ -141,6 +146,7 @@ impl Api {
             auth,
             audit,
             streams: AtomicUsize::new(0),
+            max_streams: if shared { MAX_STREAMS_SHARED } else { MAX_STREAMS },
         }
     }
 
@@ -353,7 +359,7 @@ impl Handler for Api {
     }
 
     fn stream_events(&self, after: u64, write: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) {
-        if self.streams.fetch_add(1, Ordering::AcqRel) >= MAX_STREAMS {
+        if self.streams.fetch_add(1, Ordering::AcqRel) >= self.max_streams {
             self.streams.fetch_sub(1, Ordering::AcqRel);
             let _ = write(b": too many event streams\n\n");
             return;

@@ -30,6 +30,7 @@ pub fn build_api(
     port: u16,
     token_file: Option<&Path>,
     extra_admin_token: Option<&str>,
+    shared: bool,
 ) -> Result<Arc<api::Api>, String> {
     let cfg = rt.config();
     let mut auth = if cfg.manage.tokens.is_empty() {
@@ -53,7 +54,7 @@ pub fn build_api(
         auth.add(auth::Token::new("combined-mode-tui", true, t));
     }
     let audit = audit::Audit::open(cfg.manage.audit_log.as_deref(), rt.events.clone())?;
-    Ok(Arc::new(api::Api::new(rt.clone(), auth, audit)))
+    Ok(Arc::new(api::Api::new(rt.clone(), auth, audit, shared)))
 }
 
 /// The management listener when it has its own address.
@@ -87,7 +88,7 @@ pub fn start(
         None => None,
     };
     let bound = http::bind(&cfg.manage.listen).map_err(|e| (e, false))?;
-    let api = build_api(rt, bound.addr.port(), token_file, extra_admin_token).map_err(|e| (e, true))?;
+    let api = build_api(rt, bound.addr.port(), token_file, extra_admin_token, false).map_err(|e| (e, true))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let server = http::Server::start(bound, tls, api).map_err(|e| (e, false))?;
     rt.set_manage_addr(server.addr.to_string());
