@@ -62,7 +62,9 @@ pub fn run(args: ServerArgs) -> ExitCode {
         }
     }
     let listen = cfg.server.listen.clone();
-    let shared = cfg.manage.listen == cfg.server.listen;
+    // Two ephemeral ports (`HOST:0`) are two listeners, not one address.
+    let ephemeral = listen.rsplit_once(':').is_some_and(|(_, port)| port == "0");
+    let shared = cfg.manage.listen == cfg.server.listen && !ephemeral;
     let (rt, admin) = Runtime::new(cfg);
     rt.set_overrides(args.clone());
     let token_file = args.manage_token_file.clone();
