@@ -103,6 +103,10 @@ pub struct Backend {
     pub config: BackendConfig,
     status: Mutex<Status>,
     conn: RwLock<Option<Arc<Conn>>>,
+    /// The connection during its handshake (not yet in `conn`), and whether
+    /// a stop was requested: [`Backend::stop`] closes it, so a backend that
+    /// never answers `initialize` stops now, not at its timeout.
+    handshaking: Mutex<(bool, Option<Arc<Conn>>)>,
     discovered: RwLock<Arc<Discovered>>,
     pub stats: Arc<Stats>,
     ctl: Sender<SupervisorMsg>,
@@ -153,6 +157,7 @@ impl Backend {
             }),
             config,
             conn: RwLock::new(None),
+            handshaking: Mutex::new((false, None)),
             discovered: RwLock::new(Arc::new(Discovered::default())),
             stats,
             ctl,
@@ -211,6 +216,14 @@ impl Backend {
     /// waits for it, bounded by `wait`.
     pub fn stop(&self, wait: Duration) {
         let _ = self.ctl.send_timeout(SupervisorMsg::Stop, Duration::from_secs(1));
+        let handshaking = {
+            let mut g = self.handshaking.lock();
+            g.0 = true;
+            g.1.take()
+        };
+        if let Some(c) = handshaking {
+            c.close("the backend is stopping");
+        }
         let Some(h) = self.thread.lock().take() else { return };
         let deadline = Instant::now() + wait;
         while !h.is_finished() && Instant::now() < deadline {
@@ -309,6 +322,11 @@ impl Supervisor {
                         }
                         Next::Backoff => {}
                     }
+                }
+                // Stopped during the handshake: not a failure of the backend.
+                Err(_) if self.b().handshaking.lock().0 => {
+                    self.set_state(State::Disconnected, None);
+                    return;
                 }
                 Err(e) => {
                     self.set_state(State::Failed, Some(e.clone()));
@@ -411,7 +429,18 @@ impl Supervisor {
                 streamable::open(&b.name, url, headers, self.generation, ctl, b.stats.clone(), b.timeout())?
             }
         };
-        match handshake(&conn, b.timeout()) {
+        {
+            let mut g = b.handshaking.lock();
+            if g.0 {
+                drop(g);
+                conn.close("the backend is stopping");
+                return Err("stopped before the handshake".to_owned());
+            }
+            g.1 = Some(conn.clone());
+        }
+        let shaken = handshake(&conn, b.timeout());
+        b.handshaking.lock().1 = None;
+        match shaken {
             Ok((info, caps, version, discovered)) => {
                 {
                     let mut s = b.status.lock();

@@ -263,6 +263,21 @@ impl Gateway {
 
     /// Like [`Gateway::start`], with extra command-line arguments.
     pub fn start_args(config: &Value, extra: &[&str]) -> Gateway {
+        Gateway::launch(config, extra, &[], true)
+    }
+
+    /// Like [`Gateway::start_args`], with extra environment variables.
+    pub fn start_env(config: &Value, extra: &[&str], envs: &[(&str, &str)]) -> Gateway {
+        Gateway::launch(config, extra, envs, true)
+    }
+
+    /// Starts the gateway and waits only for its listeners, not for the
+    /// first discovery (the gateway may still be in state `starting`).
+    pub fn start_listening(config: &Value) -> Gateway {
+        Gateway::launch(config, &[], &[], false)
+    }
+
+    fn launch(config: &Value, extra: &[&str], envs: &[(&str, &str)], wait_state: bool) -> Gateway {
         let dir = TempDir::new("gw");
         let config_path = dir.path.join("config.json");
         let text = serde_json::to_string_pretty(config).expect("serialize config");
@@ -282,6 +297,7 @@ impl Gateway {
             .env("XDG_CONFIG_HOME", &config_home)
             .env_remove("MCP_SENTINEL_CONFIG")
             .env_remove("RUST_LOG")
+            .envs(envs.iter().copied())
             .current_dir(&dir.path)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -297,7 +313,11 @@ impl Gateway {
         let text = gw.wait_or_die(LISTEN_NEEDLE, Duration::from_secs(30));
         gw.mcp_addr = parse_listen_addr(&text, LISTEN_NEEDLE)
             .unwrap_or_else(|| panic!("cannot parse the address after {LISTEN_NEEDLE:?} in:\n{text}"));
-        gw.wait_or_die(STATE_NEEDLE, Duration::from_secs(60));
+        if wait_state {
+            gw.wait_or_die(STATE_NEEDLE, Duration::from_secs(60));
+        } else {
+            gw.wait_or_die("management API listening on", Duration::from_secs(30));
+        }
         gw
     }
 
@@ -358,6 +378,14 @@ impl Gateway {
     /// `XDG_STATE_HOME` given to the gateway (the default token file lives under it).
     pub fn state_home(&self) -> PathBuf {
         self.dir.path.join("state")
+    }
+
+    /// Waits (bounded) for the gateway to exit on its own; `None` if it is
+    /// still running after `timeout` (it is then left for [`Gateway::stop`]).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let status = wait_timeout(self.child.as_mut()?, timeout)?;
+        self.child = None;
+        Some(status)
     }
 
     /// Stops the gateway now (SIGTERM, then SIGKILL after 5 s) and returns its exit status.
