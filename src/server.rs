@@ -106,6 +106,7 @@ pub fn start(args: &ServerArgs, extra_admin_token: Option<String>) -> Result<Run
     }
     let (rt, admin) = Runtime::new(cfg);
     rt.set_overrides(args.clone());
+    admin.start_backends();
     let token_file = args.manage_token_file.clone();
     let extra = extra_admin_token.as_deref();
     // A bad token source is a configuration error (78); a port in use is not (1).
@@ -117,6 +118,7 @@ pub fn start(args: &ServerArgs, extra_admin_token: Option<String>) -> Result<Run
         Ok(l) => l,
         Err(e) => {
             eprintln!("mcp-sentinel: {e}");
+            admin.abort();
             return Err(ExitCode::from(if config_error.get() { EXIT_CONFIG } else { 1 }));
         }
     };
@@ -138,6 +140,7 @@ pub fn start(args: &ServerArgs, extra_admin_token: Option<String>) -> Result<Run
                 for l in &listeners {
                     l.stop();
                 }
+                admin.abort();
                 return Err(ExitCode::from(if is_config { EXIT_CONFIG } else { 1 }));
             }
         }

@@ -209,7 +209,14 @@ impl Backend {
 
     /// Asks the supervisor to reconnect; `reply` gets the outcome.
     pub fn reconnect(&self, reply: Option<Sender<Result<(), String>>>) -> bool {
-        self.ctl.send_timeout(SupervisorMsg::Reconnect(reply), Duration::from_secs(5)).is_ok()
+        let sent = self.ctl.send_timeout(SupervisorMsg::Reconnect(reply), Duration::from_secs(5)).is_ok();
+        // A supervisor stuck in a handshake reads the message only when the
+        // handshake ends: end it now, so the reconnect starts at once.
+        let stuck = self.handshaking.lock().1.take();
+        if let Some(c) = stuck {
+            c.close("reconnect requested");
+        }
+        sent
     }
 
     /// Stops the supervisor (closing the connection, killing a child) and

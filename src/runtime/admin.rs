@@ -40,7 +40,11 @@ impl AdminLoop {
 
     /// Runs until shutdown. `listeners` are stopped first, so no new client
     /// arrives while backends are being stopped.
-    pub fn run(self, listeners: Vec<Box<dyn Stoppable>>) {
+    /// Starts every configured backend (as `pending`, connecting in their
+    /// own threads). Called before the listeners open, so the first
+    /// `/backends` already lists them all; their events wait in the
+    /// channel until [`AdminLoop::run`].
+    pub fn start_backends(&self) {
         let rt = &self.rt;
         rt.events.push(
             super::Level::Info,
@@ -49,6 +53,21 @@ impl AdminLoop {
             format!("starting {} backends", rt.config().backends.len()),
         );
         rt.start_backends();
+    }
+
+    /// Stops the backends started by [`AdminLoop::start_backends`] when the
+    /// gateway cannot start after all (a listener failed to bind).
+    pub fn abort(&self) {
+        let backends = self.rt.backends();
+        std::thread::scope(|scope| {
+            for b in &backends {
+                scope.spawn(move || b.stop(STOP_WAIT));
+            }
+        });
+    }
+
+    pub fn run(self, listeners: Vec<Box<dyn Stoppable>>) {
+        let rt = &self.rt;
         rt.update_state();
         let ticker = tick(TICK);
         let mut last_expire = Instant::now();

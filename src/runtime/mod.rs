@@ -278,12 +278,6 @@ impl Runtime {
         } else {
             ServerState::Degraded
         };
-        let mut st = self.state.lock();
-        if matches!(*st, ServerState::Stopping | ServerState::Stopped) || *st == next {
-            return;
-        }
-        *st = next;
-        drop(st);
         let (level, msg) = match next {
             ServerState::Ready => (Level::Info, format!("all {} enabled backends connected", states.len())),
             ServerState::Degraded => {
@@ -292,6 +286,13 @@ impl Runtime {
             ServerState::Failed => (Level::Error, "no backend is connected".to_owned()),
             _ => (Level::Info, String::new()),
         };
+        let mut st = self.state.lock();
+        if matches!(*st, ServerState::Stopping | ServerState::Stopped) || *st == next {
+            return;
+        }
+        *st = next;
+        // The event is pushed before the lock is released, so a reader who
+        // sees the new state in /status finds its event in /events too.
         // The exact prefix `gateway state: ` is what scripts and tests wait for.
         log::info!("gateway state: {}", next.as_str());
         self.events.push(level, &format!("server.{}", next.as_str()), None, msg);
