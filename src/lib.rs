@@ -3,8 +3,10 @@
 
 pub mod backend;
 pub mod cli;
+pub mod client;
 pub mod codec;
 pub mod config;
+pub mod profiles;
 pub mod registry;
 pub mod runtime;
 pub mod server;
