@@ -13,4 +13,5 @@ pub mod server;
 pub mod session;
 pub mod thread;
 pub mod transport;
+pub mod tui;
 pub mod util;
