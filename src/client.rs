@@ -593,10 +593,49 @@ fn transport_error(e: ureq::Error) -> ClientError {
     }
 }
 
+/// A fake management server for tests of the client and the poller.
+#[cfg(test)]
+pub(crate) mod fake {
+    use std::sync::mpsc;
+
+    /// What the fake server saw of one request.
+    #[derive(Debug)]
+    pub struct Seen {
+        pub method: String,
+        pub url: String,
+        pub auth: Option<String>,
+    }
+
+    /// A one-request-at-a-time fake server: answers `n` requests with
+    /// `reply(url)` and reports each request.
+    pub fn fake_server(
+        n: usize,
+        reply: impl Fn(&str) -> (u16, String) + Send + 'static,
+    ) -> (String, mpsc::Receiver<Seen>) {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let addr = server.server_addr().to_ip().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for _ in 0..n {
+                let Ok(mut req) = server.recv() else { return };
+                let mut body = String::new();
+                let _ = req.as_reader().read_to_string(&mut body);
+                let auth =
+                    req.headers().iter().find(|h| h.field.equiv("Authorization")).map(|h| h.value.as_str().to_string());
+                let _ = tx.send(Seen { method: req.method().to_string(), url: req.url().to_string(), auth });
+                let (status, body) = reply(req.url());
+                let resp = tiny_http::Response::from_string(body).with_status_code(status);
+                let _ = req.respond(resp);
+            }
+        });
+        (format!("http://{addr}"), rx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::fake::fake_server;
     use super::*;
-    use std::sync::mpsc;
 
     fn fixture(name: &str) -> String {
         let path = format!("{}/tests/fixtures/manage/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -756,36 +795,6 @@ mod tests {
 
     fn target(url: &str) -> Target {
         Target { name: "t".into(), url: url.into(), token: TokenSource::None, ca_cert: None }
-    }
-
-    /// What the fake server saw of one request.
-    #[derive(Debug)]
-    struct Seen {
-        method: String,
-        url: String,
-        auth: Option<String>,
-    }
-
-    /// A one-request-at-a-time fake server: answers `n` requests with
-    /// `reply(url)` and reports each request.
-    fn fake_server(n: usize, reply: impl Fn(&str) -> (u16, String) + Send + 'static) -> (String, mpsc::Receiver<Seen>) {
-        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-        let addr = server.server_addr().to_ip().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for _ in 0..n {
-                let Ok(mut req) = server.recv() else { return };
-                let mut body = String::new();
-                let _ = req.as_reader().read_to_string(&mut body);
-                let auth =
-                    req.headers().iter().find(|h| h.field.equiv("Authorization")).map(|h| h.value.as_str().to_string());
-                let _ = tx.send(Seen { method: req.method().to_string(), url: req.url().to_string(), auth });
-                let (status, body) = reply(req.url());
-                let resp = tiny_http::Response::from_string(body).with_status_code(status);
-                let _ = req.respond(resp);
-            }
-        });
-        (format!("http://{addr}"), rx)
     }
 
     #[test]

@@ -427,14 +427,13 @@ impl App {
             Ok(OpOk::Reload(r)) => {
                 let rev = crate::client::value_text(&r.revision);
                 let mut parts = vec![format!("reload ok (revision {rev})")];
-                for (label, names) in [
-                    ("added", &r.added),
-                    ("removed", &r.removed),
-                    ("restarted", &r.restarted),
-                    ("unchanged", &r.unchanged),
-                ] {
-                    parts.push(format!("{label}: {}", names_text(names)));
+                for (label, names) in [("added", &r.added), ("removed", &r.removed), ("restarted", &r.restarted)] {
+                    if !names.is_empty() {
+                        parts.push(format!("{label} {}", names_text(names)));
+                    }
                 }
+                // Names of what did not change say little; the count is enough.
+                parts.push(format!("unchanged {}", r.unchanged.len()));
                 (NoticeKind::Success, parts.join(" · "))
             }
             Ok(OpOk::Reconnect(r)) => {
@@ -480,7 +479,6 @@ pub fn op_label(op: &Op) -> String {
 
 fn names_text(n: &Names) -> String {
     match n {
-        Names::List(v) if v.is_empty() => "none".to_string(),
         Names::List(v) if v.len() <= 4 => v.join(", "),
         Names::List(v) => format!("{} ({}, …)", v.len(), v[..3].join(", ")),
         Names::Count(c) => c.to_string(),
@@ -667,10 +665,7 @@ pub(crate) mod tests {
         assert_eq!(app.busy, None);
         let n = app.notice.clone().unwrap();
         assert_eq!(n.kind, NoticeKind::Success);
-        assert_eq!(
-            n.text,
-            "reload ok (revision 4) · added: search · removed: legacy · restarted: files · unchanged: github, weather"
-        );
+        assert_eq!(n.text, "reload ok (revision 4) · added search · removed legacy · restarted files · unchanged 2");
         let r: ReconnectResult = fixture("reconnect.json");
         let op = Op::Reconnect("weather".into());
         app.apply_done(Done { generation: 0, profile: "local".into(), op, result: Ok(OpOk::Reconnect(r)) });

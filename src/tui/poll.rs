@@ -266,7 +266,70 @@ fn gap_marker(missed: u64, first_missed: u64, time: &str) -> EventView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::fake::fake_server;
+    use crate::client::TokenSource;
+    use crossbeam_channel::RecvTimeoutError;
     use std::cell::RefCell;
+
+    fn fixture(name: &str) -> String {
+        let path = format!("{}/tests/fixtures/manage/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// Serves the fixtures as a read-only token would see them.
+    fn fixture_server() -> String {
+        let (url, _seen) = fake_server(1000, |u| {
+            let path = u.split('?').next().unwrap_or(u);
+            match path {
+                "/manage/v1/status" => (200, fixture("status.json")),
+                "/manage/v1/backends" => (200, fixture("backends.json")),
+                "/manage/v1/capabilities" => (200, fixture("capabilities.json")),
+                "/manage/v1/events" => (200, fixture("events.json")),
+                "/manage/v1/reload" => (403, fixture("error-403.json")),
+                _ => (404, fixture("error-404.json")),
+            }
+        });
+        url
+    }
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn poller_thread_snapshots_runs_ops_and_stops() {
+        let (tx, rx) = bounded(16);
+        let target = Target { name: "fake".into(), url: fixture_server(), token: TokenSource::None, ca_cert: None };
+        // A long interval: every snapshot after the first is caused by an op.
+        let poller = spawn(target, 7, Duration::from_secs(60), tx).unwrap();
+        let Ok(Event::Snapshot(s)) = rx.recv_timeout(WAIT) else { panic!("no snapshot") };
+        assert_eq!(s.generation, 7);
+        let data = s.result.as_ref().unwrap();
+        assert_eq!(data.backends.len(), 4);
+        assert_eq!(data.capabilities.tools.len(), 4);
+        assert_eq!(s.events.len(), 7);
+        assert!(poller.run(Op::Reload));
+        let Ok(Event::Done(d)) = rx.recv_timeout(WAIT) else { panic!("no result") };
+        assert_eq!((d.generation, d.profile.as_str(), &d.op), (7, "fake", &Op::Reload));
+        assert!(matches!(d.result, Err(ClientError::Forbidden(_))));
+        // The op is followed by a poll at once, not after the interval.
+        let Ok(Event::Snapshot(s)) = rx.recv_timeout(WAIT) else { panic!("no snapshot after the op") };
+        assert_eq!(s.events.len(), 7, "no event read twice");
+        // Dropping the handle ends the thread, which drops its sender.
+        drop(poller);
+        assert!(matches!(rx.recv_timeout(WAIT), Err(RecvTimeoutError::Disconnected)));
+    }
+
+    #[test]
+    fn unreachable_server_gives_error_snapshots() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (tx, rx) = bounded(16);
+        let url = format!("http://127.0.0.1:{port}");
+        let target = Target { name: "gone".into(), url, token: TokenSource::None, ca_cert: None };
+        let _poller = spawn(target, 0, Duration::from_millis(100), tx).unwrap();
+        for _ in 0..2 {
+            let Ok(Event::Snapshot(s)) = rx.recv_timeout(WAIT) else { panic!("no snapshot") };
+            assert!(matches!(s.result, Err(ClientError::Unreachable(_))));
+        }
+    }
 
     fn ev(id: u64) -> EventView {
         EventView {

@@ -193,7 +193,7 @@ fn hints(e: &ClientError, url: &str) -> Vec<String> {
 
 fn render_backends(app: &App, data: &Data, state: &mut TableState, f: &mut Frame<'_>, area: Rect) {
     let [status_area, table_area, detail_area] =
-        Layout::vertical([Constraint::Length(6), Constraint::Fill(1), Constraint::Length(5)]).areas(area);
+        Layout::vertical([Constraint::Length(6), Constraint::Fill(1), Constraint::Length(6)]).areas(area);
     render_status(data, f, status_area);
 
     let rows: Vec<Row<'_>> = app
@@ -232,18 +232,23 @@ fn render_backends(app: &App, data: &Data, state: &mut TableState, f: &mut Frame
                 Span::styled(b.name.clone(), Style::new().bold()),
                 Span::raw(format!(" · {} · ", b.kind)),
                 Span::styled(b.state.clone(), backend_state_style(&b.state)),
+                Span::raw(format!(" · restarts {}", b.restarts)),
             ];
             if let Some(pid) = b.pid {
                 first.push(Span::raw(format!(" · pid {pid}")));
             }
+            let mut second = Vec::new();
             if !b.server_info.is_null() {
-                first.push(Span::raw(format!(" · {}", value_text(&b.server_info))));
+                second.push(format!("server {}", value_text(&b.server_info)));
             }
             if let Some(pv) = &b.protocol_version {
-                first.push(Span::raw(format!(" · {pv}")));
+                second.push(format!("protocol {pv}"));
             }
             if let Some(since) = &b.connected_since {
-                first.push(Span::raw(format!(" · since {}", short_time(since))));
+                second.push(format!("connected since {}", short_time(since)));
+            }
+            if second.is_empty() {
+                second.push("not connected".to_string());
             }
             let error = match &b.last_error {
                 Some(e) => {
@@ -251,11 +256,16 @@ fn render_backends(app: &App, data: &Data, state: &mut TableState, f: &mut Frame
                 }
                 None => Line::raw("last error -"),
             };
-            Text::from(vec![Line::from(first), Line::raw(format!("endpoint {}", b.endpoint)), error])
+            Text::from(vec![
+                Line::from(first),
+                Line::raw(second.join(" · ")),
+                Line::raw(format!("endpoint {}", b.endpoint)),
+                error,
+            ])
         }
     };
     let block = Block::bordered().title(" Selected backend ");
-    f.render_widget(Paragraph::new(detail).block(block).wrap(Wrap { trim: false }), detail_area);
+    f.render_widget(Paragraph::new(detail).block(block), detail_area);
 }
 
 fn render_status(data: &Data, f: &mut Frame<'_>, area: Rect) {
@@ -800,7 +810,7 @@ mod tests {
                     "stdio",
                     "2/0/1",
                     "Selected backend",
-                    "github-mcp 1.2.0",
+                    "server github-mcp 1.2.0 · protocol 2025-06-18 · connected since 10:00:01",
                     "q quit",
                 ],
             );
@@ -817,7 +827,14 @@ mod tests {
         app.on_key(ch('j'));
         for (w, h) in SIZES {
             let s = screen(&app, w, h);
-            assert_has(&s, &["weather · sse · failed", "last error connect to weather.example.com:443"]);
+            assert_has(
+                &s,
+                &[
+                    "weather · sse · failed · restarts 5",
+                    "not connected",
+                    "last error connect to weather.example.com:443",
+                ],
+            );
         }
     }
 
