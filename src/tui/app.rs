@@ -428,9 +428,7 @@ impl App {
                 let rev = crate::client::value_text(&r.revision);
                 let mut parts = vec![format!("reload ok (revision {rev})")];
                 for (label, names) in [("added", &r.added), ("removed", &r.removed), ("restarted", &r.restarted)] {
-                    if !names.is_empty() {
-                        parts.push(format!("{label} {}", names_text(names)));
-                    }
+                    parts.push(format!("{label} {}", names_text(names)));
                 }
                 // Names of what did not change say little; the count is enough.
                 parts.push(format!("unchanged {}", r.unchanged.len()));
@@ -479,6 +477,7 @@ pub fn op_label(op: &Op) -> String {
 
 fn names_text(n: &Names) -> String {
     match n {
+        Names::List(v) if v.is_empty() => "-".to_string(),
         Names::List(v) if v.len() <= 4 => v.join(", "),
         Names::List(v) => format!("{} ({}, …)", v.len(), v[..3].join(", ")),
         Names::Count(c) => c.to_string(),
