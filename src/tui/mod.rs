@@ -4,11 +4,13 @@
 //! Threads (bottom's split): the main thread owns the terminal and the
 //! [`app::App`] state and runs the event loop; `tui:input` reads keys and
 //! resizes; `tui:poll:<profile>` polls the active profile ([`poll`]);
-//! `tui:signals` turns SIGTERM/SIGHUP into a clean quit. All of them feed
-//! one bounded channel of [`Event`]s; the main thread redraws after each.
+//! `tui:signals` turns SIGTERM, SIGHUP and SIGINT into a clean quit. All of
+//! them feed one bounded channel of [`Event`]s; the main thread redraws
+//! after each batch.
 //!
 //! The terminal is restored on every exit path: normal quit, an error
-//! (the guard's `Drop`), and a panic on the UI thread (a panic hook).
+//! (the guard's `Drop`), a panic on the UI thread (a panic hook), and a
+//! termination signal.
 
 pub mod app;
 pub mod poll;
@@ -46,7 +48,7 @@ pub enum Event {
     Done(Box<poll::Done>),
     /// The terminal cannot be read any more.
     InputFailed(String),
-    /// SIGTERM or SIGHUP.
+    /// SIGTERM, SIGHUP or SIGINT.
     Quit,
 }
 
@@ -277,11 +279,12 @@ fn spawn_input(tx: Sender<Event>, stop: Arc<AtomicBool>) -> std::io::Result<std:
     })
 }
 
-/// SIGTERM and SIGHUP quit cleanly, so the terminal is restored. Ctrl-C is
-/// a key in raw mode. Best effort: without handlers the TUI still runs.
+/// SIGTERM, SIGHUP and SIGINT quit cleanly, so the terminal is restored
+/// (Ctrl-C itself arrives as a key in raw mode; SIGINT is `kill -INT`).
+/// Best effort: without handlers the TUI still runs.
 fn forward_signals(tx: Sender<Event>) -> Option<signal_hook::iterator::Handle> {
-    use signal_hook::consts::{SIGHUP, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP]).ok()?;
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP, SIGINT]).ok()?;
     let handle = signals.handle();
     let spawned = crate::thread::spawn("tui:signals".into(), move || {
         if signals.forever().next().is_some() {
@@ -303,6 +306,17 @@ struct TermGuard {
 
 impl TermGuard {
     fn enter() -> std::io::Result<TermGuard> {
+        let undo = |e| {
+            restore_terminal();
+            e
+        };
+        crossterm::terminal::enable_raw_mode()?;
+        TERMINAL_TAKEN.store(true, Ordering::SeqCst);
+        crossterm::execute!(std::io::stdout(), crossterm::terminal::EnterAlternateScreen).map_err(undo)?;
+        let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout())).map_err(undo)?;
+        terminal.hide_cursor().map_err(undo)?;
+        terminal.clear().map_err(undo)?;
+        // Installed last, so a failed setup leaves the caller's hook alone.
         let previous_hook: Arc<PanicHook> = Arc::new(std::panic::take_hook());
         let chained = previous_hook.clone();
         let ui_thread = std::thread::current().id();
@@ -313,15 +327,6 @@ impl TermGuard {
             }
             chained(info);
         }));
-        let guard = |e| {
-            restore_terminal();
-            e
-        };
-        crossterm::terminal::enable_raw_mode().map_err(guard)?;
-        crossterm::execute!(std::io::stdout(), crossterm::terminal::EnterAlternateScreen).map_err(guard)?;
-        let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout())).map_err(guard)?;
-        terminal.hide_cursor().map_err(guard)?;
-        terminal.clear().map_err(guard)?;
         Ok(TermGuard { terminal, previous_hook })
     }
 }
@@ -329,6 +334,11 @@ impl TermGuard {
 impl Drop for TermGuard {
     fn drop(&mut self) {
         restore_terminal();
+        // set_hook panics on a panicking thread, and a panic in a destructor
+        // during unwinding aborts: leave the hook alone then.
+        if std::thread::panicking() {
+            return;
+        }
         // Put the caller's panic hook back (the legacy combined mode goes on
         // running a server after the TUI).
         let previous = self.previous_hook.clone();
@@ -337,7 +347,16 @@ impl Drop for TermGuard {
     }
 }
 
+/// True while the TUI owns the terminal (raw mode, alternate screen).
+static TERMINAL_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// Undoes the setup once: both the panic hook and the guard's `Drop` call
+/// this, and a second "leave alternate screen" would move the cursor back to
+/// where the TUI started, over the panic message.
 fn restore_terminal() {
+    if !TERMINAL_TAKEN.swap(false, Ordering::SeqCst) {
+        return;
+    }
     let _ = crossterm::terminal::disable_raw_mode();
     let _ = crossterm::execute!(std::io::stdout(), crossterm::terminal::LeaveAlternateScreen, crossterm::cursor::Show);
 }
