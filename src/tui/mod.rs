@@ -161,6 +161,8 @@ fn interval(secs: Option<f64>) -> Duration {
 
 /// Runs the TUI against one URL and returns when the user quits: for the
 /// legacy combined mode, whose caller then stops its in-process server.
+/// The caller must keep its own logs off the terminal meanwhile (log to a
+/// file, or not at all), or they scribble over the screen.
 pub fn run_attached(url: &str, token_file: Option<&Path>) -> Result<(), TuiError> {
     let token = match token_file {
         Some(f) => TokenSource::File(f.to_path_buf()),
