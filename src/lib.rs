@@ -3,13 +3,16 @@
 
 pub mod backend;
 pub mod cli;
+pub mod client;
 pub mod codec;
 pub mod config;
 pub mod manage;
+pub mod profiles;
 pub mod registry;
 pub mod runtime;
 pub mod server;
 pub mod session;
 pub mod thread;
 pub mod transport;
+pub mod tui;
 pub mod util;

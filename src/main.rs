@@ -1,8 +1,9 @@
 //! `mcp-sentinel`: parses the command line and dispatches; errors become
-//! exit codes (0 clean, 2 usage, 78 configuration).
+//! exit codes (0 clean, 2 usage, 78 configuration, 1 anything else).
 
-use mcp_sentinel::cli::{self, Command};
-use mcp_sentinel::server;
+use mcp_sentinel::cli::{self, Command, ProfileCmd};
+use mcp_sentinel::profiles::{self, Paths, Profile, ProfileError};
+use mcp_sentinel::{server, tui};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -33,9 +34,47 @@ fn main() -> ExitCode {
             eprintln!("mcp-sentinel: the legacy combined mode (server with attached TUI) is not yet implemented; use 'mcp-sentinel server' or '--no-tui'");
             ExitCode::from(server::EXIT_USAGE)
         }
-        Command::Tui(_) | Command::Profile(_) => {
-            eprintln!("mcp-sentinel: this subcommand is not yet implemented");
-            ExitCode::from(server::EXIT_USAGE)
+        Command::Tui(args) => match tui::run_cli(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mcp-sentinel: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        },
+        Command::Profile(cmd) => match profile(cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mcp-sentinel: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        },
+    }
+}
+
+/// `mcp-sentinel profile list|add|remove|use`.
+fn profile(cmd: ProfileCmd) -> Result<(), ProfileError> {
+    let paths = Paths::from_env()?;
+    match cmd {
+        ProfileCmd::List => {
+            print!("{}", profiles::list_text(&profiles::load(&paths)?, &paths));
+        }
+        ProfileCmd::Add { name, url, token_env, token_file, ca_cert } => {
+            let p = Profile { name: name.clone(), url, token_env, token_file, ca_cert };
+            let file = profiles::add(&paths, p)?;
+            let active = file.active.as_deref().unwrap_or(&name);
+            println!("added profile {name:?} to {} (active: {active})", paths.profiles_file.display());
+        }
+        ProfileCmd::Remove(name) => {
+            let file = profiles::remove(&paths, &name)?;
+            match file.active {
+                Some(a) => println!("removed profile {name:?} (active: {a})"),
+                None => println!("removed profile {name:?} (no profiles left; 'local' is the default)"),
+            }
+        }
+        ProfileCmd::Use(name) => {
+            profiles::use_profile(&paths, &name)?;
+            println!("active profile: {name}");
         }
     }
+    Ok(())
 }

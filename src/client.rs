@@ -1,0 +1,895 @@
+//! Client of the management API `/manage/v1` (CONTRACT §5), used by the TUI.
+//! Runs on whichever thread calls it (the TUI's poller); every call is
+//! blocking and bounded by timeouts, so a slow server costs a late snapshot,
+//! never a frozen UI.
+//!
+//! The view-model structs here are the TUI's own reading of the JSON shapes:
+//! `#[serde(default)]` everywhere, so a field the server adds is ignored and
+//! a field it leaves out reads as empty instead of failing the whole poll.
+//! Fields the contract allows to be `null` are `Option`s.
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// TCP connect timeout: a loopback or LAN server answers far sooner; past
+/// this the server is as good as unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Whole-call timeout (connect, send, headers and body).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest response body read; a capabilities list with big schemas stays
+/// far below it.
+const MAX_BODY: u64 = 16 * 1024 * 1024;
+
+/// Where the bearer token comes from. The token itself is read at each call,
+/// so a token file the server (re)writes after the TUI started is picked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    None,
+    Env(String),
+    File(PathBuf),
+}
+
+/// One server to talk to: a profile, or an ad-hoc `--url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Shown in the header and the profile selector.
+    pub name: String,
+    /// Base URL such as `http://127.0.0.1:9001`; `/manage/v1` is appended.
+    pub url: String,
+    pub token: TokenSource,
+    /// PEM file with the CA certificate(s) to trust instead of the WebPKI roots.
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// What went wrong with a call, as the UI shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientError {
+    /// No HTTP answer: refused, DNS, TLS handshake, timeout.
+    Unreachable(String),
+    /// 401: missing or wrong token.
+    Unauthorized(String),
+    /// 403: the token lacks the scope (a read-only token trying a POST).
+    Forbidden(String),
+    /// 404: unknown backend, or no `/manage/v1` at this URL.
+    NotFound(String),
+    /// Any other non-2xx status, with the server's message.
+    Server(u16, String),
+    /// A 2xx body that is not the JSON the contract promises.
+    BadJson(String),
+    /// A local problem before any request: unreadable CA certificate.
+    Config(String),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Unreachable(m) => write!(f, "unreachable: {m}"),
+            ClientError::Unauthorized(m) => write!(f, "401 unauthorized: {m}"),
+            ClientError::Forbidden(m) => write!(f, "403 forbidden: {m}"),
+            ClientError::NotFound(m) => write!(f, "404 not found: {m}"),
+            ClientError::Server(status, m) => write!(f, "HTTP {status}: {m}"),
+            ClientError::BadJson(m) => write!(f, "unexpected response: {m}"),
+            ClientError::Config(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+// ---- view models (CONTRACT §5)
+
+/// `GET /health`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+    pub uptime_s: f64,
+}
+
+/// `GET /status`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Status {
+    pub api_version: String,
+    pub server: ServerStatus,
+    pub listen: Listen,
+    pub backends: BackendCounts,
+    pub capabilities: CapabilityCounts,
+    pub sessions: Sessions,
+    pub events: EventsInfo,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ServerStatus {
+    pub name: String,
+    pub version: String,
+    pub pid: Option<u64>,
+    pub started_at: Option<String>,
+    pub uptime_s: f64,
+    pub state: String,
+    pub config_path: Option<String>,
+    /// The contract does not fix its type; shown as it comes.
+    pub revision: Value,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Listen {
+    pub mcp: Option<String>,
+    pub manage: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct BackendCounts {
+    pub total: u64,
+    pub connected: u64,
+    pub connecting: u64,
+    pub failed: u64,
+    pub disabled: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct CapabilityCounts {
+    pub tools: u64,
+    pub resources: u64,
+    pub resource_templates: u64,
+    pub prompts: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Sessions {
+    pub active: u64,
+    pub sse: u64,
+    pub streamable_http: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct EventsInfo {
+    pub last_id: Option<u64>,
+}
+
+/// `GET /backends`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct BackendList {
+    pub backends: Vec<BackendView>,
+}
+
+/// BACKEND_VIEW.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct BackendView {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub state: String,
+    pub endpoint: String,
+    pub pid: Option<u64>,
+    /// The backend's `serverInfo` (`{"name", "version"}`), or null.
+    pub server_info: Value,
+    pub protocol_version: Option<String>,
+    pub connected_since: Option<String>,
+    pub last_error: Option<String>,
+    pub restarts: u64,
+    pub capabilities: CapabilityCounts,
+}
+
+/// `GET /capabilities`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Capabilities {
+    pub tools: Vec<Tool>,
+    pub resources: Vec<Resource>,
+    pub resource_templates: Vec<ResourceTemplate>,
+    pub prompts: Vec<Prompt>,
+    pub conflicts: Vec<Conflict>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Tool {
+    pub name: String,
+    pub backend: String,
+    pub original_name: String,
+    pub description: Option<String>,
+    pub input_schema: Value,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Resource {
+    pub uri: String,
+    pub name: String,
+    pub backend: String,
+    pub description: Option<String>,
+    pub mime_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ResourceTemplate {
+    pub uri_template: String,
+    pub name: String,
+    pub backend: String,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Prompt {
+    pub name: String,
+    pub backend: String,
+    pub original_name: String,
+    pub description: Option<String>,
+    pub arguments: Vec<PromptArgument>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct PromptArgument {
+    pub name: String,
+    pub description: Option<String>,
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Conflict {
+    pub kind: String,
+    pub name: String,
+    pub kept: String,
+    pub dropped: String,
+}
+
+/// `GET /events`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct EventsPage {
+    pub events: Vec<EventView>,
+    pub last_id: Option<u64>,
+}
+
+/// EVENT.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct EventView {
+    pub id: u64,
+    pub time: String,
+    pub level: String,
+    pub kind: String,
+    pub backend: Option<String>,
+    pub message: String,
+}
+
+/// `POST /reload`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ReloadResult {
+    pub result: String,
+    pub revision: Value,
+    pub added: Names,
+    pub removed: Names,
+    pub restarted: Names,
+    pub unchanged: Names,
+}
+
+/// A list of backend names, or just a count: the contract names the fields
+/// of a reload result but not their type, so both are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Names {
+    List(Vec<String>),
+    Count(u64),
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Names::List(Vec::new())
+    }
+}
+
+impl Names {
+    pub fn len(&self) -> u64 {
+        match self {
+            Names::List(v) => v.len() as u64,
+            Names::Count(n) => *n,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<'de> Deserialize<'de> for Names {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::Array(items) => Names::List(
+                items
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    })
+                    .collect(),
+            ),
+            Value::Number(n) => Names::Count(n.as_u64().unwrap_or(0)),
+            _ => Names::default(),
+        })
+    }
+}
+
+/// `POST /backends/{name}/reconnect`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ReconnectResult {
+    pub result: String,
+    pub backend: BackendView,
+}
+
+/// `{"error": {"code", "message"}}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ErrorDetail {
+    code: String,
+    message: String,
+}
+
+/// A JSON value meant for display (`revision`, `server_info`): a string as
+/// is, null as `-`, anything else as compact JSON.
+pub fn value_text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        Value::Object(o) => {
+            // serverInfo: "name version" reads better than JSON.
+            let name = o.get("name").and_then(Value::as_str);
+            let version = o.get("version").and_then(Value::as_str);
+            match (name, version) {
+                (Some(n), Some(v)) => format!("{n} {v}"),
+                (Some(n), None) => n.to_string(),
+                _ => v.to_string(),
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+// ---- the client
+
+/// A blocking client for one [`Target`].
+pub struct Client {
+    target: Target,
+    /// Base URL without a trailing slash or `/manage/v1`.
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// Builds the HTTP agent; fails only on a CA certificate that cannot be
+    /// read or holds no certificate.
+    pub fn new(target: &Target) -> Result<Client, ClientError> {
+        let mut cfg = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_global(Some(CALL_TIMEOUT))
+            // A management API has no business redirecting, and following a
+            // redirect could carry the token elsewhere.
+            .max_redirects(0)
+            .user_agent(concat!("mcp-sentinel-tui/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &target.ca_cert {
+            let certs = load_ca(path)?;
+            let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::from(certs)).build();
+            cfg = cfg.tls_config(tls);
+        }
+        Ok(Client { target: target.clone(), base: base_url(&target.url), agent: cfg.build().into() })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub fn health(&self) -> Result<Health, ClientError> {
+        self.get("/health")
+    }
+
+    pub fn status(&self) -> Result<Status, ClientError> {
+        self.get("/status")
+    }
+
+    pub fn backends(&self) -> Result<Vec<BackendView>, ClientError> {
+        self.get::<BackendList>("/backends").map(|l| l.backends)
+    }
+
+    pub fn capabilities(&self) -> Result<Capabilities, ClientError> {
+        self.get("/capabilities")
+    }
+
+    /// Events with an id above `after` (all kept ones if `None`), at most `limit`.
+    pub fn events(&self, after: Option<u64>, limit: Option<u32>) -> Result<EventsPage, ClientError> {
+        let mut query = Vec::new();
+        if let Some(a) = after {
+            query.push(format!("after={a}"));
+        }
+        if let Some(l) = limit {
+            query.push(format!("limit={l}"));
+        }
+        let path = if query.is_empty() { "/events".to_string() } else { format!("/events?{}", query.join("&")) };
+        self.get(&path)
+    }
+
+    pub fn reload(&self) -> Result<ReloadResult, ClientError> {
+        self.post("/reload")
+    }
+
+    pub fn reconnect(&self, backend: &str) -> Result<ReconnectResult, ClientError> {
+        self.post(&format!("/backends/{}/reconnect", encode_segment(backend)))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/manage/v1{path}", self.base)
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let (token, problem) = self.token();
+        let mut req = self.agent.get(self.url(path)).header("Accept", "application/json");
+        if let Some(t) = &token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        finish(req.call(), problem.as_deref())
+    }
+
+    fn post<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let (token, problem) = self.token();
+        let mut req = self.agent.post(self.url(path)).header("Accept", "application/json");
+        if let Some(t) = &token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        finish(req.send_empty(), problem.as_deref())
+    }
+
+    /// The token, or why there is none (kept to explain a later 401: the
+    /// request still goes out, since `/health` may be public).
+    fn token(&self) -> (Option<String>, Option<String>) {
+        match read_token(&self.target.token) {
+            Ok(t) => (t, None),
+            Err(problem) => (None, Some(problem)),
+        }
+    }
+}
+
+/// Reads the token from its source; `Ok(None)` when no source is set.
+pub fn read_token(source: &TokenSource) -> Result<Option<String>, String> {
+    match source {
+        TokenSource::None => Ok(None),
+        TokenSource::Env(var) => match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_string())),
+            Ok(_) => Err(format!("environment variable {var} is empty")),
+            Err(_) => Err(format!("environment variable {var} is not set")),
+        },
+        TokenSource::File(path) => match std::fs::read_to_string(path) {
+            Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_string())),
+            Ok(_) => Err(format!("token file {} is empty", path.display())),
+            Err(e) => Err(format!("cannot read token file {}: {}", path.display(), io_reason(&e))),
+        },
+    }
+}
+
+/// An I/O error's message without the OS error number, for one-line errors.
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
+    }
+}
+
+/// The certificates of a CA PEM file.
+fn load_ca(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>, ClientError> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        ClientError::Config(format!("cannot read CA certificate {}: {}", path.display(), io_reason(&e)))
+    })?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&bytes) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => return Err(ClientError::Config(format!("CA certificate {}: {e}", path.display()))),
+        }
+    }
+    if certs.is_empty() {
+        return Err(ClientError::Config(format!("CA certificate {}: no PEM certificate found", path.display())));
+    }
+    Ok(certs)
+}
+
+/// `http://h:9001/`, `http://h:9001/manage/v1` and `http://h:9001` all
+/// name the same API.
+pub fn base_url(url: &str) -> String {
+    let trimmed = url.trim().trim_end_matches('/');
+    trimmed.strip_suffix("/manage/v1").unwrap_or(trimmed).to_string()
+}
+
+/// Percent-encodes a path segment (backend names are user-chosen).
+fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Turns a ureq outcome into a value or a [`ClientError`].
+fn finish<T: DeserializeOwned>(
+    outcome: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    token_problem: Option<&str>,
+) -> Result<T, ClientError> {
+    let mut resp = outcome.map_err(transport_error)?;
+    let status = resp.status().as_u16();
+    let body = resp.body_mut().with_config().limit(MAX_BODY).read_to_string().map_err(transport_error)?;
+    if (200..300).contains(&status) {
+        return serde_json::from_str(&body).map_err(|e| ClientError::BadJson(format!("{e}")));
+    }
+    let message = error_message(&body);
+    Err(match status {
+        401 => ClientError::Unauthorized(match token_problem {
+            // The local reason is the useful one: the server only knows the
+            // token was missing.
+            Some(p) => p.to_string(),
+            None => message,
+        }),
+        403 => ClientError::Forbidden(message),
+        404 => ClientError::NotFound(message),
+        s => ClientError::Server(s, message),
+    })
+}
+
+/// The message of an error envelope, else the start of the body.
+fn error_message(body: &str) -> String {
+    if let Ok(b) = serde_json::from_str::<ErrorBody>(body) {
+        if !b.error.message.is_empty() {
+            return b.error.message;
+        }
+        if !b.error.code.is_empty() {
+            return b.error.code;
+        }
+    }
+    let first = body.lines().next().unwrap_or("").trim();
+    if first.is_empty() {
+        "(no message)".to_string()
+    } else {
+        first.chars().take(200).collect()
+    }
+}
+
+fn transport_error(e: ureq::Error) -> ClientError {
+    match e {
+        ureq::Error::Timeout(_) => ClientError::Unreachable(format!("timed out after {}s", CALL_TIMEOUT.as_secs())),
+        ureq::Error::Io(io) => ClientError::Unreachable(match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+            _ => io.to_string(),
+        }),
+        ureq::Error::HostNotFound => ClientError::Unreachable("host not found".to_string()),
+        other => ClientError::Unreachable(other.to_string()),
+    }
+}
+
+/// A fake management server for tests of the client and the poller.
+#[cfg(test)]
+pub(crate) mod fake {
+    use std::sync::mpsc;
+
+    /// What the fake server saw of one request.
+    #[derive(Debug)]
+    pub struct Seen {
+        pub method: String,
+        pub url: String,
+        pub auth: Option<String>,
+    }
+
+    /// A one-request-at-a-time fake server: answers `n` requests with
+    /// `reply(url)` and reports each request.
+    pub fn fake_server(
+        n: usize,
+        reply: impl Fn(&str) -> (u16, String) + Send + 'static,
+    ) -> (String, mpsc::Receiver<Seen>) {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let addr = server.server_addr().to_ip().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for _ in 0..n {
+                let Ok(mut req) = server.recv() else { return };
+                let mut body = String::new();
+                let _ = req.as_reader().read_to_string(&mut body);
+                let auth =
+                    req.headers().iter().find(|h| h.field.equiv("Authorization")).map(|h| h.value.as_str().to_string());
+                let _ = tx.send(Seen { method: req.method().to_string(), url: req.url().to_string(), auth });
+                let (status, body) = reply(req.url());
+                let resp = tiny_http::Response::from_string(body).with_status_code(status);
+                let _ = req.respond(resp);
+            }
+        });
+        (format!("http://{addr}"), rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::fake_server;
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        let path = format!("{}/tests/fixtures/manage/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn status_fixture_maps() {
+        let s: Status = serde_json::from_str(&fixture("status.json")).unwrap();
+        assert_eq!(s.api_version, "v1");
+        assert_eq!(s.server.name, "mcp-sentinel");
+        assert_eq!(s.server.state, "degraded");
+        assert_eq!(s.server.pid, Some(4242));
+        assert_eq!(value_text(&s.server.revision), "3");
+        assert_eq!(s.listen.mcp.as_deref(), Some("127.0.0.1:9000"));
+        assert_eq!(s.backends.total, 4);
+        assert_eq!(s.backends.failed, 1);
+        assert_eq!(s.capabilities.tools, 4);
+        assert_eq!(s.sessions.streamable_http, 1);
+        assert_eq!(s.events.last_id, Some(7));
+    }
+
+    #[test]
+    fn health_fixture_maps() {
+        let h: Health = serde_json::from_str(&fixture("health.json")).unwrap();
+        assert_eq!(h.status, "ok");
+        assert!(h.uptime_s > 3000.0);
+    }
+
+    #[test]
+    fn backends_fixture_maps() {
+        let l: BackendList = serde_json::from_str(&fixture("backends.json")).unwrap();
+        let names: Vec<_> = l.backends.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["github", "files", "weather", "legacy"]);
+        let gh = &l.backends[0];
+        assert_eq!((gh.kind.as_str(), gh.state.as_str()), ("stdio", "connected"));
+        assert_eq!(value_text(&gh.server_info), "github-mcp 1.2.0");
+        assert_eq!(gh.capabilities.tools, 2);
+        let weather = &l.backends[2];
+        assert_eq!(weather.state, "failed");
+        assert_eq!(weather.pid, None);
+        assert!(weather.last_error.as_deref().unwrap_or("").contains("connection refused"));
+        assert_eq!(weather.restarts, 5);
+        assert_eq!(value_text(&weather.server_info), "-");
+    }
+
+    #[test]
+    fn single_backend_fixture_maps() {
+        let b: BackendView = serde_json::from_str(&fixture("backend.json")).unwrap();
+        assert_eq!(b.name, "github");
+        assert_eq!(b.protocol_version.as_deref(), Some("2025-06-18"));
+    }
+
+    #[test]
+    fn capabilities_fixture_maps() {
+        let c: Capabilities = serde_json::from_str(&fixture("capabilities.json")).unwrap();
+        assert_eq!(c.tools.len(), 4);
+        assert_eq!(c.tools[0].name, "create_issue");
+        assert_eq!(c.tools[0].input_schema["required"][0], "repo");
+        assert_eq!(c.resources[0].mime_type.as_deref(), Some("text/markdown"));
+        assert_eq!(c.resource_templates[0].uri_template, "file:///{path}");
+        assert_eq!(c.prompts[0].arguments.len(), 2);
+        assert!(c.prompts[0].arguments[0].required);
+        assert_eq!(c.conflicts[0].dropped, "legacy");
+    }
+
+    #[test]
+    fn events_fixture_maps() {
+        let p: EventsPage = serde_json::from_str(&fixture("events.json")).unwrap();
+        assert_eq!(p.events.len(), 7);
+        assert_eq!(p.last_id, Some(7));
+        assert_eq!(p.events[0].backend, None);
+        assert_eq!(p.events[4].level, "error");
+        assert_eq!(p.events[4].backend.as_deref(), Some("weather"));
+    }
+
+    #[test]
+    fn reload_and_reconnect_fixtures_map() {
+        let r: ReloadResult = serde_json::from_str(&fixture("reload.json")).unwrap();
+        assert_eq!(r.result, "ok");
+        assert_eq!(r.added, Names::List(vec!["search".into()]));
+        assert_eq!(r.unchanged.len(), 2);
+        // A count instead of a list is read too.
+        let r: ReloadResult = serde_json::from_str(r#"{"result":"ok","unchanged":3}"#).unwrap();
+        assert_eq!(r.unchanged, Names::Count(3));
+        let c: ReconnectResult = serde_json::from_str(&fixture("reconnect.json")).unwrap();
+        assert_eq!(c.backend.name, "weather");
+        assert_eq!(c.backend.state, "connecting");
+    }
+
+    #[test]
+    fn tolerant_of_missing_and_extra_fields() {
+        let s: Status = serde_json::from_str(r#"{"server": {"state": "ready", "new_field": [1]}, "x": 1}"#).unwrap();
+        assert_eq!(s.server.state, "ready");
+        assert_eq!(s.backends.total, 0);
+        let b: BackendView = serde_json::from_str(r#"{"name": "a", "pid": null, "last_error": null}"#).unwrap();
+        assert_eq!(b.name, "a");
+        assert_eq!(b.last_error, None);
+    }
+
+    #[test]
+    fn error_envelope_message() {
+        assert_eq!(error_message(&fixture("error-403.json")), "token \"viewer\" lacks the admin scope");
+        assert_eq!(error_message("<html>Bad gateway</html>\nmore"), "<html>Bad gateway</html>");
+        assert_eq!(error_message(""), "(no message)");
+        assert_eq!(error_message(r#"{"error":{"code":"internal"}}"#), "internal");
+    }
+
+    #[test]
+    fn base_url_normalizes() {
+        assert_eq!(base_url("http://h:9001"), "http://h:9001");
+        assert_eq!(base_url("http://h:9001/"), "http://h:9001");
+        assert_eq!(base_url("http://h:9001/manage/v1/"), "http://h:9001");
+        assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
+        assert_eq!(encode_segment("gh_1-x"), "gh_1-x");
+    }
+
+    #[test]
+    fn token_sources() {
+        let dir = std::env::temp_dir().join(format!("mcp-sentinel-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("t");
+        std::fs::write(&f, "  s3cret\n").unwrap();
+        assert_eq!(read_token(&TokenSource::File(f.clone())), Ok(Some("s3cret".into())));
+        std::fs::write(&f, "\n").unwrap();
+        assert!(read_token(&TokenSource::File(f.clone())).unwrap_err().contains("is empty"));
+        let missing = read_token(&TokenSource::File(dir.join("nope"))).unwrap_err();
+        assert!(missing.contains("no such file"), "{missing}");
+        assert_eq!(read_token(&TokenSource::None), Ok(None));
+        let unset = read_token(&TokenSource::Env("MCP_SENTINEL_TEST_SURELY_UNSET_VAR".into())).unwrap_err();
+        assert!(unset.contains("is not set"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_ca_cert_is_a_config_error() {
+        let dir = std::env::temp_dir().join(format!("mcp-sentinel-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pem = dir.join("ca.pem");
+        std::fs::write(&pem, "not a certificate").unwrap();
+        let mut t = target("http://127.0.0.1:1");
+        t.ca_cert = Some(pem.clone());
+        match Client::new(&t) {
+            Err(ClientError::Config(m)) => assert!(m.contains("no PEM certificate"), "{m}"),
+            other => panic!("{:?}", other.err()),
+        }
+        t.ca_cert = Some(dir.join("missing.pem"));
+        match Client::new(&t) {
+            Err(ClientError::Config(m)) => assert!(m.contains("cannot read CA certificate"), "{m}"),
+            other => panic!("{:?}", other.err()),
+        }
+        let good = format!("{}/tests/fixtures/tls/ca.pem", env!("CARGO_MANIFEST_DIR"));
+        t.ca_cert = Some(good.into());
+        assert!(Client::new(&t).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn target(url: &str) -> Target {
+        Target { name: "t".into(), url: url.into(), token: TokenSource::None, ca_cert: None }
+    }
+
+    #[test]
+    fn get_sends_bearer_token_and_maps_json() {
+        let body = fixture("status.json");
+        let (url, seen) = fake_server(1, move |_| (200, body.clone()));
+        let var = "MCP_SENTINEL_TEST_TOKEN_GET";
+        std::env::set_var(var, "tok-123");
+        let mut t = target(&url);
+        t.token = TokenSource::Env(var.into());
+        let s = Client::new(&t).unwrap().status().unwrap();
+        assert_eq!(s.server.state, "degraded");
+        let r = seen.recv().unwrap();
+        assert_eq!((r.method.as_str(), r.url.as_str()), ("GET", "/manage/v1/status"));
+        assert_eq!(r.auth.as_deref(), Some("Bearer tok-123"));
+    }
+
+    #[test]
+    fn events_query_and_reconnect_path() {
+        let (url, seen) = fake_server(3, |u| {
+            if u.contains("reconnect") {
+                (200, r#"{"result":"ok","backend":{"name":"a b","state":"connecting"}}"#.into())
+            } else {
+                (200, r#"{"events":[],"last_id":9}"#.into())
+            }
+        });
+        let c = Client::new(&target(&format!("{url}/manage/v1/"))).unwrap();
+        assert_eq!(c.events(Some(5), Some(100)).unwrap().last_id, Some(9));
+        assert_eq!(seen.recv().unwrap().url, "/manage/v1/events?after=5&limit=100");
+        c.events(None, None).unwrap();
+        assert_eq!(seen.recv().unwrap().url, "/manage/v1/events");
+        assert_eq!(c.reconnect("a b").unwrap().backend.state, "connecting");
+        let r = seen.recv().unwrap();
+        assert_eq!((r.method.as_str(), r.url.as_str()), ("POST", "/manage/v1/backends/a%20b/reconnect"));
+        assert_eq!(r.auth, None);
+    }
+
+    #[test]
+    fn http_errors_map_to_variants() {
+        let e401 = fixture("error-401.json");
+        let e403 = fixture("error-403.json");
+        let e404 = fixture("error-404.json");
+        let (url, _seen) = fake_server(6, move |u| match u {
+            "/manage/v1/status" => (401, e401.clone()),
+            "/manage/v1/reload" => (403, e403.clone()),
+            "/manage/v1/backends/nope/reconnect" => (404, e404.clone()),
+            "/manage/v1/capabilities" => (500, r#"{"error":{"code":"internal","message":"boom"}}"#.into()),
+            "/manage/v1/backends" => (200, "not json".into()),
+            _ => (502, "Bad gateway".into()),
+        });
+        let c = Client::new(&target(&url)).unwrap();
+        assert_eq!(c.status().unwrap_err(), ClientError::Unauthorized("missing or invalid bearer token".into()));
+        assert_eq!(c.reload().unwrap_err(), ClientError::Forbidden("token \"viewer\" lacks the admin scope".into()));
+        assert_eq!(c.reconnect("nope").unwrap_err(), ClientError::NotFound("no backend named \"nope\"".into()));
+        assert_eq!(c.capabilities().unwrap_err(), ClientError::Server(500, "boom".into()));
+        assert!(matches!(c.backends().unwrap_err(), ClientError::BadJson(_)));
+        assert_eq!(c.health().unwrap_err(), ClientError::Server(502, "Bad gateway".into()));
+    }
+
+    #[test]
+    fn unauthorized_explains_a_missing_token() {
+        let (url, _seen) = fake_server(1, |_| (401, fixture("error-401.json")));
+        let mut t = target(&url);
+        t.token = TokenSource::File("/nonexistent/mcp-sentinel/manage-9001.token".into());
+        match Client::new(&t).unwrap().status() {
+            Err(ClientError::Unauthorized(m)) => assert!(m.contains("cannot read token file"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unreachable_server() {
+        // Bind then drop: the port is very likely closed right after.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let c = Client::new(&target(&format!("http://127.0.0.1:{port}"))).unwrap();
+        match c.health() {
+            Err(ClientError::Unreachable(m)) => assert!(!m.is_empty()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn slow_server_times_out() {
+        // Accepts but never answers: the call must give up by itself.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hold = std::thread::spawn(move || {
+            let conn = listener.accept();
+            std::thread::sleep(CALL_TIMEOUT + Duration::from_secs(1));
+            drop(conn);
+        });
+        let c = Client::new(&target(&format!("http://{addr}"))).unwrap();
+        let start = std::time::Instant::now();
+        assert!(matches!(c.status(), Err(ClientError::Unreachable(m)) if m.contains("timed out")));
+        assert!(start.elapsed() < CALL_TIMEOUT + Duration::from_secs(1));
+        hold.join().unwrap();
+    }
+}
