@@ -51,7 +51,7 @@ fn text(def: &Value, key: &str) -> Value {
 
 /// `/capabilities`, optionally only one backend's entries.
 pub fn capabilities(reg: &Registry, backend: Option<&str>) -> Value {
-    let mine = |b: &str| backend.map_or(true, |want| want == b);
+    let mine = |b: &str| backend.is_none_or(|want| want == b);
     let tools: Vec<Value> = reg
         .tools
         .iter()
@@ -126,7 +126,7 @@ pub fn capabilities(reg: &Registry, backend: Option<&str>) -> Value {
     let conflicts: Vec<Value> = reg
         .conflicts
         .iter()
-        .filter(|c| backend.map_or(true, |b| c.kept == b || c.dropped == b))
+        .filter(|c| backend.is_none_or(|b| c.kept == b || c.dropped == b))
         .map(|c| json!({"kind": c.kind, "name": c.name, "kept": c.kept, "dropped": c.dropped}))
         .collect();
     json!({
