@@ -98,7 +98,7 @@ pub fn match_path(spec: &Value, concrete: &str) -> Option<String> {
                 h == w
             }
         });
-        if fits && best.map_or(true, |(p, _)| params < p) {
+        if fits && best.is_none_or(|(p, _)| params < p) {
             best = Some((params, template));
         }
     }
