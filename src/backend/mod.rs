@@ -449,6 +449,10 @@ impl Supervisor {
         b.handshaking.lock().1 = None;
         match shaken {
             Ok((info, caps, version, discovered)) => {
+                // Capabilities and the connection first: whoever sees
+                // `connected` (a registry rebuild, a snapshot) finds them.
+                *b.discovered.write() = Arc::new(discovered);
+                *b.conn.write() = Some(conn.clone());
                 {
                     let mut s = b.status.lock();
                     s.state = State::Connected;
@@ -459,8 +463,6 @@ impl Supervisor {
                     s.connected_since = Some(SystemTime::now());
                     s.caps = caps;
                 }
-                *b.discovered.write() = Arc::new(discovered);
-                *b.conn.write() = Some(conn.clone());
                 self.event(Level::Info, "backend.connected", format!("connected (protocol {version})"));
                 self.changed();
                 Ok(conn)

@@ -68,7 +68,10 @@ impl AdminLoop {
 
     pub fn run(self, listeners: Vec<Box<dyn Stoppable>>) {
         let rt = &self.rt;
-        rt.update_state();
+        // Backends may have connected before the loop started: the registry
+        // must hold their capabilities before the state can say ready.
+        while self.backend_rx.try_recv().is_ok() {}
+        rt.rebuild();
         let ticker = tick(TICK);
         let mut last_expire = Instant::now();
         let reason = loop {
