@@ -31,6 +31,19 @@ pub enum TokenSource {
     None,
     Env(String),
     File(PathBuf),
+    /// Held in memory: the legacy combined mode's TUI gets a token from
+    /// the server it runs beside, never written anywhere.
+    InMemory(Secret),
+}
+
+/// A token that `Debug` never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
 }
 
 /// One server to talk to: a profile, or an ad-hoc `--url`.
@@ -477,6 +490,7 @@ impl Client {
 pub fn read_token(source: &TokenSource) -> Result<Option<String>, String> {
     match source {
         TokenSource::None => Ok(None),
+        TokenSource::InMemory(s) => Ok(Some(s.0.clone())),
         TokenSource::Env(var) => match std::env::var(var) {
             Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_string())),
             Ok(_) => Err(format!("environment variable {var} is empty")),

@@ -29,10 +29,9 @@ fn main() -> ExitCode {
             eprintln!("mcp-sentinel: warning: {}", cli::DEPRECATION_WARNING);
             server::run(args)
         }
-        Command::Legacy { no_tui: false, .. } => {
+        Command::Legacy { no_tui: false, args } => {
             eprintln!("mcp-sentinel: warning: {}", cli::DEPRECATION_WARNING);
-            eprintln!("mcp-sentinel: the legacy combined mode (server with attached TUI) is not yet implemented; use 'mcp-sentinel server' or '--no-tui'");
-            ExitCode::from(server::EXIT_USAGE)
+            server::run_combined(args)
         }
         Command::Tui(args) => match tui::run_cli(&args) {
             Ok(()) => ExitCode::SUCCESS,

@@ -12,14 +12,24 @@ use std::process::ExitCode;
 pub const EXIT_CONFIG: u8 = 78;
 pub const EXIT_USAGE: u8 = 2;
 
-/// Initializes logging: `--log-level`, else `RUST_LOG`, else info.
-pub fn init_logging(level: Option<&str>) {
+/// Initializes logging: `--log-level`, else `RUST_LOG`, else info; to
+/// stderr, or to `file` (the legacy combined mode, whose TUI owns the
+/// terminal).
+pub fn init_logging_to(level: Option<&str>, file: Option<std::fs::File>) {
     let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     if let Some(l) = level {
         b.parse_filters(l);
     }
-    // A second init (tests, legacy combined mode) is harmless.
+    if let Some(f) = file {
+        b.target(env_logger::Target::Pipe(Box::new(f)));
+        b.write_style(env_logger::WriteStyle::Never);
+    }
+    // A second init (tests) is harmless.
     let _ = b.try_init();
+}
+
+pub fn init_logging(level: Option<&str>) {
+    init_logging_to(level, None);
 }
 
 /// Finds, reads and validates the configuration, then applies CLI flags.
@@ -52,6 +62,70 @@ pub fn run(args: ServerArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(code) => code,
+    }
+}
+
+/// The legacy combined mode (`mcp-sentinel [--host H] [--port P]`): the
+/// server runs in this process and a TUI is attached to it; quitting that
+/// TUI stops the server, as the original did. The TUI talks to the server
+/// through the management API like any other client, with an admin token
+/// that exists only in memory. The server's log goes to a file.
+pub fn run_combined(args: ServerArgs) -> ExitCode {
+    use std::io::IsTerminal;
+    limit_malloc_arenas();
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        eprintln!("mcp-sentinel: the combined mode needs a terminal; use 'mcp-sentinel server' (or --no-tui) to run without one");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let log_path = crate::manage::auth::default_token_file(0)
+        .and_then(|p| p.parent().map(|d| d.join("combined.log")))
+        .unwrap_or_else(|| std::env::temp_dir().join("mcp-sentinel-combined.log"));
+    let file = log_path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::OpenOptions::new().create(true).append(true).open(&log_path));
+    match file {
+        Ok(f) => {
+            eprintln!("mcp-sentinel: server log: {}", log_path.display());
+            init_logging_to(args.log_level.as_deref(), Some(f));
+        }
+        Err(e) => {
+            eprintln!("mcp-sentinel: cannot open the log file {}: {e}; logging is off", log_path.display());
+            init_logging_to(Some("off"), None);
+        }
+    }
+    let token = match crate::util::random_hex(32) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("mcp-sentinel: cannot generate a token: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let running = match start(&args, Some(token.clone())) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let rt = running.rt.clone();
+    let scheme = if rt.config().manage.tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", rt.manage_addr().unwrap_or_default());
+    // The admin loop gets its own thread (default stack: it parses configs).
+    let server = match std::thread::Builder::new().name("admin".into()).spawn(move || running.run()) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("mcp-sentinel: cannot start the server thread: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let token = crate::client::TokenSource::InMemory(crate::client::Secret(token));
+    let result = crate::tui::run_attached(&url, token);
+    let _ = rt.admin().send(AdminCommand::Shutdown { reason: "the combined-mode TUI quit".into() });
+    let _ = server.join();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcp-sentinel: {e}");
+            ExitCode::from(e.exit_code())
+        }
     }
 }
 

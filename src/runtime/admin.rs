@@ -25,7 +25,7 @@ pub struct AdminLoop {
 }
 
 /// Things the loop stops when the gateway shuts down (listeners).
-pub trait Stoppable {
+pub trait Stoppable: Send {
     fn stop(&self);
 }
 

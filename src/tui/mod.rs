@@ -26,7 +26,6 @@ use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 use std::fmt;
 use std::io::{IsTerminal, Stdout};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -163,11 +162,10 @@ fn interval(secs: Option<f64>) -> Duration {
 /// legacy combined mode, whose caller then stops its in-process server.
 /// The caller must keep its own logs off the terminal meanwhile (log to a
 /// file, or not at all), or they scribble over the screen.
-pub fn run_attached(url: &str, token_file: Option<&Path>) -> Result<(), TuiError> {
-    let token = match token_file {
-        Some(f) => TokenSource::File(f.to_path_buf()),
-        None => TokenSource::None,
-    };
+pub fn run_attached(url: &str, token: TokenSource) -> Result<(), TuiError> {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(TuiError::Terminal("the TUI needs an interactive terminal on stdin and stdout".into()));
+    }
     let target = Target { name: "attached".into(), url: url.to_string(), token, ca_cert: None };
     run(Options { targets: vec![target], active: 0, interval: DEFAULT_INTERVAL })
 }
