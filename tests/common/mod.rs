@@ -958,3 +958,62 @@ impl EverythingServer {
         self.guard.child.id()
     }
 }
+
+// ---------------------------------------------------------------------------
+// Any child with its output captured
+// ---------------------------------------------------------------------------
+
+/// A free loopback port (bound, read, released: a tiny race, fine for tests).
+#[allow(dead_code)]
+pub fn get_free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// A child whose stdout and stderr are captured; killed when dropped.
+#[allow(dead_code)]
+pub struct LoggedChild {
+    child: Option<Child>,
+    log: LogBuffer,
+}
+
+/// Starts `cmd` with `XDG_STATE_HOME` set to `state_home` (so no token
+/// file lands in the user's home) and captures its output.
+#[allow(dead_code)]
+pub fn spawn_logged(cmd: &mut Command, state_home: &Path) -> LoggedChild {
+    let mut child = cmd
+        .env("XDG_STATE_HOME", state_home)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let log = LogBuffer::default();
+    let pid = child.id();
+    capture(format!("{pid}:out"), child.stdout.take().expect("piped stdout"), log.clone());
+    capture(format!("{pid}"), child.stderr.take().expect("piped stderr"), log.clone());
+    LoggedChild { child: Some(child), log }
+}
+
+#[allow(dead_code)]
+impl LoggedChild {
+    /// Waits (bounded) for `needle` in the output, or for the child to
+    /// exit; returns the output so far either way.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        let child = self.child.as_mut().expect("child");
+        let _ = self.log.wait_until(timeout, |s| s.contains(needle), || child.try_wait().ok().flatten().is_some());
+        self.log.text()
+    }
+
+    /// SIGTERM, then SIGKILL after 5 s.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        terminate(&mut child, Duration::from_secs(5))
+    }
+}
+
+impl Drop for LoggedChild {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,235 @@
+//! The TUI in a real terminal (tmux), as a person uses it: two real servers
+//! with different backends, two profiles saved with `mcp-sentinel profile
+//! add`, `mcp-sentinel tui` watching the first, `p` to switch to the second,
+//! `r` `y` to reload it, `q` to quit; then both servers still answer the
+//! management API and MCP — the TUI never owns a server's lifetime. And the
+//! legacy combined mode, where quitting the TUI does stop its server.
+
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
+mod common;
+
+use common::{demo_backend, get_free_port, http, in_ci, post_json, run_bounded, Gateway, TempDir, GATEWAY_BIN};
+use serde_json::json;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(20);
+
+/// A private tmux server (its own socket) running one session; killed,
+/// with the pane's process, when dropped.
+struct Tmux {
+    socket: String,
+    pane_pid: Option<u32>,
+}
+
+impl Tmux {
+    fn available() -> bool {
+        let ok = Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success());
+        if !ok {
+            assert!(!in_ci(), "tmux is required in CI (.ci/run installs it)");
+            eprintln!("SKIPPED: tmux is not installed");
+        }
+        ok
+    }
+
+    fn start(tag: &str, command: &str, env: &[(&str, &Path)]) -> Tmux {
+        let socket = format!("mcp-sentinel-test-{tag}-{}", std::process::id());
+        let mut cmd = Command::new("tmux");
+        cmd.args(["-L", &socket, "-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", "120", "-y", "40"]);
+        for (k, v) in env {
+            cmd.arg("-e").arg(format!("{k}={}", v.display()));
+        }
+        // Keep the pane after the command ends, to read its last words.
+        cmd.arg(format!("{command}; echo EXIT=$?; sleep 600"));
+        let out = run_bounded("tmux", &mut cmd, T);
+        assert!(out.success(), "tmux new-session failed: {}", out.stderr);
+        let mut t = Tmux { socket, pane_pid: None };
+        let pid = t.tmux(&["display-message", "-p", "-t", "t", "#{pane_pid}"]);
+        t.pane_pid = pid.trim().parse().ok();
+        t
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = run_bounded("tmux", Command::new("tmux").args(["-L", &self.socket]).args(args), T);
+        assert!(out.success(), "tmux {args:?}: {}", out.stderr);
+        out.stdout
+    }
+
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", "t"])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            self.tmux(&["send-keys", "-t", "t", k]);
+        }
+    }
+
+    /// Polls the screen until `pred` holds; panics with the screen if not.
+    fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + T;
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; the screen:\n{s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pane_pid {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+    }
+}
+
+fn token_file(gw: &Gateway) -> std::path::PathBuf {
+    let port = gw.manage_addr().unwrap().port();
+    gw.state_home().join("mcp-sentinel").join(format!("manage-{port}.token"))
+}
+
+fn profile(config_home: &Path, args: &[&str]) {
+    let out = run_bounded(
+        "profile",
+        Command::new(GATEWAY_BIN).arg("profile").args(args).env("XDG_CONFIG_HOME", config_home),
+        T,
+    );
+    assert!(out.success(), "profile {args:?}: {}{}", out.stdout, out.stderr);
+}
+
+fn still_serving(gw: &Gateway) {
+    let token = std::fs::read_to_string(token_file(gw)).unwrap();
+    let r = http(
+        "GET",
+        &format!("http://{}/manage/v1/health", gw.manage_addr().unwrap()),
+        &[("Authorization", &format!("Bearer {}", token.trim()))],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = post_json(
+        &gw.url("/mcp"),
+        &[("Accept", "application/json, text/event-stream")],
+        &json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn tui_watches_two_servers_switches_reloads_and_leaves_them_running() {
+    if !Tmux::available() {
+        return;
+    }
+    let one = Gateway::start(&json!({"mcpServers": {"alpha-one": demo_backend("alpha-one", &[])}}));
+    let two = Gateway::start(&json!({"mcpServers": {
+        "beta-two": demo_backend("beta-two", &[]),
+        "gamma-two": demo_backend("gamma-two", &[]),
+    }}));
+    let home = TempDir::new("tui-home");
+    let config_home = home.path.join("config");
+    let url = |gw: &Gateway| format!("http://{}", gw.manage_addr().unwrap());
+    let (t1, t2) = (token_file(&one), token_file(&two));
+    profile(&config_home, &["add", "one", "--url", &url(&one), "--token-file", t1.to_str().unwrap()]);
+    profile(&config_home, &["add", "two", "--url", &url(&two), "--token-file", t2.to_str().unwrap()]);
+    profile(&config_home, &["use", "one"]);
+
+    let tui = Tmux::start(
+        "tui",
+        &format!("{GATEWAY_BIN} tui --interval 0.5"),
+        &[("XDG_CONFIG_HOME", &config_home), ("XDG_STATE_HOME", &home.path.join("state"))],
+    );
+    let s = tui.wait("the first server's backends", |s| s.contains("alpha-one") && s.contains("connected"));
+    assert!(s.contains(&url(&one)), "the active URL is shown:\n{s}");
+    assert!(!s.contains("beta-two"), "{s}");
+
+    // Switch to the second profile with the selector.
+    tui.keys(&["p"]);
+    tui.wait("the profile selector", |s| s.contains("two") && s.contains(&url(&two)));
+    tui.keys(&["Down", "Enter"]);
+    let s = tui.wait("the second server's backends", |s| s.contains("beta-two") && s.contains("gamma-two"));
+    assert!(s.contains(&url(&two)), "the new URL is shown:\n{s}");
+    assert!(!s.contains("alpha-one"), "panels were cleared on switch:\n{s}");
+
+    // Reload the second server, with confirmation, and see the result.
+    tui.keys(&["r"]);
+    tui.wait("the reload confirmation", |s| s.to_lowercase().contains("reload"));
+    tui.keys(&["y"]);
+    let s = tui.wait("the reload result", |s| s.contains("reload ok") && s.contains("revision 2"));
+    assert!(s.contains("unchanged"), "{s}");
+
+    tui.keys(&["q"]);
+    tui.wait("the TUI to exit", |s| s.contains("EXIT=0"));
+    still_serving(&one);
+    still_serving(&two);
+}
+
+#[test]
+fn legacy_combined_mode_stops_its_server_when_the_tui_quits() {
+    if !Tmux::available() {
+        return;
+    }
+    let dir = TempDir::new("combined");
+    let cfg = dir.path.join("config.json");
+    let (port, manage) = (get_free_port(), get_free_port());
+    // A free management port too (the default 9001 may be taken).
+    std::fs::write(
+        &cfg,
+        json!({"mcpServers": {"solo": demo_backend("solo", &[])}, "manage": {"listen": format!("127.0.0.1:{manage}")}})
+            .to_string(),
+    )
+    .unwrap();
+    let cmd =
+        format!("{GATEWAY_BIN} --config {} --port {port} 2>{}", cfg.display(), dir.path.join("stderr.txt").display());
+    let tui = Tmux::start("combined", &cmd, &[("XDG_STATE_HOME", &dir.path.join("state"))]);
+    tui.wait("the attached TUI with the backend", |s| s.contains("solo") && s.contains("connected"));
+    // The server is up while the TUI runs.
+    let r = post_json(
+        &format!("http://127.0.0.1:{port}/mcp"),
+        &[("Accept", "application/json, text/event-stream")],
+        &json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
+    );
+    assert_eq!(r.status, 200);
+    tui.keys(&["q"]);
+    tui.wait("the process to exit", |s| s.contains("EXIT=0"));
+    // Quitting that TUI stopped that server.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the data plane should be closed");
+    let stderr = std::fs::read_to_string(dir.path.join("stderr.txt")).unwrap();
+    assert_eq!(stderr.matches("deprecated").count(), 1, "one deprecation line: {stderr}");
+    assert!(stderr.contains("server log: "), "{stderr}");
+}
+
+#[test]
+fn legacy_no_tui_flags_map_to_the_server() {
+    let dir = TempDir::new("no-tui");
+    let cfg = dir.path.join("config.json");
+    let port = get_free_port();
+    let manage = get_free_port();
+    std::fs::write(
+        &cfg,
+        json!({"mcpServers": {"solo": demo_backend("solo", &[])}, "manage": {"listen": format!("127.0.0.1:{manage}")}})
+            .to_string(),
+    )
+    .unwrap();
+    for args in [
+        vec!["--no-tui", "--host", "127.0.0.1", "--port", &port.to_string()],
+        vec!["--no-tui", "--port", &port.to_string()],
+        vec!["--no-tui", "--host", "localhost", "--port", &port.to_string(), "--log-level", "debug"],
+    ] {
+        let mut child = common::spawn_logged(
+            Command::new(GATEWAY_BIN).args(&args).args(["--config", cfg.to_str().unwrap()]),
+            &dir.path.join("state"),
+        );
+        let needle = format!("data plane listening on http://127.0.0.1:{port} ");
+        let log = child.wait_for(&needle, T);
+        assert!(log.contains(&needle), "{args:?}:\n{log}");
+        assert_eq!(log.matches("deprecated").count(), 1, "{args:?}: one deprecation line:\n{log}");
+        assert_eq!(log.contains("DEBUG"), args.contains(&"debug"), "{args:?}: --log-level maps:\n{log}");
+        child.stop();
+    }
+}
