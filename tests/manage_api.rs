@@ -524,6 +524,20 @@ fn tls_listener_serves_the_api_over_https_only() {
     assert_eq!(v["server"]["state"], "ready");
     let r = agent.get(&url).call().unwrap();
     assert_eq!(r.status().as_u16(), 401);
+    // The TUI's own client, with the profile's CA certificate.
+    let target = mcp_sentinel::client::Target {
+        name: "tls".into(),
+        url: format!("https://localhost:{}", addr.port()),
+        token: mcp_sentinel::client::TokenSource::InMemory(mcp_sentinel::client::Secret(ADMIN.into())),
+        ca_cert: Some(fixtures.join("ca.pem")),
+    };
+    let client = mcp_sentinel::client::Client::new(&target).unwrap();
+    let backends = client.backends().unwrap();
+    assert_eq!(backends.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["alpha"]);
+    assert!(client.reload().is_ok());
+    let untrusted = mcp_sentinel::client::Target { ca_cert: None, ..target };
+    let err = mcp_sentinel::client::Client::new(&untrusted).unwrap().status().unwrap_err();
+    assert!(matches!(err, mcp_sentinel::client::ClientError::Unreachable(_)), "{err:?}");
     // Plain HTTP to the TLS port gets no HTTP answer.
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(T)).unwrap();

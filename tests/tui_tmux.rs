@@ -86,7 +86,8 @@ impl Drop for Tmux {
         if let Some(pid) = self.pane_pid {
             let _ = Command::new("kill").arg(pid.to_string()).status();
         }
-        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+        let _ =
+            Command::new("tmux").args(["-L", &self.socket, "kill-server"]).stderr(std::process::Stdio::null()).status();
     }
 }
 
@@ -232,4 +233,36 @@ fn legacy_no_tui_flags_map_to_the_server() {
         assert_eq!(log.contains("DEBUG"), args.contains(&"debug"), "{args:?}: --log-level maps:\n{log}");
         child.stop();
     }
+}
+
+/// With no profiles file, `mcp-sentinel tui` uses the built-in `local`
+/// profile: the default management address and the token file a server
+/// started with defaults writes.
+#[test]
+fn local_profile_works_with_no_setup() {
+    if !Tmux::available() {
+        return;
+    }
+    let dir = TempDir::new("local");
+    let cfg = dir.path.join("config.json");
+    std::fs::write(&cfg, json!({"mcpServers": {"only-local": demo_backend("only-local", &[])}}).to_string()).unwrap();
+    let state = dir.path.join("state");
+    // Defaults everywhere except the data-plane port (9000 may be taken).
+    let mut server = common::spawn_logged(
+        Command::new(GATEWAY_BIN).args(["server", "--config", cfg.to_str().unwrap(), "--listen", "127.0.0.1:0"]),
+        &state,
+    );
+    let log = server.wait_for("gateway state: ready", T);
+    assert!(log.contains("management API listening on http://127.0.0.1:9001/manage/v1"), "{log}");
+    let tui = Tmux::start(
+        "local",
+        &format!("{GATEWAY_BIN} tui"),
+        &[("XDG_CONFIG_HOME", &dir.path.join("empty-config")), ("XDG_STATE_HOME", &state)],
+    );
+    let s = tui.wait("the local server's backend", |s| s.contains("only-local") && s.contains("connected"));
+    assert!(s.contains("local") && s.contains("http://127.0.0.1:9001"), "{s}");
+    tui.keys(&["q"]);
+    tui.wait("the TUI to exit", |s| s.contains("EXIT=0"));
+    assert!(server.wait_for("no such needle", Duration::from_millis(10)).contains("only-local"));
+    server.stop();
 }
