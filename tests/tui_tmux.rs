@@ -22,6 +22,8 @@ const T: Duration = Duration::from_secs(20);
 struct Tmux {
     socket: String,
     pane_pid: Option<u32>,
+    /// The pane's program once seen (it outlives its shell if it hangs).
+    program: std::cell::Cell<Option<u32>>,
 }
 
 impl Tmux {
@@ -45,7 +47,7 @@ impl Tmux {
         cmd.arg(format!("{command}; echo EXIT=$?; sleep 600"));
         let out = run_bounded("tmux", &mut cmd, T);
         assert!(out.success(), "tmux new-session failed: {}", out.stderr);
-        let mut t = Tmux { socket, pane_pid: None };
+        let mut t = Tmux { socket, pane_pid: None, program: Default::default() };
         let pid = t.tmux(&["display-message", "-p", "-t", "t", "#{pane_pid}"]);
         t.pane_pid = pid.trim().parse().ok();
         t
@@ -69,6 +71,7 @@ impl Tmux {
 
     /// Polls the screen until `pred` holds; panics with the screen if not.
     fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        self.program_pid();
         let deadline = Instant::now() + T;
         loop {
             let s = self.screen();
@@ -81,8 +84,42 @@ impl Tmux {
     }
 }
 
+/// The first process whose parent is `parent` (from /proc).
+fn child_of(parent: u32) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+        // "pid (comm) state ppid ...": comm may hold spaces, so split after ')'.
+        let ppid: u32 = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+        (ppid == parent).then_some(pid)
+    })
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()) != Some("Z"))
+}
+
+impl Tmux {
+    /// The program the pane's shell runs (the TUI).
+    fn program_pid(&self) -> Option<u32> {
+        let pid = self.pane_pid.and_then(child_of).or(self.program.get());
+        self.program.set(pid);
+        pid
+    }
+
+    fn kill_server(&self) {
+        let _ =
+            Command::new("tmux").args(["-L", &self.socket, "kill-server"]).stderr(std::process::Stdio::null()).status();
+    }
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
+        // The program first (by PID), then its shell, then tmux.
+        if let Some(pid) = self.program_pid().filter(|p| alive(*p)) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
         if let Some(pid) = self.pane_pid {
             let _ = Command::new("kill").arg(pid.to_string()).status();
         }
@@ -265,4 +302,33 @@ fn local_profile_works_with_no_setup() {
     tui.wait("the TUI to exit", |s| s.contains("EXIT=0"));
     assert!(server.wait_for("no such needle", Duration::from_millis(10)).contains("only-local"));
     server.stop();
+}
+
+/// Closing the terminal (the tmux server goes away: SIGHUP, the pty is
+/// gone) ends the TUI promptly instead of leaving it spinning.
+#[test]
+fn tui_exits_when_its_terminal_goes_away() {
+    if !Tmux::available() {
+        return;
+    }
+    let gw = Gateway::start(&json!({"mcpServers": {"hup": demo_backend("hup", &[])}}));
+    let home = TempDir::new("hup");
+    let tui = Tmux::start(
+        "hup",
+        &format!(
+            "{GATEWAY_BIN} tui --url http://{} --token-file {}",
+            gw.manage_addr().unwrap(),
+            token_file(&gw).display()
+        ),
+        &[("XDG_CONFIG_HOME", &home.path.join("config"))],
+    );
+    tui.wait("the backend", |s| s.contains("hup") && s.contains("connected"));
+    let pid = tui.program_pid().expect("the TUI process");
+    tui.kill_server();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!alive(pid), "the TUI (pid {pid}) is still running after its terminal closed");
+    still_serving(&gw);
 }

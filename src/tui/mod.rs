@@ -186,7 +186,17 @@ pub fn run(opts: Options) -> Result<(), TuiError> {
         h.close();
     }
     drop(rx); // unblocks an input thread waiting to send
-    let _ = input.join();
+              // Bounded: when the terminal has gone away (its window closed, SIGHUP),
+              // crossterm's read can spin without returning, and an unbounded join
+              // would keep the process alive forever. The thread sees `stop` within
+              // INPUT_POLL otherwise; a stuck one ends with the process.
+    let deadline = std::time::Instant::now() + INPUT_POLL * 3;
+    while !input.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    if input.is_finished() {
+        let _ = input.join();
+    }
     drop(term); // restores before the caller prints anything
     result
 }
