@@ -101,6 +101,7 @@ pub fn conn_label(e: &ClientError) -> String {
         ClientError::Server(s, m) => format!("server error {s}: {m}"),
         ClientError::BadJson(m) => format!("unexpected response: {m}"),
         ClientError::Config(m) => m.clone(),
+        ClientError::NoToken(m) => format!("no token: {m}"),
     }
 }
 
@@ -175,18 +176,33 @@ fn hints(e: &ClientError, url: &str) -> Vec<String> {
             format!("Is 'mcp-sentinel server' running with its management API at {url}?"),
             "Check the URL (manage.listen, --manage-listen) and any firewall in between.".into(),
         ],
-        ClientError::Unauthorized(_) => vec![
-            "The server refused the token. Check the profile's token_env or token_file;".into(),
-            "a server without manage.tokens writes its generated admin token to".into(),
-            "$XDG_STATE_HOME/mcp-sentinel/manage-<port>.token.".into(),
-        ],
-        ClientError::Forbidden(_) => vec!["The token is valid but lacks the read scope.".into()],
+        ClientError::Unauthorized(_) => {
+            let mut lines = vec!["The server refused the token sent.".to_string()];
+            lines.extend(token_source_hint().map(String::from));
+            lines
+        }
+        ClientError::NoToken(_) => {
+            let mut lines = vec!["No request was sent: the token to send could not be read.".to_string()];
+            lines.extend(token_source_hint().map(String::from));
+            lines
+        }
+        ClientError::Forbidden(_) => vec!["The server refused this token for reading.".into()],
         ClientError::NotFound(_) => vec![format!("{url} answers, but not as a management API (/manage/v1).")],
-        ClientError::Config(_) => vec!["Fix the profile (mcp-sentinel profile add/remove).".into()],
+        ClientError::Config(_) => vec!["Fix the profile (mcp-sentinel profile add/remove) or the --url flags.".into()],
         ClientError::Server(..) | ClientError::BadJson(_) => {
             vec!["The server answered with an error; its event log or stderr may say more.".into()]
         }
     }
+}
+
+/// Where a token comes from, true of a profile and of `tui --url` alike.
+fn token_source_hint() -> [&'static str; 4] {
+    [
+        "Tokens come from token_env or token_file (profiles), --token-env or",
+        "--token-file (tui --url), or else, for a loopback URL, the file that a",
+        "server without manage.tokens writes its admin token to:",
+        "$XDG_STATE_HOME/mcp-sentinel/manage-<port>.token.",
+    ]
 }
 
 // ---- backends
@@ -942,11 +958,28 @@ mod tests {
     fn unauthorized_and_forbidden_states() {
         let app = failed(ClientError::Unauthorized("missing or invalid bearer token".into()));
         for (w, h) in SIZES {
-            assert_has(&screen(&app, w, h), &["401 unauthorized", "refused the token"]);
+            let s = screen(&app, w, h);
+            assert_has(&s, &["401 unauthorized", "refused the token", "--token-env"]);
+            assert!(!s.contains("profile's"), "a --url target has no profile:\n{s}");
         }
         let app = failed(ClientError::Forbidden("token lacks the read scope".into()));
         for (w, h) in SIZES {
             assert_has(&screen(&app, w, h), &["403 forbidden", "lacks the read scope"]);
+        }
+    }
+
+    #[test]
+    fn a_token_that_cannot_be_read_is_a_local_problem() {
+        let app = failed(ClientError::NoToken("environment variable UNSET_VAR is not set".into()));
+        for (w, h) in SIZES {
+            let s = screen(&app, w, h);
+            assert_has(
+                &s,
+                &["✖ no token: environment variable UNSET_VAR is not set", "No request was sent", "--token-env"],
+            );
+            for wrong in ["401", "refused", "profile's"] {
+                assert!(!s.contains(wrong), "{wrong:?} in:\n{s}");
+            }
         }
     }
 
@@ -1059,6 +1092,10 @@ mod tests {
         app.on_key(ch('?'));
         shots.push(("help".into(), app));
         shots.push(("unreachable".into(), failed(ClientError::Unreachable("connection refused".into()))));
+        shots.push((
+            "no-token".into(),
+            failed(ClientError::NoToken("environment variable PROD_TOKEN is not set".into())),
+        ));
         let mut app = connected();
         app.notice =
             Some(Notice { kind: NoticeKind::Error, text: "reload: read-only token: admin scope needed".into() });
