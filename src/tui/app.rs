@@ -341,12 +341,40 @@ impl App {
         Action::None
     }
 
+    /// Asks y/n before `op`, unless it cannot work now: another operation
+    /// runs, or the server is known not to answer this client, in which case
+    /// the reason is shown at once. A read-only token still gets the
+    /// question: the server decides, and says so.
     fn ask(&mut self, op: Op) {
         if let Some(b) = &self.busy {
             let text = format!("{} still running", op_label(b));
             self.notify(NoticeKind::Info, &text);
+        } else if let Some(why) = self.op_blocker() {
+            let text = format!("cannot {}: {why}", op_label(&op));
+            self.notify(NoticeKind::Error, &text);
         } else {
             self.mode = Mode::Confirm(op);
+        }
+    }
+
+    /// Why an operation sent now would surely fail, from the last poll.
+    fn op_blocker(&self) -> Option<String> {
+        match &self.conn {
+            ConnState::Connected => None,
+            ConnState::Connecting => {
+                let name = self.profile().map(|p| p.name.as_str()).unwrap_or("-");
+                Some(format!("no answer yet from {name}"))
+            }
+            ConnState::Failed(e) => match e {
+                ClientError::Unreachable(m) => Some(format!("server unreachable ({m})")),
+                ClientError::Unauthorized(_)
+                | ClientError::NotFound(_)
+                | ClientError::NoToken(_)
+                | ClientError::Config(_) => Some(e.to_string()),
+                // The server answers, if badly: an operation may still work
+                // (a reload may even be the fix).
+                ClientError::Forbidden(_) | ClientError::Server(..) | ClientError::BadJson(_) => None,
+            },
         }
     }
 
@@ -630,6 +658,43 @@ pub(crate) mod tests {
         app.on_key(ch('r'));
         assert_eq!(app.mode, Mode::Normal);
         assert!(app.notice.as_ref().is_some_and(|n| n.text.contains("still running")));
+    }
+
+    #[test]
+    fn operations_on_a_server_that_does_not_answer_say_why_at_once() {
+        // Unreachable, with the last data still shown.
+        let mut app = connected();
+        app.apply_snapshot(snapshot(0, Err(ClientError::Unreachable("connection refused".into()))));
+        assert_eq!(app.on_key(ch('r')), Action::None);
+        assert_eq!(app.mode, Mode::Normal, "no y/n question");
+        let n = app.notice.clone().unwrap();
+        assert_eq!(
+            (n.kind, n.text.as_str()),
+            (NoticeKind::Error, "cannot reload: server unreachable (connection refused)")
+        );
+        app.on_key(ch('c'));
+        assert_eq!(app.mode, Mode::Normal);
+        assert_eq!(
+            app.notice.clone().unwrap().text,
+            "cannot reconnect github: server unreachable (connection refused)"
+        );
+        // No token to send.
+        let mut app = App::new(profiles(), 0, Duration::from_secs(1));
+        let no_token = ClientError::NoToken("environment variable T is not set".into());
+        app.apply_snapshot(snapshot(0, Err(no_token)));
+        app.on_key(ch('r'));
+        assert_eq!(app.mode, Mode::Normal);
+        assert_eq!(app.notice.clone().unwrap().text, "cannot reload: no token: environment variable T is not set");
+        // No answer yet.
+        let mut app = App::new(profiles(), 1, Duration::from_secs(1));
+        app.on_key(ch('r'));
+        assert_eq!(app.notice.clone().unwrap().text, "cannot reload: no answer yet from staging");
+        // A server that answers gets the question, whatever the token's
+        // scope: the server decides.
+        let mut app = connected();
+        app.apply_snapshot(snapshot(0, Err(ClientError::Server(500, "boom".into()))));
+        app.on_key(ch('r'));
+        assert_eq!(app.mode, Mode::Confirm(Op::Reload));
     }
 
     #[test]
