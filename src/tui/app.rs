@@ -462,9 +462,14 @@ impl App {
                 parts.push(format!("unchanged {}", r.unchanged.len()));
                 (NoticeKind::Success, parts.join(" · "))
             }
-            Ok(OpOk::Reconnect(r)) => {
-                (NoticeKind::Success, format!("reconnect {}: ok, now {}", r.backend.name, r.backend.state))
-            }
+            // The server answers ok whenever it made the attempt, even one
+            // that failed: the backend's state says how it went.
+            Ok(OpOk::Reconnect(r)) => match (r.backend.state.as_str(), &r.backend.last_error) {
+                ("failed" | "disconnected", Some(e)) => {
+                    (NoticeKind::Error, format!("reconnect {}: tried, now {}: {e}", r.backend.name, r.backend.state))
+                }
+                _ => (NoticeKind::Success, format!("reconnect {}: ok, now {}", r.backend.name, r.backend.state)),
+            },
             Err(ClientError::Forbidden(_)) => {
                 (NoticeKind::Error, format!("{}: {READ_ONLY_NOTICE}", op_label(&done.op)))
             }
@@ -734,6 +739,16 @@ pub(crate) mod tests {
         let op = Op::Reconnect("weather".into());
         app.apply_done(Done { generation: 0, profile: "local".into(), op, result: Ok(OpOk::Reconnect(r)) });
         assert_eq!(app.notice.clone().unwrap().text, "reconnect weather: ok, now connecting");
+        let mut r: ReconnectResult = fixture("reconnect.json");
+        r.backend.state = "failed".into();
+        r.backend.last_error = Some("connection refused".into());
+        let op = Op::Reconnect("weather".into());
+        app.apply_done(Done { generation: 0, profile: "local".into(), op, result: Ok(OpOk::Reconnect(r)) });
+        let n = app.notice.clone().unwrap();
+        assert_eq!(
+            (n.kind, n.text.as_str()),
+            (NoticeKind::Error, "reconnect weather: tried, now failed: connection refused")
+        );
         let forbidden = Err(ClientError::Forbidden("token lacks admin".into()));
         app.apply_done(Done { generation: 0, profile: "local".into(), op: Op::Reload, result: forbidden });
         let n = app.notice.clone().unwrap();
