@@ -116,11 +116,16 @@ fn render_tabs(app: &App, f: &mut Frame<'_>, area: Rect) {
 
 fn render_footer(app: &App, f: &mut Frame<'_>, area: Rect) {
     let line = if app.mode == Mode::Filter {
+        let (text_style, hint) = if app.filter_selected {
+            (Style::new().reversed(), "   typing replaces · → extends · Enter keep · Esc clear")
+        } else {
+            (Style::new(), "   Enter keep · Esc clear")
+        };
         Line::from(vec![
             Span::styled(" filter /", Style::new().bold()),
-            Span::raw(app.filter().to_string()),
+            Span::styled(app.filter().to_string(), text_style),
             Span::styled("▏", Style::new().fg(Color::Cyan)),
-            Span::styled("   Enter keep · Esc clear", Style::new().dim()),
+            Span::styled(hint, Style::new().dim()),
         ])
     } else if let Some(op) = &app.busy {
         Line::from(Span::styled(format!(" running {} …", op_label(op)), Style::new().fg(Color::Yellow)))
@@ -569,10 +574,10 @@ fn render_events(app: &App, state: &mut TableState, f: &mut Frame<'_>, area: Rec
 fn render_help(f: &mut Frame<'_>) {
     let keys: [(&str, &str); 15] = [
         ("1-6, Tab, Shift-Tab", "switch view"),
-        ("↑ ↓, j k", "move"),
+        ("↑ ↓, j k", "move (lists and the profile list)"),
         ("PgUp PgDn, g G", "page, first, last"),
         ("J K", "scroll the detail pane"),
-        ("/", "filter the list (Enter keep, Esc clear)"),
+        ("/", "new filter (Enter keep, Esc clear)"),
         ("r", "reload the server's configuration"),
         ("c", "reconnect the selected backend"),
         ("p", "choose a profile (server)"),
@@ -907,6 +912,16 @@ mod tests {
         }
         let s = screen(&view('6'), 120, 40);
         assert_has(&s, &["mcp-sentinel 0.1.0 starting with 4 backends", "connect to weather.example.com:443"]);
+    }
+
+    #[test]
+    fn filter_footer_shows_a_kept_filter_selected() {
+        let mut app = view('2');
+        app.on_key(ch('/'));
+        app.on_key(ch('g'));
+        app.on_key(crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Enter));
+        app.on_key(ch('/'));
+        assert_has(&screen(&app, 80, 24), &["filter /g▏", "typing replaces · → extends · Enter keep · Esc clear"]);
     }
 
     #[test]
