@@ -543,7 +543,7 @@ fn render_events(app: &App, state: &mut TableState, f: &mut Frame<'_>, area: Rec
         .collect();
     let widths = [
         Constraint::Length(5),
-        Constraint::Length(8),
+        Constraint::Length(9),
         Constraint::Length(5),
         Constraint::Length(20),
         Constraint::Length(10),
@@ -732,17 +732,21 @@ fn level_style(level: &str) -> Style {
     }
 }
 
-/// `HH:MM:SS` of an RFC 3339 time (the event times are UTC).
+/// `HH:MM:SSZ` of an RFC 3339 time: the time of day with its zone, `Z`
+/// for UTC (the server's times are UTC), else the offset as given.
 fn short_time(rfc3339: &str) -> String {
-    match rfc3339.split_once('T') {
-        Some((_, t)) => t.chars().take(8).collect(),
-        None => rfc3339.to_string(),
+    let Some((_, t)) = rfc3339.split_once(['T', 't', ' ']) else { return rfc3339.to_string() };
+    let hms: String = t.chars().take(8).collect();
+    let rest = t.get(8..).unwrap_or("").trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    match rest {
+        "Z" | "z" | "+00:00" | "-00:00" => format!("{hms}Z"),
+        other => format!("{hms}{other}"),
     }
 }
 
 /// `HH:MM:SSZ` of a local instant, in UTC like the server's times.
 fn clock(t: std::time::SystemTime) -> String {
-    format!("{}Z", short_time(&crate::util::rfc3339(t)))
+    short_time(&crate::util::rfc3339(t))
 }
 
 /// `45s`, `12m 05s`, `3h 02m`, `2d 04h`.
@@ -906,7 +910,7 @@ mod tests {
     fn events_view() {
         for (w, h) in SIZES {
             let s = screen(&view('6'), w, h);
-            assert_has(&s, &["Events (7)", "following", "backend.failed", "server.ready", "10:00:02", "error"]);
+            assert_has(&s, &["Events (7)", "following", "backend.failed", "server.ready", "10:00:02Z", "error"]);
             // The selected (newest) event's full message.
             assert_has(&s, &["degraded: 2 of 3 enabled backends connected"]);
         }
@@ -1058,6 +1062,14 @@ mod tests {
     }
 
     #[test]
+    fn times_are_utc_with_z() {
+        let s = screen(&view('1'), 80, 24);
+        assert_has(&s, &["updated 11:22:53Z", "connected since 10:00:01Z"]);
+        let s = screen(&view('6'), 80, 24);
+        assert_has(&s, &["TIME", "10:00:00Z info", "10:00:02Z error"]);
+    }
+
+    #[test]
     fn tiny_terminal_does_not_panic() {
         let mut app = connected();
         for v in ['1', '2', '3', '4', '5', '6', '?', 'p'] {
@@ -1075,7 +1087,11 @@ mod tests {
         assert_eq!(uptime(3725.0), "1h 02m");
         assert_eq!(uptime(190_000.0), "2d 04h");
         assert_eq!(uptime(f64::NAN), "0s");
-        assert_eq!(short_time("2026-11-24T10:00:02.110Z"), "10:00:02");
+        assert_eq!(short_time("2026-11-24T10:00:02.110Z"), "10:00:02Z");
+        assert_eq!(short_time("2026-11-24T10:00:02Z"), "10:00:02Z");
+        assert_eq!(short_time("2026-11-24T10:00:02+00:00"), "10:00:02Z");
+        assert_eq!(short_time("2026-11-24T11:00:02.5+01:00"), "11:00:02+01:00");
+        assert_eq!(clock(std::time::UNIX_EPOCH + Duration::from_secs(3661)), "01:01:01Z");
         assert_eq!(seconds(1.0), "1s");
         assert_eq!(seconds(0.5), "0.5s");
     }
