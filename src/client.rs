@@ -75,6 +75,9 @@ pub enum ClientError {
     BadJson(String),
     /// A local problem before any request: unreadable CA certificate.
     Config(String),
+    /// The token source is set but gives no token (variable unset or empty,
+    /// file missing or empty): a local problem, so no request was sent.
+    NoToken(String),
 }
 
 impl fmt::Display for ClientError {
@@ -87,6 +90,7 @@ impl fmt::Display for ClientError {
             ClientError::Server(status, m) => write!(f, "HTTP {status}: {m}"),
             ClientError::BadJson(m) => write!(f, "unexpected response: {m}"),
             ClientError::Config(m) => write!(f, "{m}"),
+            ClientError::NoToken(m) => write!(f, "no token: {m}"),
         }
     }
 }
@@ -459,29 +463,34 @@ impl Client {
     }
 
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let (token, problem) = self.token();
+        let (token, problem) = self.token(path)?;
         let mut req = self.agent.get(self.url(path)).header("Accept", "application/json");
         if let Some(t) = &token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
-        finish(req.call(), problem.as_deref())
+        finish(req.call(), problem)
     }
 
     fn post<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let (token, problem) = self.token();
+        let (token, problem) = self.token(path)?;
         let mut req = self.agent.post(self.url(path)).header("Accept", "application/json");
         if let Some(t) = &token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
-        finish(req.send_empty(), problem.as_deref())
+        finish(req.send_empty(), problem)
     }
 
-    /// The token, or why there is none (kept to explain a later 401: the
-    /// request still goes out, since `/health` may be public).
-    fn token(&self) -> (Option<String>, Option<String>) {
+    /// The token for a request to `path`, or why there is none. A token
+    /// source that gives no token stops the request here: every endpoint
+    /// but `/health` needs one, and a request without it would only earn a
+    /// 401 (and an audit event on the server) that hides the local cause.
+    /// `/health` may be public (`manage.public_health`), so it goes out
+    /// without a token, the reason kept to explain a 401.
+    fn token(&self, path: &str) -> Result<(Option<String>, Option<String>), ClientError> {
         match read_token(&self.target.token) {
-            Ok(t) => (t, None),
-            Err(problem) => (None, Some(problem)),
+            Ok(t) => Ok((t, None)),
+            Err(problem) if path == "/health" => Ok((None, Some(problem))),
+            Err(problem) => Err(ClientError::NoToken(problem)),
         }
     }
 }
@@ -555,7 +564,7 @@ fn encode_segment(s: &str) -> String {
 /// Turns a ureq outcome into a value or a [`ClientError`].
 fn finish<T: DeserializeOwned>(
     outcome: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    token_problem: Option<&str>,
+    token_problem: Option<String>,
 ) -> Result<T, ClientError> {
     let mut resp = outcome.map_err(transport_error)?;
     let status = resp.status().as_u16();
@@ -565,12 +574,12 @@ fn finish<T: DeserializeOwned>(
     }
     let message = error_message(&body);
     Err(match status {
-        401 => ClientError::Unauthorized(match token_problem {
-            // The local reason is the useful one: the server only knows the
-            // token was missing.
-            Some(p) => p.to_string(),
-            None => message,
-        }),
+        // The local reason is the useful one: the server only knows the
+        // token was missing.
+        401 => match token_problem {
+            Some(p) => ClientError::NoToken(p),
+            None => ClientError::Unauthorized(message),
+        },
         403 => ClientError::Forbidden(message),
         404 => ClientError::NotFound(message),
         s => ClientError::Server(s, message),
@@ -869,14 +878,25 @@ mod tests {
     }
 
     #[test]
-    fn unauthorized_explains_a_missing_token() {
-        let (url, _seen) = fake_server(1, |_| (401, fixture("error-401.json")));
+    fn unreadable_token_is_a_local_problem() {
+        let (url, seen) = fake_server(1, |_| (401, fixture("error-401.json")));
         let mut t = target(&url);
         t.token = TokenSource::File("/nonexistent/mcp-sentinel/manage-9001.token".into());
-        match Client::new(&t).unwrap().status() {
-            Err(ClientError::Unauthorized(m)) => assert!(m.contains("cannot read token file"), "{m}"),
+        let c = Client::new(&t).unwrap();
+        // No request is sent for an endpoint that needs the token.
+        let e = c.status().unwrap_err();
+        assert!(matches!(&e, ClientError::NoToken(m) if m.contains("cannot read token file")), "{e:?}");
+        assert!(e.to_string().starts_with("no token: cannot read token file"), "{e}");
+        t.token = TokenSource::Env("MCP_SENTINEL_TEST_SURELY_UNSET_VAR".into());
+        let e = Client::new(&t).unwrap().reload().unwrap_err();
+        assert_eq!(e.to_string(), "no token: environment variable MCP_SENTINEL_TEST_SURELY_UNSET_VAR is not set");
+        assert!(seen.try_recv().is_err(), "nothing reached the server");
+        // /health may be public: it goes out, and a 401 names the local cause.
+        match c.health() {
+            Err(ClientError::NoToken(m)) => assert!(m.contains("cannot read token file"), "{m}"),
             other => panic!("{other:?}"),
         }
+        assert_eq!(seen.recv().unwrap().url, "/manage/v1/health");
     }
 
     #[test]

@@ -117,6 +117,9 @@ pub struct App {
     pub mode: Mode,
     /// Per-view filter text (index: [`View::index`]).
     pub filters: [String; 6],
+    /// After `/` on a view with a filter: the old text is shown selected and
+    /// the first key typed replaces it (→ or End keeps it to extend it).
+    pub filter_selected: bool,
     /// Per-view selected row, an index into the filtered list.
     pub selected: [usize; 6],
     /// The event view sticks to the newest event until the user moves up.
@@ -142,6 +145,7 @@ impl App {
             view: View::Backends,
             mode: Mode::Normal,
             filters: Default::default(),
+            filter_selected: false,
             selected: [0; 6],
             follow_events: true,
             detail_scroll: 0,
@@ -256,20 +260,22 @@ impl App {
     }
 
     fn key_normal(&mut self, key: KeyEvent) -> Action {
+        if let Some(m) = list_move(key.code) {
+            let cur = self.selection(self.view).unwrap_or(0);
+            self.move_to(m.apply(cur, self.list_len(self.view)));
+            return Action::None;
+        }
         match key.code {
             KeyCode::Char('q') => return Action::Quit,
             KeyCode::Tab => self.set_view(VIEWS[(self.view.index() + 1) % VIEWS.len()]),
             KeyCode::BackTab => self.set_view(VIEWS[(self.view.index() + VIEWS.len() - 1) % VIEWS.len()]),
             KeyCode::Char(c @ '1'..='6') => self.set_view(VIEWS[(c as usize) - ('1' as usize)]),
-            KeyCode::Down | KeyCode::Char('j') => self.move_by(1),
-            KeyCode::Up | KeyCode::Char('k') => self.move_by(-1),
-            KeyCode::PageDown => self.move_by(PAGE as isize),
-            KeyCode::PageUp => self.move_by(-(PAGE as isize)),
-            KeyCode::Home | KeyCode::Char('g') => self.move_to(0),
-            KeyCode::End | KeyCode::Char('G') => self.move_to(usize::MAX),
             KeyCode::Char('J') => self.detail_scroll = self.detail_scroll.saturating_add(1),
             KeyCode::Char('K') => self.detail_scroll = self.detail_scroll.saturating_sub(1),
-            KeyCode::Char('/') => self.mode = Mode::Filter,
+            KeyCode::Char('/') => {
+                self.mode = Mode::Filter;
+                self.filter_selected = !self.filter().is_empty();
+            }
             KeyCode::Char('?') => self.mode = Mode::Help,
             KeyCode::Char('p') => self.mode = Mode::Profiles(self.active),
             KeyCode::Char('r') => self.ask(Op::Reload),
@@ -289,7 +295,11 @@ impl App {
         Action::None
     }
 
+    /// Typing after `/`. A kept filter starts out selected: the first
+    /// character replaces it and Backspace deletes it whole, as in a text
+    /// field whose content is selected; → or End deselects it to extend it.
     fn key_filter(&mut self, key: KeyEvent) {
+        let replace = std::mem::take(&mut self.filter_selected);
         let mut text = self.filter().to_string();
         match key.code {
             KeyCode::Enter => self.mode = Mode::Normal,
@@ -297,11 +307,15 @@ impl App {
                 self.mode = Mode::Normal;
                 text.clear();
             }
+            KeyCode::Backspace if replace => text.clear(),
             KeyCode::Backspace => {
                 text.pop();
             }
+            KeyCode::Char(c) if replace => text = c.to_string(),
             KeyCode::Char(c) => text.push(c),
-            _ => {}
+            KeyCode::Right | KeyCode::End => {}
+            // Anything else leaves the selection as it was.
+            _ => self.filter_selected = replace,
         }
         self.set_filter(text);
     }
@@ -324,10 +338,11 @@ impl App {
     }
 
     fn key_profiles(&mut self, key: KeyEvent, cursor: usize) -> Action {
-        let last = self.profiles.len().saturating_sub(1);
+        if let Some(m) = list_move(key.code) {
+            self.mode = Mode::Profiles(m.apply(cursor, self.profiles.len()));
+            return Action::None;
+        }
         match key.code {
-            KeyCode::Down | KeyCode::Char('j') => self.mode = Mode::Profiles((cursor + 1).min(last)),
-            KeyCode::Up | KeyCode::Char('k') => self.mode = Mode::Profiles(cursor.saturating_sub(1)),
             KeyCode::Enter => {
                 self.mode = Mode::Normal;
                 if cursor != self.active && cursor < self.profiles.len() {
@@ -341,12 +356,40 @@ impl App {
         Action::None
     }
 
+    /// Asks y/n before `op`, unless it cannot work now: another operation
+    /// runs, or the server is known not to answer this client, in which case
+    /// the reason is shown at once. A read-only token still gets the
+    /// question: the server decides, and says so.
     fn ask(&mut self, op: Op) {
         if let Some(b) = &self.busy {
             let text = format!("{} still running", op_label(b));
             self.notify(NoticeKind::Info, &text);
+        } else if let Some(why) = self.op_blocker() {
+            let text = format!("cannot {}: {why}", op_label(&op));
+            self.notify(NoticeKind::Error, &text);
         } else {
             self.mode = Mode::Confirm(op);
+        }
+    }
+
+    /// Why an operation sent now would surely fail, from the last poll.
+    fn op_blocker(&self) -> Option<String> {
+        match &self.conn {
+            ConnState::Connected => None,
+            ConnState::Connecting => {
+                let name = self.profile().map(|p| p.name.as_str()).unwrap_or("-");
+                Some(format!("no answer yet from {name}"))
+            }
+            ConnState::Failed(e) => match e {
+                ClientError::Unreachable(m) => Some(format!("server unreachable ({m})")),
+                ClientError::Unauthorized(_)
+                | ClientError::NotFound(_)
+                | ClientError::NoToken(_)
+                | ClientError::Config(_) => Some(e.to_string()),
+                // The server answers, if badly: an operation may still work
+                // (a reload may even be the fix).
+                ClientError::Forbidden(_) | ClientError::Server(..) | ClientError::BadJson(_) => None,
+            },
         }
     }
 
@@ -371,11 +414,6 @@ impl App {
                 self.follow_events = false;
             }
         }
-    }
-
-    fn move_by(&mut self, delta: isize) {
-        let cur = self.selection(self.view).unwrap_or(0);
-        self.move_to(cur.saturating_add_signed(delta));
     }
 
     fn move_to(&mut self, index: usize) {
@@ -434,9 +472,14 @@ impl App {
                 parts.push(format!("unchanged {}", r.unchanged.len()));
                 (NoticeKind::Success, parts.join(" · "))
             }
-            Ok(OpOk::Reconnect(r)) => {
-                (NoticeKind::Success, format!("reconnect {}: ok, now {}", r.backend.name, r.backend.state))
-            }
+            // The server answers ok whenever it made the attempt, even one
+            // that failed: the backend's state says how it went.
+            Ok(OpOk::Reconnect(r)) => match (r.backend.state.as_str(), &r.backend.last_error) {
+                ("failed" | "disconnected", Some(e)) => {
+                    (NoticeKind::Error, format!("reconnect {}: tried, now {}: {e}", r.backend.name, r.backend.state))
+                }
+                _ => (NoticeKind::Success, format!("reconnect {}: ok, now {}", r.backend.name, r.backend.state)),
+            },
             Err(ClientError::Forbidden(_)) => {
                 (NoticeKind::Error, format!("{}: {READ_ONLY_NOTICE}", op_label(&done.op)))
             }
@@ -465,6 +508,39 @@ impl App {
         self.conn = ConnState::Failed(ClientError::Config(why.to_string()));
         self.busy = None;
     }
+}
+
+/// A movement key in a list: the views' lists and the popup lists alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Move {
+    By(isize),
+    First,
+    Last,
+}
+
+impl Move {
+    /// The row `cursor` moves to in a list of `len` rows.
+    fn apply(self, cursor: usize, len: usize) -> usize {
+        let last = len.saturating_sub(1);
+        match self {
+            Move::By(d) => cursor.saturating_add_signed(d).min(last),
+            Move::First => 0,
+            Move::Last => last,
+        }
+    }
+}
+
+/// ↑ ↓ j k, PgUp PgDn, Home End g G.
+fn list_move(code: KeyCode) -> Option<Move> {
+    Some(match code {
+        KeyCode::Down | KeyCode::Char('j') => Move::By(1),
+        KeyCode::Up | KeyCode::Char('k') => Move::By(-1),
+        KeyCode::PageDown => Move::By(PAGE as isize),
+        KeyCode::PageUp => Move::By(-(PAGE as isize)),
+        KeyCode::Home | KeyCode::Char('g') => Move::First,
+        KeyCode::End | KeyCode::Char('G') => Move::Last,
+        _ => return None,
+    })
 }
 
 /// "reload" / "reconnect NAME", for messages.
@@ -615,6 +691,43 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn slash_replaces_a_kept_filter() {
+        let mut app = connected();
+        app.on_key(ch('2'));
+        app.on_key(ch('/'));
+        assert!(!app.filter_selected, "nothing to select yet");
+        for c in "alpha".chars() {
+            app.on_key(ch(c));
+        }
+        app.on_key(key(KeyCode::Enter));
+        // `/` again: the kept text is selected, and typing replaces it.
+        app.on_key(ch('/'));
+        assert!(app.filter_selected);
+        assert_eq!(app.filter(), "alpha", "the old filter applies until replaced");
+        for c in "echo".chars() {
+            app.on_key(ch(c));
+        }
+        assert_eq!(app.filter(), "echo");
+        assert!(!app.filter_selected);
+        assert_eq!(app.tools().len(), 1);
+        app.on_key(key(KeyCode::Enter));
+        // Enter at once keeps it; → extends it; Backspace deletes it whole.
+        app.on_key(ch('/'));
+        app.on_key(key(KeyCode::Enter));
+        assert_eq!((app.filter(), &app.mode), ("echo", &Mode::Normal));
+        app.on_key(ch('/'));
+        app.on_key(key(KeyCode::Right));
+        app.on_key(ch('x'));
+        assert_eq!(app.filter(), "echox");
+        app.on_key(key(KeyCode::Enter));
+        app.on_key(ch('/'));
+        app.on_key(key(KeyCode::Backspace));
+        assert_eq!(app.filter(), "");
+        app.on_key(ch('e'));
+        assert_eq!(app.filter(), "e");
+    }
+
+    #[test]
     fn reload_needs_confirmation() {
         let mut app = connected();
         assert_eq!(app.on_key(ch('r')), Action::None);
@@ -630,6 +743,43 @@ pub(crate) mod tests {
         app.on_key(ch('r'));
         assert_eq!(app.mode, Mode::Normal);
         assert!(app.notice.as_ref().is_some_and(|n| n.text.contains("still running")));
+    }
+
+    #[test]
+    fn operations_on_a_server_that_does_not_answer_say_why_at_once() {
+        // Unreachable, with the last data still shown.
+        let mut app = connected();
+        app.apply_snapshot(snapshot(0, Err(ClientError::Unreachable("connection refused".into()))));
+        assert_eq!(app.on_key(ch('r')), Action::None);
+        assert_eq!(app.mode, Mode::Normal, "no y/n question");
+        let n = app.notice.clone().unwrap();
+        assert_eq!(
+            (n.kind, n.text.as_str()),
+            (NoticeKind::Error, "cannot reload: server unreachable (connection refused)")
+        );
+        app.on_key(ch('c'));
+        assert_eq!(app.mode, Mode::Normal);
+        assert_eq!(
+            app.notice.clone().unwrap().text,
+            "cannot reconnect github: server unreachable (connection refused)"
+        );
+        // No token to send.
+        let mut app = App::new(profiles(), 0, Duration::from_secs(1));
+        let no_token = ClientError::NoToken("environment variable T is not set".into());
+        app.apply_snapshot(snapshot(0, Err(no_token)));
+        app.on_key(ch('r'));
+        assert_eq!(app.mode, Mode::Normal);
+        assert_eq!(app.notice.clone().unwrap().text, "cannot reload: no token: environment variable T is not set");
+        // No answer yet.
+        let mut app = App::new(profiles(), 1, Duration::from_secs(1));
+        app.on_key(ch('r'));
+        assert_eq!(app.notice.clone().unwrap().text, "cannot reload: no answer yet from staging");
+        // A server that answers gets the question, whatever the token's
+        // scope: the server decides.
+        let mut app = connected();
+        app.apply_snapshot(snapshot(0, Err(ClientError::Server(500, "boom".into()))));
+        app.on_key(ch('r'));
+        assert_eq!(app.mode, Mode::Confirm(Op::Reload));
     }
 
     #[test]
@@ -669,6 +819,16 @@ pub(crate) mod tests {
         let op = Op::Reconnect("weather".into());
         app.apply_done(Done { generation: 0, profile: "local".into(), op, result: Ok(OpOk::Reconnect(r)) });
         assert_eq!(app.notice.clone().unwrap().text, "reconnect weather: ok, now connecting");
+        let mut r: ReconnectResult = fixture("reconnect.json");
+        r.backend.state = "failed".into();
+        r.backend.last_error = Some("connection refused".into());
+        let op = Op::Reconnect("weather".into());
+        app.apply_done(Done { generation: 0, profile: "local".into(), op, result: Ok(OpOk::Reconnect(r)) });
+        let n = app.notice.clone().unwrap();
+        assert_eq!(
+            (n.kind, n.text.as_str()),
+            (NoticeKind::Error, "reconnect weather: tried, now failed: connection refused")
+        );
         let forbidden = Err(ClientError::Forbidden("token lacks admin".into()));
         app.apply_done(Done { generation: 0, profile: "local".into(), op: Op::Reload, result: forbidden });
         let n = app.notice.clone().unwrap();
@@ -700,6 +860,54 @@ pub(crate) mod tests {
         app.on_key(ch('p'));
         assert_eq!(app.on_key(key(KeyCode::Enter)), Action::None);
         assert_eq!(app.generation, 1);
+    }
+
+    #[test]
+    fn profile_selector_moves_like_a_list() {
+        let mut app = App::new(
+            (0..15).map(|i| ProfileEntry { name: format!("p{i}"), url: format!("http://h{i}:9001") }).collect(),
+            0,
+            Duration::from_secs(1),
+        );
+        app.on_key(ch('p'));
+        for (k, want) in [
+            (ch('j'), 1),
+            (key(KeyCode::Down), 2),
+            (ch('k'), 1),
+            (key(KeyCode::Up), 0),
+            (ch('k'), 0),
+            (key(KeyCode::PageDown), 10),
+            (ch('G'), 14),
+            (ch('j'), 14),
+            (key(KeyCode::PageUp), 4),
+            (ch('g'), 0),
+            (key(KeyCode::End), 14),
+            (key(KeyCode::Home), 0),
+        ] {
+            app.on_key(k);
+            assert_eq!(app.mode, Mode::Profiles(want), "after {k:?}");
+        }
+        app.on_key(ch('j'));
+        assert_eq!(app.on_key(key(KeyCode::Enter)), Action::SwitchProfile(1));
+    }
+
+    #[test]
+    fn switching_resets_every_list() {
+        let mut app = connected();
+        for v in ['1', '2', '3', '5'] {
+            app.on_key(ch(v));
+            app.on_key(key(KeyCode::End));
+        }
+        app.on_key(ch('6'));
+        app.on_key(ch('g'));
+        assert!(!app.follow_events);
+        app.switch_to(1);
+        app.apply_snapshot(snapshot(1, Ok(data())));
+        for v in [View::Backends, View::Tools, View::Resources, View::Prompts] {
+            assert_eq!(app.selection(v), Some(0), "{v:?}");
+        }
+        assert!(app.follow_events, "the new log is followed");
+        assert_eq!(app.selection(View::Events), Some(6));
     }
 
     #[test]
