@@ -400,11 +400,7 @@ fn metrics_follow_the_prometheus_text_format() {
     let gw = Gateway::start(&with_tokens(&dir, one_demo(), json!({})));
     let b = base(&gw);
     // A few calls through a Streamable HTTP session, one of them an error.
-    let init = post_json(
-        &gw.url("/mcp"),
-        &[("Accept", "application/json, text/event-stream")],
-        &json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
-    );
+    let init = common::mcp_initialize(&gw.url("/mcp"));
     let sid = init.header("Mcp-Session-Id").unwrap().to_owned();
     let hs = [
         ("Accept", "application/json, text/event-stream"),
@@ -630,11 +626,7 @@ fn equal_addresses_share_the_data_plane_listener() {
     let first = s.next_event_full(T).expect("an event");
     assert_eq!(first.id.as_deref(), Some("1"));
     // The data plane still answers on the same port.
-    let r = post_json(
-        &gw.url("/mcp"),
-        &[("Accept", "application/json, text/event-stream")],
-        &json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
-    );
+    let r = common::mcp_initialize(&gw.url("/mcp"));
     assert_eq!(r.status, 200);
 }
 
@@ -654,11 +646,7 @@ fn a_client_process_comes_and_goes_and_the_server_stays() {
     // The client has exited; the server still serves the API and MCP.
     let after = get(&url, Some(&token)).json();
     assert_eq!(after["server"]["pid"], v["server"]["pid"]);
-    let r = post_json(
-        &gw.url("/mcp"),
-        &[("Accept", "application/json, text/event-stream")],
-        &json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
-    );
+    let r = common::mcp_initialize(&gw.url("/mcp"));
     assert_eq!(r.status, 200);
 }
 

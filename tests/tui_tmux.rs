@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{demo_backend, get_free_port, http, in_ci, post_json, run_bounded, Gateway, TempDir, GATEWAY_BIN};
+use common::{demo_backend, get_free_port, http, in_ci, run_bounded, Gateway, TempDir, GATEWAY_BIN};
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
@@ -151,11 +151,7 @@ fn still_serving(gw: &Gateway) {
         None,
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    let r = post_json(
-        &gw.url("/mcp"),
-        &[("Accept", "application/json, text/event-stream")],
-        &json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
-    );
+    let r = common::mcp_initialize(&gw.url("/mcp"));
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
@@ -227,11 +223,7 @@ fn legacy_combined_mode_stops_its_server_when_the_tui_quits() {
     let tui = Tmux::start("combined", &cmd, &[("XDG_STATE_HOME", &dir.path.join("state"))]);
     tui.wait("the attached TUI with the backend", |s| s.contains("solo") && s.contains("connected"));
     // The server is up while the TUI runs.
-    let r = post_json(
-        &format!("http://127.0.0.1:{port}/mcp"),
-        &[("Accept", "application/json, text/event-stream")],
-        &json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
-    );
+    let r = common::mcp_initialize(&format!("http://127.0.0.1:{port}/mcp"));
     assert_eq!(r.status, 200);
     tui.keys(&["q"]);
     tui.wait("the process to exit", |s| s.contains("EXIT=0"));

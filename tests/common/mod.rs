@@ -1017,3 +1017,15 @@ impl Drop for LoggedChild {
         self.stop();
     }
 }
+
+/// A Streamable HTTP `initialize` (2025-06-18) to `mcp_url`: the quickest
+/// check that a gateway's data plane answers MCP.
+#[allow(dead_code)]
+pub fn mcp_initialize(mcp_url: &str) -> Response {
+    post_json(
+        mcp_url,
+        &[("Accept", "application/json, text/event-stream")],
+        &json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+            "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
+    )
+}
