@@ -24,27 +24,8 @@ while getopts "n:s:h" opt; do
 done
 [[ $CALLS =~ ^[1-9][0-9]*$ && $SESSIONS =~ ^[1-9][0-9]*$ ]] || usage
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-REL=$TARGET/release
-
-echo "building release (cargo build --release --examples --bins)..." >&2
-cargo build --release --examples --bins --quiet
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcp-bench-mem.XXXXXX")
-GW_PID=""
-cleanup() {
-    if [[ -n $GW_PID ]] && kill -0 "$GW_PID" 2>/dev/null; then
-        kill -TERM "$GW_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$GW_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$GW_PID" 2>/dev/null || true
-        wait "$GW_PID" 2>/dev/null || true
-    fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=scripts/bench-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 
 # A free loopback port for the SSE backend (bound, read, released).
 SSE_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -64,22 +45,7 @@ cat >"$WORK/config.json" <<EOF
 }
 EOF
 
-"$REL/mcp-sentinel" server --config "$WORK/config.json" --listen 127.0.0.1:0 --log-level info \
-    2>"$WORK/gateway.log" &
-GW_PID=$!
-PORT=""
-for _ in $(seq 300); do
-    kill -0 "$GW_PID" 2>/dev/null || { cat "$WORK/gateway.log" >&2; echo "gateway exited" >&2; exit 1; }
-    [[ -z $PORT ]] && PORT=$(sed -n 's|.*data plane listening on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$WORK/gateway.log")
-    [[ -n $PORT ]] && grep -q 'gateway state: ready' "$WORK/gateway.log" && break
-    sleep 0.05
-done
-if [[ -z $PORT ]] || ! grep -q 'gateway state: ready' "$WORK/gateway.log"; then
-    cat "$WORK/gateway.log" >&2
-    echo "gateway not ready within 15 s" >&2
-    exit 1
-fi
-URL=http://127.0.0.1:$PORT
+start_gateway 15
 BENCH=$REL/examples/bench
 echo "gateway pid $GW_PID at $URL ($(grep -o 'gateway state: .*' "$WORK/gateway.log" | tail -1))" >&2
 

@@ -25,49 +25,14 @@ while getopts "n:r:h" opt; do
 done
 [[ $N =~ ^[1-9][0-9]*$ && $RUNS =~ ^[1-9][0-9]*$ ]] || usage
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-REL=$TARGET/release
-
-echo "building release (cargo build --release --examples --bins)..." >&2
-cargo build --release --examples --bins --quiet
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcp-bench.XXXXXX")
-GW_PID=""
-cleanup() {
-    if [[ -n $GW_PID ]] && kill -0 "$GW_PID" 2>/dev/null; then
-        kill -TERM "$GW_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$GW_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$GW_PID" 2>/dev/null || true
-        wait "$GW_PID" 2>/dev/null || true
-    fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=scripts/bench-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 
 cat >"$WORK/config.json" <<EOF
 {"mcpServers": {"alpha": {"command": "$REL/mcp-sentinel-demo", "args": ["--name", "alpha"]}}}
 EOF
 
-# Starts the gateway and waits (bounded) for its port and `gateway state: ready`.
-"$REL/mcp-sentinel" server --config "$WORK/config.json" --listen 127.0.0.1:0 --log-level info \
-    2>"$WORK/gateway.log" &
-GW_PID=$!
-PORT=""
-for _ in $(seq 200); do
-    kill -0 "$GW_PID" 2>/dev/null || { cat "$WORK/gateway.log" >&2; echo "gateway exited" >&2; exit 1; }
-    [[ -z $PORT ]] && PORT=$(sed -n 's|.*data plane listening on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$WORK/gateway.log")
-    [[ -n $PORT ]] && grep -q 'gateway state: ready' "$WORK/gateway.log" && break
-    sleep 0.05
-done
-if [[ -z $PORT ]] || ! grep -q 'gateway state: ready' "$WORK/gateway.log"; then
-    cat "$WORK/gateway.log" >&2
-    echo "gateway not ready within 10 s" >&2
-    exit 1
-fi
-URL=http://127.0.0.1:$PORT
+start_gateway 10
 echo "gateway pid $GW_PID at $URL; $RUNS runs of $N calls" >&2
 
 BENCH=$REL/examples/bench
