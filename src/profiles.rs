@@ -109,7 +109,7 @@ impl Paths {
             Some(p) => p,
             None => home()?.join(".config"),
         };
-        let state = match abs("XDG_STATE_HOME") {
+        let state = match crate::util::state_home_from(&get) {
             Some(p) => p,
             None => home()?.join(".local/state"),
         };

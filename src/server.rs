@@ -77,8 +77,8 @@ pub fn run_combined(args: ServerArgs) -> ExitCode {
         eprintln!("mcp-sentinel: the combined mode needs a terminal; use 'mcp-sentinel server' (or --no-tui) to run without one");
         return ExitCode::from(EXIT_USAGE);
     }
-    let log_path = crate::manage::auth::default_token_file(0)
-        .and_then(|p| p.parent().map(|d| d.join("combined.log")))
+    let log_path = crate::util::state_home()
+        .map(|d| d.join("mcp-sentinel").join("combined.log"))
         .unwrap_or_else(|| std::env::temp_dir().join("mcp-sentinel-combined.log"));
     let file = log_path
         .parent()

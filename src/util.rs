@@ -45,9 +45,37 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// The XDG state home: `$XDG_STATE_HOME` if it is absolute (relative
+/// values are ignored, as the XDG spec says), else `$HOME/.local/state`.
+/// `get` reads an environment variable. The server (its generated token
+/// file, the combined mode's log) and the TUI (where it looks for that
+/// token) both use this, so they always agree on the place.
+pub fn state_home_from(get: impl Fn(&str) -> Option<std::path::PathBuf>) -> Option<std::path::PathBuf> {
+    let abs = |k: &str| get(k).filter(|p| p.is_absolute());
+    abs("XDG_STATE_HOME").or_else(|| abs("HOME").map(|h| h.join(".local/state")))
+}
+
+/// [`state_home_from`] the process environment.
+pub fn state_home() -> Option<std::path::PathBuf> {
+    state_home_from(|k| std::env::var_os(k).map(std::path::PathBuf::from))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_home_follows_xdg_and_ignores_relative_values() {
+        use std::path::PathBuf;
+        let env = |xdg: Option<&str>, home: Option<&str>| {
+            let (xdg, home) = (xdg.map(PathBuf::from), home.map(PathBuf::from));
+            state_home_from(move |k| if k == "XDG_STATE_HOME" { xdg.clone() } else { home.clone() })
+        };
+        assert_eq!(env(Some("/s"), Some("/h")), Some(PathBuf::from("/s")));
+        assert_eq!(env(Some("rel"), Some("/h")), Some(PathBuf::from("/h/.local/state")));
+        assert_eq!(env(None, Some("/h")), Some(PathBuf::from("/h/.local/state")));
+        assert_eq!(env(None, None), None);
+    }
     use std::time::Duration;
 
     #[test]

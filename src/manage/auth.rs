@@ -68,14 +68,10 @@ fn parse_hex(s: &str) -> Option<Digest> {
     Some(out)
 }
 
-/// The default generated-token path: `$XDG_STATE_HOME/mcp-sentinel/manage-<port>.token`,
-/// else `~/.local/state/mcp-sentinel/manage-<port>.token`.
+/// The default generated-token path: `<state home>/mcp-sentinel/manage-<port>.token`
+/// (see [`crate::util::state_home`]).
 pub fn default_token_file(port: u16) -> Option<PathBuf> {
-    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?).join(".local/state"),
-    };
-    Some(base.join("mcp-sentinel").join(format!("manage-{port}.token")))
+    Some(crate::util::state_home()?.join("mcp-sentinel").join(format!("manage-{port}.token")))
 }
 
 impl Token {
