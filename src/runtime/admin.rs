@@ -18,6 +18,16 @@ const STOP_WAIT: Duration = Duration::from_secs(5);
 /// (each backend's own `timeout_s` bounds it first).
 const SETTLE_MAX: Duration = Duration::from_secs(30);
 
+/// Stops backends in parallel (each may take a kill grace period) and
+/// waits for all of them.
+fn stop_all(backends: &[Arc<Backend>]) {
+    std::thread::scope(|scope| {
+        for b in backends {
+            scope.spawn(move || b.stop(STOP_WAIT));
+        }
+    });
+}
+
 pub struct AdminLoop {
     rt: Arc<Runtime>,
     admin_rx: Receiver<AdminCommand>,
@@ -59,11 +69,7 @@ impl AdminLoop {
     /// gateway cannot start after all (a listener failed to bind).
     pub fn abort(&self) {
         let backends = self.rt.backends();
-        std::thread::scope(|scope| {
-            for b in &backends {
-                scope.spawn(move || b.stop(STOP_WAIT));
-            }
-        });
+        stop_all(&backends);
     }
 
     pub fn run(self, listeners: Vec<Box<dyn Stoppable>>) {
@@ -149,14 +155,15 @@ impl AdminLoop {
 
         let old = rt.backends();
         let mut report = ReloadReport { notes, ..ReloadReport::default() };
+        // Each new entry with the running backend of the same name, if any.
+        let pairs: Vec<_> = next.backends.iter().map(|bc| (bc, old.iter().find(|b| *b.name == *bc.name))).collect();
         let mut to_stop: Vec<Arc<Backend>> = Vec::new();
-        let mut started: Vec<Arc<Backend>> = Vec::new();
-        for bc in &next.backends {
-            match old.iter().find(|b| *b.name == *bc.name) {
-                Some(b) if b.config == *bc => report.unchanged.push(bc.name.clone()),
+        for (bc, prev) in &pairs {
+            match prev {
+                Some(b) if b.config == **bc => report.unchanged.push(bc.name.clone()),
                 Some(b) => {
                     report.restarted.push(bc.name.clone());
-                    to_stop.push(b.clone());
+                    to_stop.push((*b).clone());
                 }
                 None => report.added.push(bc.name.clone()),
             }
@@ -169,26 +176,20 @@ impl AdminLoop {
         }
         // Stop first, so a restarted stdio backend's old child is gone
         // before the new one starts (a local SSE server keeps its port).
-        std::thread::scope(|scope| {
-            for b in &to_stop {
-                scope.spawn(move || b.stop(STOP_WAIT));
-            }
-        });
-        let mut list: Vec<Arc<Backend>> = Vec::with_capacity(next.backends.len());
-        for bc in &next.backends {
-            let b = if report.unchanged.contains(&bc.name) {
-                old.iter().find(|b| *b.name == *bc.name).cloned()
-            } else if let Some(prev) = old.iter().find(|b| *b.name == *bc.name) {
-                Some(Backend::restart_from(prev, bc.clone(), rt.backend_tx.clone(), rt.events.clone()))
-            } else {
-                Some(Backend::start(bc.clone(), rt.backend_tx.clone(), rt.events.clone()))
-            };
-            if let Some(b) = b {
-                if !report.unchanged.contains(&bc.name) {
-                    started.push(b.clone());
+        stop_all(&to_stop);
+        let mut list: Vec<Arc<Backend>> = Vec::with_capacity(pairs.len());
+        let mut started: Vec<Arc<Backend>> = Vec::new();
+        for (bc, prev) in pairs {
+            let b = match prev {
+                Some(b) if b.config == *bc => {
+                    list.push(b.clone());
+                    continue;
                 }
-                list.push(b);
-            }
+                Some(prev) => Backend::restart_from(prev, bc.clone(), rt.backend_tx.clone(), rt.events.clone()),
+                None => Backend::start(bc.clone(), rt.backend_tx.clone(), rt.events.clone()),
+            };
+            started.push(b.clone());
+            list.push(b);
         }
         *rt.config.write() = Arc::new(next);
         *rt.backends.write() = list;
@@ -278,11 +279,7 @@ impl AdminLoop {
         }
         // Stop backends in parallel: each may take a kill grace period.
         let backends = rt.backends();
-        std::thread::scope(|scope| {
-            for b in &backends {
-                scope.spawn(move || b.stop(STOP_WAIT));
-            }
-        });
+        stop_all(&backends);
         rt.set_state(ServerState::Stopped);
     }
 }
