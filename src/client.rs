@@ -629,28 +629,45 @@ pub(crate) mod fake {
         pub auth: Option<String>,
     }
 
-    /// A one-request-at-a-time fake server: answers `n` requests with
-    /// `reply(url)` and reports each request.
+    struct Fake<F> {
+        reply: F,
+        left: parking_lot::Mutex<usize>,
+        tx: parking_lot::Mutex<mpsc::Sender<Seen>>,
+    }
+
+    impl<F: Fn(&str) -> (u16, String) + Send + Sync + 'static> crate::http::Handler for Fake<F> {
+        fn body_limit(&self, _: &crate::http::Head) -> usize {
+            1 << 20
+        }
+
+        fn handle(&self, req: crate::http::Request, res: crate::http::Responder) {
+            {
+                let mut left = self.left.lock();
+                if *left == 0 {
+                    return res.send(crate::http::Response::empty(503));
+                }
+                *left -= 1;
+            }
+            let url = req.head.target.clone();
+            let auth = req.header("Authorization").map(str::to_owned);
+            let _ = self.tx.lock().send(Seen { method: req.method().to_owned(), url: url.clone(), auth });
+            let (status, body) = (self.reply)(&url);
+            res.send(crate::http::Response::new(status, "application/json", body.into_bytes()));
+        }
+    }
+
+    /// A fake server: answers `n` requests with `reply(url)` and reports
+    /// each request (later ones get 503). It lives until the test process ends.
     pub fn fake_server(
         n: usize,
-        reply: impl Fn(&str) -> (u16, String) + Send + 'static,
+        reply: impl Fn(&str) -> (u16, String) + Send + Sync + 'static,
     ) -> (String, mpsc::Receiver<Seen>) {
-        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-        let addr = server.server_addr().to_ip().unwrap();
+        let bound = crate::http::bind("127.0.0.1:0").unwrap();
+        let addr = bound.addr;
         let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for _ in 0..n {
-                let Ok(mut req) = server.recv() else { return };
-                let mut body = String::new();
-                let _ = req.as_reader().read_to_string(&mut body);
-                let auth =
-                    req.headers().iter().find(|h| h.field.equiv("Authorization")).map(|h| h.value.as_str().to_string());
-                let _ = tx.send(Seen { method: req.method().to_string(), url: req.url().to_string(), auth });
-                let (status, body) = reply(req.url());
-                let resp = tiny_http::Response::from_string(body).with_status_code(status);
-                let _ = req.respond(resp);
-            }
-        });
+        let h = Fake { reply, left: parking_lot::Mutex::new(n), tx: parking_lot::Mutex::new(tx) };
+        let server = bound.serve("fake", crate::http::Limits::default(), None, std::sync::Arc::new(h)).unwrap();
+        std::mem::forget(server);
         (format!("http://{addr}"), rx)
     }
 }

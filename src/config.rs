@@ -54,6 +54,19 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Most concurrent client sessions, default 256.
     pub max_sessions: usize,
+    /// Allowed `Host` values (names, optionally with a port; "*" allows
+    /// all). Empty: on a loopback listener only loopback names.
+    pub allowed_hosts: Vec<String>,
+    /// Open data-plane connections at most (also capped by the file
+    /// descriptor limit), default 4096.
+    pub max_connections: usize,
+    /// Open connections from one non-loopback address, default 256.
+    pub max_connections_per_ip: usize,
+    /// Bytes a client may fall behind on its event stream before its
+    /// session is closed, default 8 MiB.
+    pub max_outbox_bytes: usize,
+    /// Calls one session may have in flight at once, default 64.
+    pub max_inflight_per_session: usize,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -219,6 +232,14 @@ pub const DEFAULT_MANAGE_LISTEN: &str = "127.0.0.1:9001";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// `server.max_sessions` default.
 pub const DEFAULT_MAX_SESSIONS: usize = 256;
+/// `server.max_connections` default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// `server.max_connections_per_ip` default.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
+/// `server.max_outbox_bytes` default: 8 MiB.
+pub const DEFAULT_MAX_OUTBOX_BYTES: usize = 8 * 1024 * 1024;
+/// `server.max_inflight_per_session` default.
+pub const DEFAULT_MAX_INFLIGHT_PER_SESSION: usize = 64;
 /// `manage.event_buffer` default (CONTRACT §5: the last 1000 events).
 pub const DEFAULT_EVENT_BUFFER: usize = 1000;
 /// Per-request backend timeout when `timeout_s` is absent.
@@ -243,6 +264,11 @@ impl Default for ServerConfig {
             allowed_origins: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_sessions: DEFAULT_MAX_SESSIONS,
+            allowed_hosts: Vec::new(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            max_outbox_bytes: DEFAULT_MAX_OUTBOX_BYTES,
+            max_inflight_per_session: DEFAULT_MAX_INFLIGHT_PER_SESSION,
         }
     }
 }
@@ -681,7 +707,21 @@ fn check_exposure(manage: &ManageConfig) -> Result<(), String> {
 fn parse_server(obj: Option<Obj<'_>>, file: &str) -> Result<ServerConfig, Bad> {
     let mut s = ServerConfig::default();
     let Some(o) = obj else { return Ok(s) };
-    o.warn_unknown(&["listen", "name", "allowed_origins", "max_body_bytes", "max_sessions"], file);
+    o.warn_unknown(
+        &[
+            "listen",
+            "name",
+            "allowed_origins",
+            "allowed_hosts",
+            "max_body_bytes",
+            "max_sessions",
+            "max_connections",
+            "max_connections_per_ip",
+            "max_outbox_bytes",
+            "max_inflight_per_session",
+        ],
+        file,
+    );
     if let Some(listen) = o.str("listen")? {
         s.listen = check_listen(listen).map_err(|m| o.bad("listen", m))?;
     }
@@ -703,6 +743,27 @@ fn parse_server(obj: Option<Obj<'_>>, file: &str) -> Result<ServerConfig, Bad> {
     }
     if let Some(n) = o.pos_int("max_sessions")? {
         s.max_sessions = usize::try_from(n).map_err(|_| o.bad("max_sessions", "too large"))?;
+    }
+    if let Some(hosts) = o.str_list("allowed_hosts")? {
+        for (i, h) in hosts.iter().enumerate() {
+            if h.is_empty() || h.contains(['/', ' ', '@', '?', '#']) {
+                return Err(o.bad(
+                    &format!("allowed_hosts[{i}]"),
+                    format!("expected a host name such as \"gw.example.com\" (optionally with :port), found {h:?}"),
+                ));
+            }
+        }
+        s.allowed_hosts = hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
+    }
+    for (key, field) in [
+        ("max_connections", &mut s.max_connections),
+        ("max_connections_per_ip", &mut s.max_connections_per_ip),
+        ("max_outbox_bytes", &mut s.max_outbox_bytes),
+        ("max_inflight_per_session", &mut s.max_inflight_per_session),
+    ] {
+        if let Some(n) = o.pos_int(key)? {
+            *field = usize::try_from(n).map_err(|_| o.bad(key, "too large"))?;
+        }
     }
     Ok(s)
 }

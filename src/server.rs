@@ -7,6 +7,8 @@ use crate::config::{self, Config};
 use crate::runtime::admin::Stoppable;
 use crate::runtime::{AdminCommand, Runtime};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Exit code for configuration errors (sysexits EX_CONFIG).
 pub const EXIT_CONFIG: u8 = 78;
@@ -178,27 +180,65 @@ pub fn start(args: &ServerArgs, extra_admin_token: Option<String>) -> Result<Run
         );
         return Err(ExitCode::from(EXIT_CONFIG));
     }
+    let fd_limit = raise_fd_limit();
+    let mut limits = crate::transport::limits(&cfg.server);
+    if let Some(n) = fd_limit {
+        // Leave descriptors for backends (pipes, sockets), the management
+        // listener and files: connections past this get 503, never EMFILE.
+        let usable = usize::try_from(n.saturating_sub(256) / 4 * 3).unwrap_or(usize::MAX).max(16);
+        if usable < limits.max_connections {
+            log::info!(
+                "file descriptor limit {n}: serving at most {usable} data-plane connections (server.max_connections is {})",
+                limits.max_connections
+            );
+            limits.max_connections = usable;
+        }
+    }
     let (rt, admin) = Runtime::new(cfg);
     rt.set_overrides(args.clone());
     admin.start_backends();
     let token_file = args.manage_token_file.clone();
     let extra = extra_admin_token.as_deref();
-    // A bad token source is a configuration error (78); a port in use is not (1).
-    let config_error = std::cell::Cell::new(false);
-    let build = |port: u16| {
-        crate::manage::build_api(&rt, port, token_file.as_deref(), extra, true).inspect_err(|_| config_error.set(true))
+    let fail = |e: String, code: u8| {
+        eprintln!("mcp-sentinel: {e}");
+        admin.abort();
+        Err(ExitCode::from(code))
     };
-    let listener = match crate::transport::start(rt.clone(), &listen, if shared { Some(&build) } else { None }) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("mcp-sentinel: {e}");
-            admin.abort();
-            return Err(ExitCode::from(if config_error.get() { EXIT_CONFIG } else { 1 }));
-        }
+    let bound = match crate::http::bind(&listen) {
+        Ok(b) => b,
+        Err(e) => return fail(e, 1),
     };
+    let data: Arc<dyn crate::http::Handler> = Arc::new(crate::transport::DataPlane::new(rt.clone()));
+    let handler = if shared {
+        // A bad token source is a configuration error (78); a port in use is not (1).
+        let api = match crate::manage::build_api(&rt, bound.addr.port(), token_file.as_deref(), extra) {
+            Ok(a) => a,
+            Err(e) => return fail(e, EXIT_CONFIG),
+        };
+        let manage: Arc<dyn crate::http::Handler> = match crate::manage::serve::Handler::new(api) {
+            Ok(h) => Arc::new(h),
+            Err(e) => return fail(e, 1),
+        };
+        Arc::new(crate::http::Router::new(data).route(|p| p.starts_with("/manage/") || p == "/metrics", manage))
+    } else {
+        data
+    };
+    let server = match bound.serve("mcp", limits, None, handler) {
+        Ok(s) => s,
+        Err(e) => return fail(e, 1),
+    };
+    rt.set_mcp_addr(server.addr);
+    rt.add_listener("data plane", server.alive());
     // The exact wording is what scripts and tests read for the bound port.
-    log::info!("data plane listening on http://{} (/sse, /mcp)", listener.addr);
-    let mut listeners: Vec<Box<dyn Stoppable>> = vec![Box::new(listener)];
+    log::info!("data plane listening on http://{} (/sse, /mcp)", server.addr);
+    if !server.addr.ip().is_loopback() {
+        log::warn!(
+            "the data plane listens on {}, which is not a loopback address, and has no client authentication: \
+             anyone who can reach it can call every tool of every backend",
+            server.addr
+        );
+    }
+    let mut listeners: Vec<Box<dyn Stoppable>> = vec![Box::new(DataListener(server))];
     if shared {
         let addr = rt.mcp_addr().map(|a| a.to_string()).unwrap_or_default();
         rt.set_manage_addr(addr.clone());
@@ -208,14 +248,15 @@ pub fn start(args: &ServerArgs, extra_admin_token: Option<String>) -> Result<Run
         );
     } else {
         match crate::manage::start(&rt, token_file.as_deref(), extra) {
-            Ok(l) => listeners.push(Box::new(l)),
+            Ok(l) => {
+                rt.add_listener("management", l.alive());
+                listeners.push(Box::new(l));
+            }
             Err((e, is_config)) => {
-                eprintln!("mcp-sentinel: {e}");
                 for l in &listeners {
                     l.stop();
                 }
-                admin.abort();
-                return Err(ExitCode::from(if is_config { EXIT_CONFIG } else { 1 }));
+                return fail(e, if is_config { EXIT_CONFIG } else { 1 });
             }
         }
     }
@@ -225,15 +266,71 @@ pub fn start(args: &ServerArgs, extra_admin_token: Option<String>) -> Result<Run
     Ok(Running { rt, admin, listeners })
 }
 
-/// SIGTERM and SIGINT become a shutdown command on the admin channel.
-fn forward_signals(rt: &std::sync::Arc<Runtime>) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
-    let tx = rt.admin().clone();
+/// The data-plane listener, stopped by the admin loop at shutdown.
+struct DataListener(crate::http::Server);
+
+impl Stoppable for DataListener {
+    fn stop(&self) {
+        self.0.stop();
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit (a gateway holds
+/// a descriptor per client connection and several per backend), and
+/// returns the limit in force.
+#[allow(unsafe_code)]
+fn raise_fd_limit() -> Option<u64> {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we own; no other memory.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
+        return None;
+    }
+    if r.rlim_cur < r.rlim_max {
+        let want = libc::rlimit { rlim_cur: r.rlim_max, rlim_max: r.rlim_max };
+        // SAFETY: setrlimit reads the struct we own.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+            r.rlim_cur = r.rlim_max;
+        }
+    }
+    Some(r.rlim_cur)
+}
+
+/// Signals, turned into admin commands: SIGTERM, SIGINT and SIGHUP (the
+/// terminal closed) stop the gateway cleanly, children included; a second
+/// one exits at once (after killing the backends' process groups);
+/// SIGUSR1 reloads the configuration, for service managers.
+fn forward_signals(rt: &Arc<Runtime>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])?;
+    let rt = rt.clone();
     crate::thread::spawn("signals".into(), move || {
-        if let Some(sig) = signals.forever().next() {
-            let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
-            let _ = tx.send(AdminCommand::Shutdown { reason: format!("received {name}") });
+        let mut stopping = false;
+        for sig in signals.forever() {
+            let name = match sig {
+                SIGINT => "SIGINT",
+                SIGHUP => "SIGHUP",
+                SIGUSR1 => "SIGUSR1",
+                _ => "SIGTERM",
+            };
+            if sig == SIGUSR1 {
+                log::info!("received SIGUSR1: reloading the configuration");
+                // The outcome is logged and pushed as an event by the reload.
+                let (reply, _) = crossbeam_channel::bounded(1);
+                if rt.admin().send_timeout(AdminCommand::Reload { reply }, Duration::from_secs(1)).is_err() {
+                    log::warn!("SIGUSR1: the admin thread is busy; reload not queued");
+                }
+                continue;
+            }
+            if stopping {
+                log::warn!("received {name} again: exiting now");
+                rt.kill_backends_now();
+                std::process::exit(128 + sig);
+            }
+            stopping = true;
+            let reason = format!("received {name}");
+            if rt.admin().send_timeout(AdminCommand::Shutdown { reason }, Duration::from_secs(1)).is_err() {
+                log::warn!("the admin thread does not take the shutdown; send {name} again to exit at once");
+            }
         }
         Ok(())
     })?;

@@ -60,9 +60,36 @@ pub fn state_home() -> Option<std::path::PathBuf> {
     state_home_from(|k| std::env::var_os(k).map(std::path::PathBuf::from))
 }
 
+/// Text that came from outside (a request path, a header, a backend's
+/// line) made safe to put in a log line, an audit record or an event:
+/// control characters escaped (so no forged lines and no terminal escape
+/// sequences) and at most `max` characters kept, with a note of the cut.
+pub fn printable(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max) + 16);
+    for (n, c) in s.chars().enumerate() {
+        if n == max {
+            out.push_str(&format!("…(+{} chars)", s.chars().count() - max));
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_escapes_controls_and_caps_length() {
+        assert_eq!(printable("/a\rb\nc\u{1b}[31m", 100), "/a\\rb\\nc\\u{1b}[31m");
+        assert_eq!(printable("abcdef", 3), "abc…(+3 chars)");
+        assert_eq!(printable("é✓", 10), "é✓");
+    }
 
     #[test]
     fn state_home_follows_xdg_and_ignores_relative_values() {

@@ -162,7 +162,7 @@ fn batches_only_under_2025_03_26() {
     let answers = answers.as_array().unwrap();
     assert_eq!(answers.len(), 2, "notifications get no answer: {answers:?}");
     assert_eq!(answers[0]["id"], "a");
-    assert_eq!(answers[1]["result"]["content"][0]["text"], "in a batch");
+    assert_eq!(answers[1]["result"]["content"][0]["text"], "in a batch", "{answers:?}");
     let new = Client::init(&gw, "2025-06-18");
     let r = new.post(&batch);
     assert_eq!(r.status, 400);

@@ -39,12 +39,23 @@ pub enum Reply {
     Done(Result<Box<RawValue>, ErrorObj>),
 }
 
+/// Whoever answers a client's HTTP request for a call: told of progress
+/// and of the outcome, on whichever thread learns them (the backend's
+/// reader, the admin tick, a canceller). Implementations must not block.
+pub trait ReplyTo: Send + Sync {
+    fn progress(&self, params: Value);
+    fn done(&self, result: Result<Box<RawValue>, ErrorObj>);
+}
+
 /// Where a call's progress and result go.
+#[derive(Clone)]
 pub enum Sink {
-    /// A thread waits on the channel (Streamable HTTP POST, internal calls).
+    /// A thread waits on the channel (the gateway's own calls).
     Chan(Sender<Reply>),
-    /// Straight into an SSE session's outbox, re-addressed to the client id.
+    /// Straight into an SSE session's stream, re-addressed to the client id.
     Session(Arc<Session>, Id),
+    /// The client's HTTP request waits for it (Streamable HTTP POST).
+    Reply(Arc<dyn ReplyTo>),
 }
 
 struct Pending {
@@ -111,12 +122,19 @@ impl Conn {
         ErrorObj::new(code::BACKEND_UNAVAILABLE, format!("backend '{}' {why}", self.backend))
     }
 
-    fn send(&self, bytes: Vec<u8>, request_id: Option<i64>, wait: Duration) -> Result<(), ErrorObj> {
+    /// Queues a message for the backend's writer. Never waits: callers
+    /// include the HTTP reactor, which must not block, so a full queue (a
+    /// backend that stopped reading) fails the message at once.
+    fn send(&self, bytes: Vec<u8>, request_id: Option<i64>) -> Result<(), ErrorObj> {
         let Some(tx) = self.out.lock().clone() else {
             return Err(self.unavailable("is disconnected"));
         };
-        tx.send_timeout(Outgoing { bytes, request_id }, wait)
-            .map_err(|_| self.unavailable("is not accepting messages (writer stuck or closed)"))
+        tx.try_send(Outgoing { bytes, request_id }).map_err(|e| match e {
+            crossbeam_channel::TrySendError::Full(_) => {
+                self.unavailable(&format!("is not reading its input ({OUT_CAP} messages queued)"))
+            }
+            crossbeam_channel::TrySendError::Disconnected(_) => self.unavailable("is disconnected"),
+        })
     }
 
     /// Reserves a gateway request id, so a caller can record it (e.g. in
@@ -156,7 +174,7 @@ impl Conn {
         self.pending.lock().insert(id, Pending { sink, progress_token, deadline: now + timeout, started: now });
         self.stats.call_started();
         let bytes = Message::Request { id: Id::Num(id), method: method.to_owned(), params }.to_bytes();
-        if let Err(e) = self.send(bytes, Some(id), timeout.min(Duration::from_secs(5))) {
+        if let Err(e) = self.send(bytes, Some(id)) {
             self.pending.lock().remove(&id);
             self.stats.call_finished(now.elapsed(), false);
             return Err(e);
@@ -198,7 +216,7 @@ impl Conn {
 
     pub fn notify(&self, method: &str, params: Option<Value>) -> Result<(), ErrorObj> {
         let bytes = Message::Notification { method: method.to_owned(), params }.to_bytes();
-        self.send(bytes, None, Duration::from_secs(5))
+        self.send(bytes, None)
     }
 
     /// The client gave up on call `id`: forget it (a late answer is dropped)
@@ -208,11 +226,15 @@ impl Conn {
             return;
         };
         self.stats.call_finished(p.started.elapsed(), false);
-        if let Sink::Chan(tx) = p.sink {
-            let _ = tx.try_send(Reply::Done(Err(ErrorObj::new(
-                code::REQUEST_CANCELLED,
-                format!("request cancelled: {reason}"),
-            ))));
+        let cancelled = || ErrorObj::new(code::REQUEST_CANCELLED, format!("request cancelled: {reason}"));
+        match p.sink {
+            Sink::Chan(tx) => {
+                let _ = tx.try_send(Reply::Done(Err(cancelled())));
+            }
+            // The HTTP request still gets an answer (a POST never hangs).
+            Sink::Reply(r) => r.done(Err(cancelled())),
+            // Legacy SSE: the client cancelled it, so it expects nothing.
+            Sink::Session(..) => {}
         }
         let _ = self.notify(method::CANCELLED, Some(json!({"requestId": id, "reason": reason})));
     }
@@ -284,7 +306,7 @@ impl Conn {
                 ),
             )
         };
-        let _ = self.send(reply.to_bytes(), None, Duration::from_secs(1));
+        let _ = self.send(reply.to_bytes(), None);
     }
 
     fn backend_notification(&self, m: &str, params: Option<Value>) {
@@ -308,13 +330,18 @@ impl Conn {
         let Some(n) = params.get("progressToken").and_then(token_as_id) else {
             return;
         };
-        let g = self.pending.lock();
-        let Some(p) = g.get(&n) else { return };
-        let Some(orig) = p.progress_token.clone() else {
-            return;
+        // Copy what is needed and let go of the table before delivering:
+        // delivery may close a session, which cancels calls on this table.
+        let (sink, orig) = {
+            let g = self.pending.lock();
+            let Some(p) = g.get(&n) else { return };
+            let Some(orig) = p.progress_token.clone() else {
+                return;
+            };
+            (p.sink.clone(), orig)
         };
         params["progressToken"] = orig;
-        match &p.sink {
+        match sink {
             Sink::Chan(tx) => {
                 // A full channel means the waiter is behind: progress is
                 // advisory, so dropping one is harmless.
@@ -323,6 +350,7 @@ impl Conn {
             Sink::Session(s, _) => {
                 s.push(Message::notification(method::PROGRESS, Some(params)).to_bytes());
             }
+            Sink::Reply(r) => r.progress(params),
         }
     }
 
@@ -380,6 +408,10 @@ fn deliver(sink: Sink, reply: Reply) {
         Sink::Chan(tx) => {
             let _ = tx.try_send(reply);
         }
+        Sink::Reply(r) => match reply {
+            Reply::Progress(p) => r.progress(p),
+            Reply::Done(d) => r.done(d),
+        },
         Sink::Session(session, client_id) => {
             // A call the client cancelled, or whose session closed, was
             // untracked already: its answer goes nowhere.

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-pub use conn::{Conn, Outgoing, Reply, Sink};
+pub use conn::{Conn, Outgoing, Reply, ReplyTo, Sink};
 pub use stats::Stats;
 
 /// Longest wait between reconnect attempts.
@@ -247,6 +247,14 @@ impl Backend {
         let mut s = self.status.lock();
         s.state = State::Failed;
         s.last_error = Some(err);
+    }
+
+    /// Kills the backend's process group now, if it has one (SIGKILL, no
+    /// grace, no wait): for an immediate exit.
+    pub fn kill_now(&self) {
+        if let Some(pid) = self.status.lock().pid {
+            stdio::signal_group(pid, libc::SIGKILL);
+        }
     }
 
     /// Expires timed-out calls (admin tick).

@@ -111,7 +111,7 @@ pub fn kill_and_reap(child: &mut Child) -> String {
 
 /// Signals the whole process group led by `pid`.
 #[allow(unsafe_code)]
-fn signal_group(pid: u32, sig: libc::c_int) {
+pub fn signal_group(pid: u32, sig: libc::c_int) {
     let Ok(pgid) = libc::pid_t::try_from(pid) else { return };
     if pgid <= 1 {
         return;

@@ -65,6 +65,11 @@ pub mod method {
     pub const RESOURCES_CHANGED: &str = "notifications/resources/list_changed";
     pub const PROMPTS_CHANGED: &str = "notifications/prompts/list_changed";
     pub const MESSAGE: &str = "notifications/message";
+
+    /// The `'static` name of a method the gateway forwards to backends.
+    pub fn forwarded(m: &str) -> Option<&'static str> {
+        [TOOLS_CALL, PROMPTS_GET, RESOURCES_READ, COMPLETE, SET_LEVEL].into_iter().find(|k| *k == m)
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,28 @@ pub fn encode_event(out: &mut Vec<u8>, event: Option<&str>, id: Option<&str>, da
     out.push(b'\n');
 }
 
+/// Like [`encode_event`] for data that is already bytes (a serialized
+/// JSON-RPC message): one `data:` line per line of `data`, so the common
+/// single-line case is copied as it is.
+pub fn encode_event_bytes(out: &mut Vec<u8>, event: Option<&str>, id: Option<&str>, data: &[u8]) {
+    if data.contains(&b'\n') || data.contains(&b'\r') {
+        return encode_event(out, event, id, &String::from_utf8_lossy(data));
+    }
+    if let Some(id) = id {
+        out.extend_from_slice(b"id: ");
+        out.extend_from_slice(strip_newlines(id).as_bytes());
+        out.push(b'\n');
+    }
+    if let Some(ev) = event {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(strip_newlines(ev).as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\n\n");
+}
+
 /// Appends a comment line (used as a keep-alive).
 pub fn encode_comment(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(b": ");
@@ -315,5 +337,15 @@ mod tests {
         let mut out = Vec::new();
         encode_event(&mut out, Some("endpoint"), None, "/messages/?session_id=x");
         assert_eq!(out, b"event: endpoint\ndata: /messages/?session_id=x\n\n");
+    }
+
+    #[test]
+    fn byte_events_match_text_events() {
+        for data in ["{\"a\":1}", "two\nlines", "cr\rhere", ""] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            encode_event(&mut a, Some("message"), Some("7"), data);
+            encode_event_bytes(&mut b, Some("message"), Some("7"), data.as_bytes());
+            assert_eq!(a, b, "{data:?}");
+        }
     }
 }

@@ -5,28 +5,60 @@
 
 use super::audit::{Audit, Line};
 use super::auth::{Auth, Denied, Scope};
-use super::http::{Body, Handler, Reply, Request};
 use super::{metrics, views};
+use crate::http::Request;
 use crate::runtime::{AdminCommand, AdminError, Runtime, ServerState};
 use crossbeam_channel::bounded;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const PREFIX: &str = "/manage/v1";
 /// Events per page: default and most.
 const EVENTS_DEFAULT: usize = 100;
 const EVENTS_MAX: usize = 1000;
-/// Open `/events/stream` connections at most on the management listener.
+/// Open `/events/stream` connections at most.
 const MAX_STREAMS: usize = 32;
-/// …and on a shared data-plane listener, where each holds one of the MCP
-/// workers: a few, so streams cannot starve MCP traffic.
-const MAX_STREAMS_SHARED: usize = 4;
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// A comment after this much quiet keeps an event stream open.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Longest an admin call waits for the admin thread (a reload may wait
 /// for backends to connect, each bounded by its own timeout, at most 30 s).
 const ADMIN_WAIT: Duration = Duration::from_secs(120);
+
+/// What the API answers: a complete body or the event stream. Pure data,
+/// so handlers can be tested without sockets (`serve` writes it out).
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Body,
+    /// Runs once the reply has been written (shutdown answers first).
+    pub after: Option<Box<dyn FnOnce() + Send>>,
+}
+
+pub enum Body {
+    Bytes(Vec<u8>),
+    /// `text/event-stream` of ring events with id > `after`.
+    Events {
+        after: u64,
+    },
+}
+
+impl Reply {
+    pub fn json(status: u16, body: Vec<u8>) -> Reply {
+        Reply {
+            status,
+            headers: vec![("Content-Type", "application/json".into())],
+            body: Body::Bytes(body),
+            after: None,
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
 
 pub struct Api {
     rt: Arc<Runtime>,
@@ -34,7 +66,7 @@ pub struct Api {
     audit: Audit,
     public_health: bool,
     allow_shutdown: bool,
-    streams: AtomicUsize,
+    streams: Arc<AtomicUsize>,
     max_streams: usize,
 }
 
@@ -120,6 +152,7 @@ pub fn error(status: u16, message: &str) -> Reply {
         409 => "conflict",
         413 => "payload_too_large",
         503 => "unavailable",
+        s if (400..500).contains(&s) => "bad_request",
         _ => "internal",
     };
     Reply::json(status, body(&json!({"error": {"code": code, "message": message}})))
@@ -136,8 +169,7 @@ fn ok(v: &Value) -> Reply {
 }
 
 impl Api {
-    /// `shared`: served on the data-plane listener.
-    pub fn new(rt: Arc<Runtime>, auth: Auth, audit: Audit, shared: bool) -> Api {
+    pub fn new(rt: Arc<Runtime>, auth: Auth, audit: Audit) -> Api {
         let cfg = rt.config();
         Api {
             public_health: cfg.manage.public_health,
@@ -145,8 +177,8 @@ impl Api {
             rt,
             auth,
             audit,
-            streams: AtomicUsize::new(0),
-            max_streams: if shared { MAX_STREAMS_SHARED } else { MAX_STREAMS },
+            streams: Arc::new(AtomicUsize::new(0)),
+            max_streams: MAX_STREAMS,
         }
     }
 
@@ -155,9 +187,9 @@ impl Api {
             time: crate::util::rfc3339(std::time::SystemTime::now()),
             event,
             token_name: token,
-            remote_addr: req.remote.map(|a| a.to_string()),
-            method: &req.method,
-            path: &req.path,
+            remote_addr: Some(req.remote.to_string()),
+            method: req.method(),
+            path: req.path(),
             status,
         });
     }
@@ -241,7 +273,18 @@ impl Api {
     fn dispatch(&self, req: &Request, route: Route, name: Option<String>, token: Option<&str>) -> Reply {
         let rt = &self.rt;
         match route {
-            Route::Health => ok(&views::health(&rt.snapshot())),
+            Route::Health => {
+                let down = rt.listeners_down();
+                if down.is_empty() {
+                    ok(&views::health(&rt.snapshot()))
+                } else {
+                    // A listener whose thread ended serves nobody: not healthy.
+                    let mut v = views::health(&rt.snapshot());
+                    v["status"] = json!("listener_down");
+                    v["listeners_down"] = json!(down);
+                    Reply::json(503, body(&v))
+                }
+            }
             Route::Status => ok(&views::status(&rt.snapshot())),
             Route::Backends => {
                 let reg = rt.registry();
@@ -321,14 +364,15 @@ impl Api {
     }
 }
 
-impl Handler for Api {
-    fn handle(&self, req: &Request) -> Reply {
-        let Some((route, name)) = route(&req.path) else {
+impl Api {
+    /// Authenticates, routes and answers one request.
+    pub fn handle(&self, req: &Request) -> Reply {
+        let Some((route, name)) = route(req.path()) else {
             // Unknown paths still need a token, so probing learns nothing.
             if let Err(d) = self.auth.check(req.header("Authorization"), Scope::Read) {
                 return self.denied(req, d);
             }
-            return error(404, &format!("no such endpoint: {} {}", req.method, req.path));
+            return error(404, &format!("no such endpoint: {} {}", req.method(), printable(req.path())));
         };
         let public = route == Route::Health && self.public_health;
         let token = if public {
@@ -339,8 +383,8 @@ impl Handler for Api {
                 Err(d) => return self.denied(req, d),
             }
         };
-        if req.method != route.method() {
-            return error(405, &format!("{} {} is not allowed; use {}", req.method, req.path, route.method()))
+        if req.method() != route.method() {
+            return error(405, &format!("{} {} is not allowed; use {}", req.method(), req.path(), route.method()))
                 .with_header("Allow", route.method());
         }
         // Admin routes are never public, so their token was checked above;
@@ -354,60 +398,65 @@ impl Handler for Api {
             self.dispatch(req, route, name, token_name.as_deref())
         }));
         r.unwrap_or_else(|_| {
-            log::error!("management handler for {} {} panicked", req.method, req.path);
+            log::error!("management handler for {} {} panicked", req.method(), printable(req.path()));
             error(500, "internal error")
         })
     }
 
-    fn stream_events(&self, after: u64, write: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) {
-        if self.streams.fetch_add(1, Ordering::AcqRel) >= self.max_streams {
-            self.streams.fetch_sub(1, Ordering::AcqRel);
-            let _ = write(b": too many event streams\n\n");
-            return;
-        }
-        pump(&self.rt, after, write);
-        self.streams.fetch_sub(1, Ordering::AcqRel);
+    /// A reply for errors found before the handler runs (bad request
+    /// line, body too large, too many connections).
+    pub fn early_error(&self, status: u16, message: &str) -> Reply {
+        error(status, message)
     }
 
-    fn early_error(&self, status: u16, message: &str) -> Reply {
-        error(status, message)
+    /// Takes one of the event-stream slots; `None` when all are in use.
+    /// The slot is free again when the guard drops.
+    pub fn stream_slot(&self) -> Option<StreamSlot> {
+        if self.streams.fetch_add(1, Ordering::AcqRel) >= self.max_streams {
+            self.streams.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(StreamSlot { count: self.streams.clone(), released: Arc::new(std::sync::atomic::AtomicBool::new(false)) })
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.rt
+    }
+
+    /// Whether a request may block (it waits for the admin thread): such
+    /// requests are served off the listener's reactor.
+    pub fn blocks(req: &Request) -> bool {
+        req.method() == "POST" && matches!(route(req.path()), Some((Route::Reload | Route::Reconnect, _)))
     }
 }
 
-/// Writes ring events after `after` as SSE until a write fails or the
-/// gateway stops; a comment every 15 s keeps proxies from closing it.
-fn pump(rt: &Runtime, mut after: u64, write: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) {
-    let mut buf = Vec::with_capacity(4096);
-    let mut last_write = Instant::now();
-    if write(b": events\n\n").is_err() {
-        return;
-    }
-    loop {
-        if matches!(rt.state(), ServerState::Stopping | ServerState::Stopped) {
-            return;
-        }
-        let evs = rt.events.since(after, 100);
-        if !evs.is_empty() {
-            buf.clear();
-            for e in &evs {
-                let data = serde_json::to_string(e).unwrap_or_default();
-                crate::codec::sse::encode_event(&mut buf, Some("event"), Some(&e.id.to_string()), &data);
-                after = e.id;
+/// One open event stream, counted until released (when its connection
+/// closes) or dropped, whichever comes first.
+pub struct StreamSlot {
+    count: Arc<AtomicUsize>,
+    released: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StreamSlot {
+    /// A function that frees the slot (once, however often it is called).
+    pub fn releaser(&self) -> impl FnOnce() + Send + 'static {
+        let (count, released) = (self.count.clone(), self.released.clone());
+        move || {
+            if !released.swap(true, Ordering::AcqRel) {
+                count.fetch_sub(1, Ordering::AcqRel);
             }
-            if write(&buf).is_err() {
-                return;
-            }
-            last_write = Instant::now();
-            continue;
-        }
-        rt.events.wait_after(after, Duration::from_secs(1));
-        if last_write.elapsed() >= KEEP_ALIVE {
-            if write(b": keep-alive\n\n").is_err() {
-                return;
-            }
-            last_write = Instant::now();
         }
     }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        (self.releaser())();
+    }
+}
+
+fn printable(s: &str) -> String {
+    crate::util::printable(s, 200)
 }
 
 #[cfg(test)]

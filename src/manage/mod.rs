@@ -2,7 +2,7 @@
 //! on their own listener (default 127.0.0.1:9001), or on the data-plane
 //! listener when both addresses are equal.
 //!
-//! - [`http`]: the listener's small HTTP/1.1 server and TLS.
+//! - [`serve`]: the API on the gateway's HTTP layer (`crate::http`).
 //! - [`auth`]: bearer tokens and scopes.
 //! - [`api`]: routing, read endpoints, admin commands.
 //! - [`views`]: the JSON shapes. [`metrics`]: the Prometheus text.
@@ -11,9 +11,8 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
-pub mod http;
 pub mod metrics;
-pub mod tiny;
+pub mod serve;
 pub mod views;
 
 use crate::runtime::admin::Stoppable;
@@ -30,7 +29,6 @@ pub fn build_api(
     port: u16,
     token_file: Option<&Path>,
     extra_admin_token: Option<&str>,
-    shared: bool,
 ) -> Result<Arc<api::Api>, String> {
     let cfg = rt.config();
     let mut auth = if cfg.manage.tokens.is_empty() {
@@ -54,17 +52,22 @@ pub fn build_api(
         auth.add(auth::Token::new("combined-mode-tui", true, t));
     }
     let audit = audit::Audit::open(cfg.manage.audit_log.as_deref(), rt.events.clone())?;
-    Ok(Arc::new(api::Api::new(rt.clone(), auth, audit, shared)))
+    Ok(Arc::new(api::Api::new(rt.clone(), auth, audit)))
 }
 
 /// The management listener when it has its own address.
 pub struct Listener {
-    server: http::Server,
+    server: crate::http::Server,
 }
 
 impl Listener {
     pub fn addr(&self) -> SocketAddr {
         self.server.addr
+    }
+
+    /// False once the listener's thread has ended.
+    pub fn alive(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.server.alive()
     }
 }
 
@@ -84,13 +87,14 @@ pub fn start(
 ) -> Result<Listener, (String, bool)> {
     let cfg = rt.config();
     let tls = match &cfg.manage.tls {
-        Some(t) => Some(http::load_tls(&t.cert, &t.key).map_err(|e| (e, true))?),
+        Some(t) => Some(crate::http::tls::load("manage.tls", &t.cert, &t.key).map_err(|e| (e, true))?),
         None => None,
     };
-    let bound = http::bind(&cfg.manage.listen).map_err(|e| (e, false))?;
-    let api = build_api(rt, bound.addr.port(), token_file, extra_admin_token, false).map_err(|e| (e, true))?;
+    let bound = crate::http::bind(&cfg.manage.listen).map_err(|e| (e, false))?;
+    let api = build_api(rt, bound.addr.port(), token_file, extra_admin_token).map_err(|e| (e, true))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let server = http::Server::start(bound, tls, api).map_err(|e| (e, false))?;
+    let handler = Arc::new(serve::Handler::new(api).map_err(|e| (e, false))?);
+    let server = bound.serve("manage", serve::limits(), tls, handler).map_err(|e| (e, false))?;
     rt.set_manage_addr(server.addr.to_string());
     // The exact wording is what scripts and tests read for the bound port.
     log::info!("management API listening on {scheme}://{}{}", server.addr, api::PREFIX);

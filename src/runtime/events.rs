@@ -1,11 +1,27 @@
 //! The event ring: the last N runtime events with monotonic ids, read by the
 //! management API (`/events`, `/events/stream`). Writers are any thread;
 //! readers copy out under the lock and never do I/O while holding it.
+//! Live readers subscribe with an [`EventSink`]: each new event is handed
+//! to it after the ring's lock is released, in id order, with no gap
+//! between the backlog it asked for and the live events.
 
 use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+/// A live reader of events (an `/events/stream` client). `deliver` must
+/// not block; returning false unsubscribes it.
+pub trait EventSink: Send + Sync {
+    fn deliver(&self, ev: &Event) -> bool;
+}
+
+struct Subscriber {
+    /// The id of the last event delivered; also serializes deliveries.
+    cursor: Mutex<u64>,
+    sink: Arc<dyn EventSink>,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -30,6 +46,10 @@ pub struct Event {
 pub struct EventRing {
     inner: Mutex<Inner>,
     cond: Condvar,
+    subscribers: Mutex<Vec<Arc<Subscriber>>>,
+    /// Held across one push, from numbering to delivery, so subscribers
+    /// see events in id order.
+    publishing: Mutex<()>,
 }
 
 struct Inner {
@@ -43,6 +63,55 @@ impl EventRing {
         EventRing {
             inner: Mutex::new(Inner { buf: VecDeque::with_capacity(cap.min(1024)), cap: cap.max(1), last_id: 0 }),
             cond: Condvar::new(),
+            subscribers: Mutex::new(Vec::new()),
+            publishing: Mutex::new(()),
+        }
+    }
+
+    /// Subscribes `sink` to every event after `after`: the ones the ring
+    /// still holds first, then each new one as it is pushed.
+    pub fn subscribe(&self, after: u64, sink: Arc<dyn EventSink>) {
+        let sub = Arc::new(Subscriber { cursor: Mutex::new(after), sink });
+        // Hold the subscriber's cursor while taking the backlog and
+        // registering, so a concurrent push waits for the backlog first.
+        let mut cursor = sub.cursor.lock();
+        let backlog: Vec<Event> = {
+            let g = self.inner.lock();
+            self.subscribers.lock().push(sub.clone());
+            g.buf.iter().filter(|e| e.id > after).cloned().collect()
+        };
+        for ev in &backlog {
+            if !sub.sink.deliver(ev) {
+                drop(cursor);
+                self.unsubscribe(&sub);
+                return;
+            }
+            *cursor = ev.id;
+        }
+    }
+
+    fn unsubscribe(&self, sub: &Arc<Subscriber>) {
+        self.subscribers.lock().retain(|s| !Arc::ptr_eq(s, sub));
+    }
+
+    /// Live subscribers (open event streams).
+    pub fn subscriber_count(&self) -> usize {
+        self.subscribers.lock().len()
+    }
+
+    fn publish(&self, ev: &Event) {
+        let subs: Vec<Arc<Subscriber>> = self.subscribers.lock().clone();
+        for sub in subs {
+            let mut cursor = sub.cursor.lock();
+            if ev.id <= *cursor {
+                continue;
+            }
+            if sub.sink.deliver(ev) {
+                *cursor = ev.id;
+            } else {
+                drop(cursor);
+                self.unsubscribe(&sub);
+            }
         }
     }
 
@@ -59,6 +128,7 @@ impl EventRing {
             Some(b) => log::log!(lvl, "[{kind}] backend {b}: {message}"),
             None => log::log!(lvl, "[{kind}] {message}"),
         }
+        let _order = self.publishing.lock();
         let mut g = self.inner.lock();
         g.last_id += 1;
         let ev = Event {
@@ -72,10 +142,11 @@ impl EventRing {
         if g.buf.len() == g.cap {
             g.buf.pop_front();
         }
-        g.buf.push_back(ev);
+        g.buf.push_back(ev.clone());
         let id = g.last_id;
         drop(g);
         self.cond.notify_all();
+        self.publish(&ev);
         id
     }
 

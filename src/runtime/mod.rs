@@ -121,6 +121,8 @@ pub struct Runtime {
     manage_addr: Mutex<Option<String>>,
     /// Command-line overrides, applied again to a reloaded file.
     overrides: Mutex<crate::cli::ServerArgs>,
+    /// Each listener's name and whether its thread still runs (health).
+    listeners: Mutex<Vec<(&'static str, Arc<AtomicBool>)>>,
 }
 
 impl Runtime {
@@ -130,7 +132,7 @@ impl Runtime {
         let (admin_tx, admin_rx) = bounded(64);
         let (backend_tx, backend_rx) = bounded(256);
         let rt = Arc::new(Runtime {
-            sessions: SessionTable::new(config.server.max_sessions),
+            sessions: SessionTable::new(config.server.max_sessions, config.server.max_inflight_per_session),
             events: Arc::new(EventRing::new(config.manage.event_buffer)),
             config: RwLock::new(Arc::new(config)),
             backends: RwLock::new(Vec::new()),
@@ -145,6 +147,7 @@ impl Runtime {
             mcp_addr: Mutex::new(None),
             manage_addr: Mutex::new(None),
             overrides: Mutex::new(crate::cli::ServerArgs::default()),
+            listeners: Mutex::new(Vec::new()),
         });
         let lp = admin::AdminLoop::new(rt.clone(), admin_rx, backend_rx);
         (rt, lp)
@@ -202,6 +205,24 @@ impl Runtime {
         self.manage_addr.lock().clone()
     }
 
+    /// Registers a listener for health reporting.
+    pub fn add_listener(&self, name: &'static str, alive: Arc<AtomicBool>) {
+        self.listeners.lock().push((name, alive));
+    }
+
+    /// The listeners whose thread has ended (they serve nobody any more).
+    pub fn listeners_down(&self) -> Vec<&'static str> {
+        self.listeners.lock().iter().filter(|(_, a)| !a.load(Ordering::Acquire)).map(|(n, _)| *n).collect()
+    }
+
+    /// Kills every backend's process group at once, without waiting (a
+    /// second SIGTERM: the operator wants out now, but no orphans).
+    pub fn kill_backends_now(&self) {
+        for b in self.backends() {
+            b.kill_now();
+        }
+    }
+
     /// Starts every configured backend (admin thread, at start).
     fn start_backends(&self) {
         let cfg = self.config();
@@ -217,8 +238,14 @@ impl Runtime {
     /// tells every session which lists changed. Admin thread only.
     fn rebuild(&self) {
         let backends = self.backends();
-        let discovered: Vec<_> =
-            backends.iter().map(|b| (b.clone(), b.status().state == BackendState::Connected, b.discovered())).collect();
+        // One reading of each backend's state serves both the registry and
+        // the gateway state, so `ready` never outruns the catalog.
+        let states: Vec<BackendState> = backends.iter().map(|b| b.status().state).collect();
+        let discovered: Vec<_> = backends
+            .iter()
+            .zip(&states)
+            .map(|(b, st)| (b.clone(), *st == BackendState::Connected, b.discovered()))
+            .collect();
         let sources: Vec<Source<'_>> = discovered
             .iter()
             .filter(|(_, connected, _)| *connected)
@@ -256,14 +283,12 @@ impl Runtime {
             );
             crate::transport::notify_list_changed(self, tools, resources, prompts);
         }
-        self.update_state();
+        self.update_state(&states);
     }
 
     /// Recomputes the gateway state from the backends' states.
-    fn update_state(&self) {
-        let backends = self.backends();
-        let states: Vec<BackendState> =
-            backends.iter().map(|b| b.status().state).filter(|s| *s != BackendState::Disabled).collect();
+    fn update_state(&self, all: &[BackendState]) {
+        let states: Vec<BackendState> = all.iter().copied().filter(|s| *s != BackendState::Disabled).collect();
         let settling = states.iter().any(|s| matches!(s, BackendState::Pending | BackendState::Connecting));
         if !settling {
             self.first_discovery_done.store(true, Ordering::Relaxed);

@@ -2,45 +2,70 @@
 //! the gateway owns (initialize, ping, the merged lists) and forwards the
 //! rest to the owning backend with ids mapped per session.
 
-use crate::backend::{Conn, Reply, Sink};
+use crate::backend::{Conn, ReplyTo, Sink};
 use crate::codec::mcp::{self, method};
 use crate::codec::{code, ErrorObj, Id, Message};
 use crate::runtime::Runtime;
-use crate::session::Session;
-use crossbeam_channel::{bounded, Receiver};
+use crate::session::{Session, TrackError};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How a forwarded call's answer travels back.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// The HTTP handler waits on a channel (Streamable HTTP).
-    Wait,
-    /// The answer goes to the session's outbox (legacy SSE).
-    Outbox,
-}
-
 pub enum Handled {
     /// Answer now.
     Now(Message),
-    /// Forwarded (Mode::Wait): wait on `rx` until `Reply::Done`.
-    Call(PendingCall),
-    /// Forwarded (Mode::Outbox): the answer arrives on the session stream.
-    Queued,
+    /// To be forwarded to a backend: the transport picks where its answer
+    /// goes and calls [`Forward::send`].
+    Forward(Forward),
     /// A notification or response: nothing to answer.
     Nothing,
 }
 
-pub struct PendingCall {
+/// A client request on its way to a backend.
+pub struct Forward {
     pub client_id: Id,
-    pub rx: Receiver<Reply>,
-    pub conn: Arc<Conn>,
-    pub backend_id: i64,
-    pub timeout: Duration,
-    /// The client asked for progress: answer with an SSE stream.
+    conn: Arc<Conn>,
+    method: &'static str,
+    params: Value,
+    timeout: Duration,
+    /// The client asked for progress (Streamable HTTP may answer with a stream).
     pub wants_progress: bool,
+}
+
+impl Forward {
+    /// Records the call in the session and sends it; its progress and
+    /// answer go to `sink`. `Err` is the answer to give the client at once.
+    #[allow(clippy::result_large_err)] // an error answer is rare and goes out at once
+    pub fn send(self, session: &Session, sink: Sink) -> Result<(), Message> {
+        let Forward { client_id, conn, method, params, timeout, .. } = self;
+        let bid = conn.alloc_id();
+        // Track before sending: the answer may come back before call() returns.
+        match session.track_new(client_id.clone(), conn.clone(), bid) {
+            Ok(()) => {}
+            Err(TrackError::Duplicate) => {
+                return Err(Message::error(
+                    Some(client_id),
+                    ErrorObj::new(code::INVALID_REQUEST, "request id is already in use by an in-flight request"),
+                ))
+            }
+            Err(TrackError::TooMany(n)) => {
+                return Err(Message::error(
+                    Some(client_id),
+                    ErrorObj::new(
+                        code::INVALID_REQUEST,
+                        format!("too many requests in flight in this session (at most {n}); wait for some to finish"),
+                    ),
+                ))
+            }
+        }
+        if let Err(e) = conn.call_with_id(bid, method, Some(params), sink, timeout) {
+            session.untrack(&client_id);
+            return Err(Message::error(Some(client_id), e));
+        }
+        Ok(())
+    }
 }
 
 fn err(id: Id, code: i64, msg: impl Into<String>) -> Handled {
@@ -66,9 +91,14 @@ pub fn initialize_result(rt: &Runtime, version: &str) -> Value {
     })
 }
 
-pub fn handle(rt: &Runtime, session: &Arc<Session>, msg: Message, mode: Mode) -> Handled {
+pub fn handle(rt: &Runtime, session: &Arc<Session>, msg: Message) -> Handled {
     match msg {
-        Message::Request { id, method, params } => request(rt, session, id, &method, params, mode),
+        Message::Request { id, method, params } => {
+            if method != method::INITIALIZE {
+                session.count_request();
+            }
+            request(rt, session, id, &method, params)
+        }
         Message::Notification { method, params } => {
             notification(session, &method, params);
             Handled::Nothing
@@ -103,7 +133,7 @@ fn id_of(v: &Value) -> Option<Id> {
     }
 }
 
-fn request(rt: &Runtime, session: &Arc<Session>, id: Id, m: &str, params: Option<Value>, mode: Mode) -> Handled {
+fn request(rt: &Runtime, session: &Arc<Session>, id: Id, m: &str, params: Option<Value>) -> Handled {
     let reg = rt.registry();
     let list = |raw: &Option<Box<serde_json::value::RawValue>>, id: Id, params: &Option<Value>| {
         // We never hand out cursors, so any cursor is one we did not issue.
@@ -144,7 +174,7 @@ fn request(rt: &Runtime, session: &Arc<Session>, id: Id, m: &str, params: Option
                 }
             };
             params["name"] = Value::from(original);
-            forward(rt, session, id, &backend, m, params, mode)
+            forward(rt, id, &backend, m, params)
         }
         method::RESOURCES_READ => {
             let params = params.unwrap_or_else(|| json!({}));
@@ -154,7 +184,7 @@ fn request(rt: &Runtime, session: &Arc<Session>, id: Id, m: &str, params: Option
             match reg.resource_owner(uri) {
                 Some(b) => {
                     let b = b.clone();
-                    forward(rt, session, id, &b, m, params, mode)
+                    forward(rt, id, &b, m, params)
                 }
                 None => err(id, code::INVALID_PARAMS, format!("Unknown resource: {uri}")),
             }
@@ -182,7 +212,7 @@ fn request(rt: &Runtime, session: &Arc<Session>, id: Id, m: &str, params: Option
                 }
                 _ => return err(id, code::INVALID_PARAMS, "params.ref must be a ref/prompt or ref/resource"),
             };
-            forward(rt, session, id, &backend, m, params, mode)
+            forward(rt, id, &backend, m, params)
         }
         method::SET_LEVEL => {
             let Some(level) = params.as_ref().and_then(|p| p.get("level")).and_then(Value::as_str) else {
@@ -195,30 +225,27 @@ fn request(rt: &Runtime, session: &Arc<Session>, id: Id, m: &str, params: Option
     }
 }
 
-/// Fans `logging/setLevel` out to every connected backend that logs; their
-/// answers are awaited in parallel and failures only logged.
+/// Fans `logging/setLevel` out to every connected backend that logs,
+/// without waiting: a refusal is only logged.
 fn set_level(rt: &Runtime, level: &str) {
-    let conns: Vec<Arc<Conn>> =
-        rt.backends().iter().filter(|b| b.discovered().logging).filter_map(|b| b.conn()).collect();
-    let waits: Vec<_> = conns
-        .iter()
-        .filter_map(|c| {
-            let (tx, rx) = bounded(4);
-            c.call(method::SET_LEVEL, Some(json!({ "level": level })), Sink::Chan(tx), Duration::from_secs(5))
-                .ok()
-                .map(|_| (c.backend.clone(), rx))
-        })
-        .collect();
-    for (name, rx) in waits {
-        match rx.recv_timeout(Duration::from_secs(6)) {
-            Ok(Reply::Done(Ok(_))) => {}
-            Ok(Reply::Done(Err(e))) => log::warn!("backend '{name}' refused logging/setLevel: {e}"),
-            _ => log::warn!("backend '{name}' did not answer logging/setLevel"),
+    struct LogRefusal(Arc<str>);
+    impl ReplyTo for LogRefusal {
+        fn progress(&self, _: Value) {}
+        fn done(&self, r: Result<Box<RawValue>, ErrorObj>) {
+            if let Err(e) = r {
+                log::warn!("backend '{}' refused logging/setLevel: {e}", self.0);
+            }
+        }
+    }
+    for c in rt.backends().iter().filter(|b| b.discovered().logging).filter_map(|b| b.conn()) {
+        let sink = Sink::Reply(Arc::new(LogRefusal(c.backend.clone())));
+        if let Err(e) = c.call(method::SET_LEVEL, Some(json!({ "level": level })), sink, Duration::from_secs(5)) {
+            log::warn!("backend '{}': cannot send logging/setLevel: {e}", c.backend);
         }
     }
 }
 
-fn forward(rt: &Runtime, session: &Arc<Session>, id: Id, backend: &str, m: &str, params: Value, mode: Mode) -> Handled {
+fn forward(rt: &Runtime, id: Id, backend: &str, m: &str, params: Value) -> Handled {
     let Some(b) = rt.backend(backend) else {
         return err(id, code::BACKEND_UNAVAILABLE, format!("backend '{backend}' is gone"));
     };
@@ -226,26 +253,9 @@ fn forward(rt: &Runtime, session: &Arc<Session>, id: Id, backend: &str, m: &str,
         Ok(c) => c,
         Err(e) => return Handled::Now(Message::error(Some(id), e)),
     };
-    let wants_progress = params.get("_meta").and_then(|m| m.get("progressToken")).is_some();
-    let bid = conn.alloc_id();
-    // Track before sending: the answer may come back before call() returns.
-    if !session.track_new(id.clone(), conn.clone(), bid) {
-        return err(id, code::INVALID_REQUEST, "request id is already in use by an in-flight request");
-    }
-    let timeout = b.timeout();
-    let (sink, rx) = match mode {
-        Mode::Outbox => (Sink::Session(session.clone(), id.clone()), None),
-        Mode::Wait => {
-            let (tx, rx) = bounded(64);
-            (Sink::Chan(tx), Some(rx))
-        }
+    let Some(method) = method::forwarded(m) else {
+        return err(id, code::METHOD_NOT_FOUND, format!("Method not found: {m}"));
     };
-    if let Err(e) = conn.call_with_id(bid, m, Some(params), sink, timeout) {
-        session.untrack(&id);
-        return Handled::Now(Message::error(Some(id), e));
-    }
-    match rx {
-        None => Handled::Queued,
-        Some(rx) => Handled::Call(PendingCall { client_id: id, rx, conn, backend_id: bid, timeout, wants_progress }),
-    }
+    let wants_progress = params.get("_meta").and_then(|m| m.get("progressToken")).is_some();
+    Handled::Forward(Forward { client_id: id, conn, method, params, timeout: b.timeout(), wants_progress })
 }

@@ -1,133 +1,86 @@
 //! Legacy HTTP+SSE transport (2024-11-05): `GET /sse` opens a session's
 //! event stream, whose first event names `/messages/?session_id=<id>`;
 //! clients POST each message there and every answer arrives on the stream.
-//! The stream is written by its own `sse:<id>` thread; POST handlers never
-//! wait for a backend.
+//! The session lives exactly as long as its stream: the reactor sees the
+//! client leave and the session ends at once, cancelling its calls.
 
-use super::dispatch::{self, Handled, Mode};
-use super::{check_origin, json_error, read_json_body, respond_body_error, SseWriter};
+use super::dispatch::{self, Handled};
+use super::{body_error, json_body, json_error, sse_headers, stream_opts};
+use crate::backend::Sink;
 use crate::codec::jsonrpc::{self, Parsed};
 use crate::codec::{code, ErrorObj, Message};
+use crate::http::{Request, Responder, Response};
 use crate::runtime::Runtime;
-use crate::session::{Session, Transport};
+use crate::session::{CreateError, Session, Transport};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tiny_http::{Method, Request};
 
-/// A comment line this often keeps proxies and clients from timing out.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
-
-pub fn get_stream(rt: &Arc<Runtime>, req: Request) {
-    let Some(req) = check_origin(rt, req) else { return };
-    if *req.method() != Method::Get {
+pub fn get_stream(rt: &Arc<Runtime>, req: Request, res: Responder) {
+    if req.method() != "GET" {
         // Never 200 to POST /sse: clients probe it to pick a transport.
-        let r = super::with_header(
-            json_error(405, None, ErrorObj::new(code::INVALID_REQUEST, "use GET /sse")),
-            "Allow",
-            "GET",
-        );
-        let _ = req.respond(r);
-        return;
+        let r = json_error(405, None, ErrorObj::new(code::INVALID_REQUEST, "use GET /sse"));
+        return res.send(r.with_header("Allow", "GET"));
     }
     let session = match rt.sessions.create(Transport::Sse, "2024-11-05") {
         Ok(s) => s,
-        Err(_) => {
-            let _ = req.respond(json_error(503, None, ErrorObj::new(code::INTERNAL_ERROR, "too many sessions")));
-            return;
-        }
+        Err(e) => return res.send(create_error(&e)),
     };
+    let stream = res.stream(200, &sse_headers(), stream_opts(rt));
+    // The session ends with its stream: the client left, or fell too far
+    // behind, or the gateway closed it.
+    let weak = Arc::downgrade(rt);
     let id = session.id.clone();
-    let rt2 = rt.clone();
-    let spawned = crate::thread::spawn(format!("sse:{}", &id[..8]), move || {
-        stream(&session, req);
-        rt2.sessions.remove(&session.id);
-        Ok(())
-    });
-    if spawned.is_err() {
-        log::error!("cannot start a stream thread; dropping session {id}");
-        rt.sessions.remove(&id);
-    }
-}
-
-fn stream(session: &Arc<Session>, req: Request) {
-    let mut w = match SseWriter::start(req, &[]) {
-        Ok(w) => w,
-        Err(_) => return,
-    };
+    let n = session.next_stream_number();
+    stream.on_close(Box::new(move || {
+        if let Some(rt) = weak.upgrade() {
+            if rt.sessions.remove(&id).is_some() {
+                log::debug!("sse session {id} closed");
+            }
+        }
+    }));
+    session.attach(n, stream);
     let endpoint = format!("/messages/?session_id={}", session.id);
-    if w.event(Some("endpoint"), None, endpoint.as_bytes()).is_err() {
-        return;
+    if session.push_event(Some("endpoint"), endpoint.as_bytes()) {
+        log::debug!("sse session {} opened", session.id);
+    } else {
+        rt.sessions.remove(&session.id);
     }
-    log::debug!("sse session {} opened", session.id);
-    pump(session, &mut w);
-    log::debug!("sse session {} closed", session.id);
 }
 
-/// Copies the session's outbox to the stream until the client goes away
-/// or the session closes; comments keep the connection alive.
-pub fn pump(session: &Session, w: &mut SseWriter) {
-    let mut last_write = Instant::now();
-    loop {
-        if session.closed.load(std::sync::atomic::Ordering::Relaxed) {
-            return;
+/// The answer when a session cannot be created.
+pub fn create_error(e: &CreateError) -> Response {
+    match e {
+        CreateError::Full(_) => {
+            json_error(503, None, ErrorObj::new(code::INTERNAL_ERROR, e.to_string())).with_header("Retry-After", "1")
         }
-        match session.outbox().recv_timeout(Duration::from_secs(1)) {
-            Ok(msg) => {
-                if w.event(Some("message"), None, &msg).is_err() {
-                    return;
-                }
-                last_write = Instant::now();
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                if last_write.elapsed() >= KEEP_ALIVE {
-                    if w.comment("keep-alive").is_err() {
-                        return;
-                    }
-                    last_write = Instant::now();
-                }
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+        CreateError::Random(_) => {
+            log::error!("{e}");
+            json_error(500, None, ErrorObj::new(code::INTERNAL_ERROR, e.to_string()))
         }
     }
 }
 
-pub fn post_message(rt: &Arc<Runtime>, req: Request) {
-    let Some(mut req) = check_origin(rt, req) else { return };
-    if *req.method() != Method::Post {
-        let r = super::with_header(
-            json_error(405, None, ErrorObj::new(code::INVALID_REQUEST, "use POST")),
-            "Allow",
-            "POST",
-        );
-        let _ = req.respond(r);
-        return;
+pub fn post_message(rt: &Arc<Runtime>, req: Request, res: Responder) {
+    if req.method() != "POST" {
+        let r = json_error(405, None, ErrorObj::new(code::INVALID_REQUEST, "use POST"));
+        return res.send(r.with_header("Allow", "POST"));
     }
-    let sid = super::query_param(req.url(), "session_id")
-        .or_else(|| super::query_param(req.url(), "sessionId"))
-        .unwrap_or("")
-        .to_owned();
-    let Some(session) = rt.sessions.get(&sid) else {
-        let _ = req.respond(json_error(404, None, ErrorObj::new(code::INVALID_REQUEST, "unknown or expired session")));
-        return;
+    let sid = req.query_param("session_id").or_else(|| req.query_param("sessionId")).unwrap_or("");
+    let Some(session) = rt.sessions.get(sid).filter(|s| s.transport == Transport::Sse) else {
+        return res.send(json_error(404, None, ErrorObj::new(code::INVALID_REQUEST, "unknown or expired session")));
     };
-    let body = match read_json_body(&mut req, rt.config().server.max_body_bytes) {
+    let body = match json_body(&req) {
         Ok(b) => b,
-        Err(e) => return respond_body_error(req, e),
+        Err(e) => return res.send(body_error(e)),
     };
-    let parsed = match jsonrpc::parse(&body) {
+    let parsed = match jsonrpc::parse(body) {
         Ok(p) => p,
         Err(e) => {
             // 400 to the POST, and the JSON-RPC error on the stream too.
             session.push(Message::error(None, e.clone()).to_bytes());
-            let _ = req.respond(json_error(400, None, e));
-            return;
+            return res.send(json_error(400, None, e));
         }
     };
-    let _ = req.respond(super::with_header(
-        tiny_http::Response::from_data(b"Accepted".to_vec()).with_status_code(202),
-        "Content-Type",
-        "text/plain",
-    ));
+    res.send(Response::new(202, "text/plain", b"Accepted".to_vec()));
     session.touch();
     match parsed {
         Parsed::Single(Ok(msg)) => one(rt, &session, msg),
@@ -150,7 +103,16 @@ pub fn post_message(rt: &Arc<Runtime>, req: Request) {
 }
 
 fn one(rt: &Runtime, session: &Arc<Session>, msg: Message) {
-    if let Handled::Now(answer) = dispatch::handle(rt, session, msg, Mode::Outbox) {
-        session.push(answer.to_bytes());
+    match dispatch::handle(rt, session, msg) {
+        Handled::Now(answer) => {
+            session.push(answer.to_bytes());
+        }
+        Handled::Forward(f) => {
+            let sink = Sink::Session(session.clone(), f.client_id.clone());
+            if let Err(answer) = f.send(session, sink) {
+                session.push(answer.to_bytes());
+            }
+        }
+        Handled::Nothing => {}
     }
 }
