@@ -185,7 +185,8 @@ pub fn start(args: &ServerArgs, extra_admin_token: Option<String>) -> Result<Run
     if let Some(n) = fd_limit {
         // Leave descriptors for backends (pipes, sockets), the management
         // listener and files: connections past this get 503, never EMFILE.
-        let usable = usize::try_from(n.saturating_sub(256) / 4 * 3).unwrap_or(usize::MAX).max(16);
+        let reserve = (n / 2).min(256);
+        let usable = usize::try_from((n - reserve) / 4 * 3).unwrap_or(usize::MAX).max(16);
         if usable < limits.max_connections {
             log::info!(
                 "file descriptor limit {n}: serving at most {usable} data-plane connections (server.max_connections is {})",

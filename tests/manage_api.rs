@@ -7,7 +7,10 @@
 
 mod common;
 
-use common::{demo_backend, http, post_json, run_bounded, Gateway, Response, SseStream, TempDir, GATEWAY_BIN};
+use common::{
+    default_port_setup, demo_backend, http, post_json, run_bounded, Gateway, PrivateNet, Response, SseStream, TempDir,
+    GATEWAY_BIN,
+};
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -546,8 +549,17 @@ fn tls_listener_serves_the_api_over_https_only() {
 /// Runs `mcp-sentinel server` directly with `args` until `needle` shows up
 /// in its log, then kills it; returns the log.
 fn run_until(dir: &TempDir, args: &[&str], needle: &str) -> String {
+    run_until_in(dir, None, args, needle)
+}
+
+/// [`run_until`], in a private network namespace when `net` is given.
+fn run_until_in(dir: &TempDir, net: Option<&PrivateNet>, args: &[&str], needle: &str) -> String {
     let log_path = dir.path.join("gw.log");
-    let mut child = Command::new(GATEWAY_BIN)
+    let mut cmd = match net {
+        Some(n) => n.command(GATEWAY_BIN),
+        None => Command::new(GATEWAY_BIN),
+    };
+    let mut child = cmd
         .args(args)
         .env("XDG_STATE_HOME", dir.path.join("state"))
         .env_remove("RUST_LOG")
@@ -576,9 +588,16 @@ fn manage_listener_defaults_to_loopback_and_refuses_remote_without_tls() {
     let cfg = dir.path.join("c.json");
     std::fs::write(&cfg, one_demo().to_string()).unwrap();
     let c = cfg.to_str().unwrap();
-    // No manage flag and no manage section: 127.0.0.1:9001.
-    let log = run_until(&dir, &["server", "--config", c, "--listen", "127.0.0.1:0"], "management API listening on");
-    assert!(log.contains("management API listening on http://127.0.0.1:9001/manage/v1"), "{log}");
+    // No manage flag and no manage section: 127.0.0.1:9001 (in a private
+    // network namespace, so whatever runs on this machine's 9001 is left alone).
+    match default_port_setup(9001) {
+        Ok(net) => {
+            let args = ["server", "--config", c, "--listen", "127.0.0.1:0"];
+            let log = run_until_in(&dir, net.as_ref(), &args, "management API listening on");
+            assert!(log.contains("management API listening on http://127.0.0.1:9001/manage/v1"), "{log}");
+        }
+        Err(why) => eprintln!("SKIPPED (the default-port part): {why}"),
+    }
 
     let remote = dir.path.join("remote.json");
     std::fs::write(&remote, json!({"mcpServers": {}, "manage": {"listen": "0.0.0.0:0"}}).to_string()).unwrap();

@@ -276,16 +276,28 @@ fn local_profile_works_with_no_setup() {
     let cfg = dir.path.join("config.json");
     std::fs::write(&cfg, json!({"mcpServers": {"only-local": demo_backend("only-local", &[])}}).to_string()).unwrap();
     let state = dir.path.join("state");
-    // Defaults everywhere except the data-plane port (9000 may be taken).
-    let mut server = common::spawn_logged(
-        Command::new(GATEWAY_BIN).args(["server", "--config", cfg.to_str().unwrap(), "--listen", "127.0.0.1:0"]),
-        &state,
-    );
+    // Defaults everywhere except the data-plane port (9000 may be taken);
+    // the server and the TUI share a private network namespace, so this
+    // machine's own 127.0.0.1:9001 is neither needed nor disturbed.
+    let net = match common::default_port_setup(9001) {
+        Ok(n) => n,
+        Err(why) => return eprintln!("SKIPPED: {why}"),
+    };
+    let args = ["server", "--config", cfg.to_str().unwrap(), "--listen", "127.0.0.1:0"];
+    let mut cmd = match &net {
+        Some(n) => n.command(GATEWAY_BIN),
+        None => Command::new(GATEWAY_BIN),
+    };
+    let mut server = common::spawn_logged(cmd.args(args), &state);
     let log = server.wait_for("gateway state: ready", T);
     assert!(log.contains("management API listening on http://127.0.0.1:9001/manage/v1"), "{log}");
+    let enter = match (&net, server.pid()) {
+        (Some(n), Some(pid)) => format!("{} ", n.enter(pid)),
+        _ => String::new(),
+    };
     let tui = Tmux::start(
         "local",
-        &format!("{GATEWAY_BIN} tui"),
+        &format!("{enter}{GATEWAY_BIN} tui"),
         &[("XDG_CONFIG_HOME", &dir.path.join("empty-config")), ("XDG_STATE_HOME", &state)],
     );
     let s = tui.wait("the local server's backend", |s| s.contains("only-local") && s.contains("connected"));

@@ -104,6 +104,13 @@ pub(crate) struct Ready {
     pub seq: u64,
 }
 
+/// What the reactor does after the socket drained.
+pub(crate) enum Writable {
+    Wait,
+    Resume,
+    Close,
+}
+
 /// What the reactor does after reading.
 pub(crate) enum ReadOutcome {
     /// Nothing to do until the socket has more.
@@ -172,20 +179,27 @@ impl Conn {
     /// request, tries to complete one. Reactor thread only.
     pub(crate) fn read(&self, scratch: &mut [u8], body_limit: &dyn Fn(&Head) -> usize) -> ReadOutcome {
         let mut io = self.io.lock();
-        if io.closed {
-            return ReadOutcome::Close;
+        loop {
+            if io.closed {
+                return ReadOutcome::Close;
+            }
+            match io.fill(scratch) {
+                Ok(true) => {}
+                // EOF or a socket error: a client that closes while its request
+                // is being served has given up on it (as Go's net/http reads it).
+                Ok(false) | Err(_) => return ReadOutcome::Close,
+            }
+            // TLS handshake records and alerts may need sending.
+            if io.tls.is_some() && io.flush().is_err() {
+                return ReadOutcome::Close;
+            }
+            match io.next_request(body_limit, &self.shared.limits) {
+                // Reading stopped at the read-ahead bound and what was read is
+                // now parsed: read on (edge-triggered, no new event would come).
+                ReadOutcome::Wait if io.read_paused && io.can_take_request() => continue,
+                other => return other,
+            }
         }
-        match io.fill(scratch) {
-            Ok(true) => {}
-            // EOF or a socket error: a client that closes while its request
-            // is being served has given up on it (as Go's net/http reads it).
-            Ok(false) | Err(_) => return ReadOutcome::Close,
-        }
-        // TLS handshake records and alerts may need sending.
-        if io.tls.is_some() && io.flush().is_err() {
-            return ReadOutcome::Close;
-        }
-        io.next_request(body_limit, &self.shared.limits)
     }
 
     /// Parses buffered input into the next request, if the connection is
@@ -206,15 +220,17 @@ impl Conn {
     }
 
     /// The socket can take more: send what is waiting. Reactor thread.
-    /// Returns false when the connection should be closed now.
-    pub(crate) fn on_writable(&self) -> bool {
+    pub(crate) fn on_writable(&self) -> Writable {
         let mut io = self.io.lock();
         if io.closed {
-            return false;
+            return Writable::Close;
         }
         match io.flush() {
-            Ok(done) => !(done && io.closing),
-            Err(_) => false,
+            Ok(true) if io.closing => Writable::Close,
+            // Drained: input held back behind this answer can be served.
+            Ok(true) if io.can_take_request() && (!io.inbuf.is_empty() || io.read_paused) => Writable::Resume,
+            Ok(_) => Writable::Wait,
+            Err(_) => Writable::Close,
         }
     }
 
@@ -295,9 +311,9 @@ impl Io {
     fn fill(&mut self, scratch: &mut [u8]) -> io::Result<bool> {
         self.read_paused = false;
         loop {
-            if self.inbuf.len() >= READ_AHEAD && self.phase != Phase::Body {
-                // Do not buffer without bound while a request is served;
-                // resume() reads on when the connection is free again.
+            if self.inbuf.len() >= READ_AHEAD {
+                // Buffer a bounded amount: the caller parses it and reads on
+                // (or, while a request is served, resumes when it is free).
                 self.read_paused = true;
                 return Ok(true);
             }
@@ -341,11 +357,15 @@ impl Io {
         }
     }
 
+    /// Whether a new request may be read now: one at a time, and not while
+    /// the previous answer is still queued (that keeps responses in order
+    /// and makes a client that does not read stop getting new answers).
+    fn can_take_request(&self) -> bool {
+        matches!(self.phase, Phase::Head | Phase::Body) && self.out_pos == self.out.len() && !self.closing
+    }
+
     fn next_request(&mut self, body_limit: &dyn Fn(&Head) -> usize, limits: &super::Limits) -> ReadOutcome {
-        // Answer one request at a time, and not while its answer is still
-        // queued: that keeps responses in order and makes a client that
-        // does not read stop getting new answers.
-        if !matches!(self.phase, Phase::Head | Phase::Body) || self.out_pos < self.out.len() || self.closing {
+        if !self.can_take_request() {
             return ReadOutcome::Wait;
         }
         if self.phase == Phase::Head {

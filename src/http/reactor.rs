@@ -3,7 +3,7 @@
 //! write at once, and enforces the listener's bounds and timeouts. See the
 //! module documentation of [`crate::http`].
 
-use super::conn::{closing_response, Conn, ReadOutcome, Ready, Responder};
+use super::conn::{closing_response, Conn, ReadOutcome, Ready, Responder, Writable};
 use super::{Handler, Limits, Request};
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use mio::net::{TcpListener, TcpStream};
@@ -220,7 +220,7 @@ impl Reactor {
                     WAKER => {}
                     Token(t) => {
                         if ev.is_writable() {
-                            self.writable(t);
+                            self.writable(t, &mut scratch);
                         }
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             self.readable(t, &mut scratch);
@@ -300,10 +300,15 @@ impl Reactor {
         }
     }
 
-    fn writable(&mut self, t: usize) {
+    fn writable(&mut self, t: usize, scratch: &mut [u8]) {
         let Some((conn, _)) = self.conn(t) else { return };
-        if !conn.on_writable() {
-            self.close(t);
+        match conn.on_writable() {
+            Writable::Wait => {}
+            Writable::Close => self.close(t),
+            Writable::Resume => {
+                let outcome = conn.resume(scratch, &|h| self.handler.body_limit(h));
+                self.serve(t, conn, outcome, scratch);
+            }
         }
     }
 

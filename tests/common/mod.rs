@@ -24,6 +24,13 @@ pub mod schema;
 
 /// Path of the gateway binary cargo built for this test run.
 pub const GATEWAY_BIN: &str = env!("CARGO_BIN_EXE_mcp-sentinel");
+/// The gateway binary a test starts: `GATEWAY_BIN`, unless
+/// `MCP_SENTINEL_TEST_GATEWAY` names another (to run a test against an
+/// older build and see it fail, for before/after figures).
+pub fn gateway_bin() -> String {
+    std::env::var("MCP_SENTINEL_TEST_GATEWAY").unwrap_or_else(|_| GATEWAY_BIN.to_owned())
+}
+
 /// Path of the demo backend binary cargo built for this test run.
 pub const DEMO_BIN: &str = env!("CARGO_BIN_EXE_mcp-sentinel-demo");
 
@@ -277,14 +284,37 @@ impl Gateway {
         Gateway::launch(config, &[], &[], false)
     }
 
+    /// Starts the gateway with its open-file limit (soft and hard) set to
+    /// `nofile`, through the shell's `ulimit`.
+    pub fn start_with_fd_limit(config: &Value, nofile: u32) -> Gateway {
+        Gateway::launch_with(config, &[], &[], true, Some(nofile))
+    }
+
     fn launch(config: &Value, extra: &[&str], envs: &[(&str, &str)], wait_state: bool) -> Gateway {
+        Gateway::launch_with(config, extra, envs, wait_state, None)
+    }
+
+    fn launch_with(
+        config: &Value,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+        wait_state: bool,
+        nofile: Option<u32>,
+    ) -> Gateway {
         let dir = TempDir::new("gw");
         let config_path = dir.path.join("config.json");
         let text = serde_json::to_string_pretty(config).expect("serialize config");
         std::fs::write(&config_path, text).expect("write config");
         let state_home = dir.path.join("state");
         let config_home = dir.path.join("config");
-        let mut cmd = Command::new(GATEWAY_BIN);
+        let mut cmd = match nofile {
+            None => Command::new(gateway_bin()),
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), &gateway_bin()]);
+                c
+            }
+        };
         cmd.arg("server")
             .arg("--config")
             .arg(&config_path)
@@ -302,7 +332,7 @@ impl Gateway {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {GATEWAY_BIN}: {e}"));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", gateway_bin()));
         let log = LogBuffer::default();
         let pid = child.id();
         capture(format!("gw:{pid}:out"), child.stdout.take().expect("piped stdout"), log.clone());
@@ -1005,6 +1035,10 @@ impl LoggedChild {
         self.log.text()
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGTERM, then SIGKILL after 5 s.
     pub fn stop(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
@@ -1028,4 +1062,193 @@ pub fn mcp_initialize(mcp_url: &str) -> Response {
         &json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
             "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
     )
+}
+
+// ---------------------------------------------------------------------------
+// Keep-alive client, management shortcuts, process figures
+// ---------------------------------------------------------------------------
+
+/// One HTTP/1.1 connection kept open across requests, like a real client
+/// (httpx, undici): each request waits for its whole response.
+pub struct KeepAlive {
+    host: String,
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl KeepAlive {
+    pub fn connect(addr: SocketAddr) -> KeepAlive {
+        let stream = connect(&addr.to_string());
+        stream.set_nodelay(true).expect("nodelay");
+        KeepAlive { host: addr.to_string(), stream, buf: Vec::new() }
+    }
+
+    /// Sends one request and reads its complete response (Content-Length
+    /// or chunked, which an SSE answer to a POST uses).
+    pub fn request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n", self.host, body.len());
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        let mut bytes = req.into_bytes();
+        bytes.extend_from_slice(body);
+        self.stream.write_all(&bytes).expect("write request");
+        let what = format!("{method} {path}");
+        let deadline = Instant::now() + HTTP_TIMEOUT;
+        let mut chunk = [0u8; 16384];
+        let end = loop {
+            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
+                break i;
+            }
+            assert!(Instant::now() < deadline, "{what}: no response head in time");
+            let n = self.stream.read(&mut chunk).unwrap_or_else(|e| panic!("{what}: read: {e}"));
+            assert!(n > 0, "{what}: connection closed before a response");
+            self.buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+        self.buf.drain(..end + 4);
+        let mut lines = head.split("\r\n");
+        let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+            .collect();
+        let length = header_of(&headers, "content-length").and_then(|v| v.parse::<usize>().ok());
+        let mut body_out = Vec::new();
+        if is_chunked(&headers) {
+            let mut d = ChunkedDecoder::default();
+            loop {
+                let raw = std::mem::take(&mut self.buf);
+                d.push(&raw, &mut body_out);
+                if d.done() {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{what}: chunked body took too long");
+                let n = self.stream.read(&mut chunk).unwrap_or_else(|e| panic!("{what}: read: {e}"));
+                assert!(n > 0, "{what}: closed mid-body");
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
+        } else {
+            let n = length.unwrap_or(0);
+            while self.buf.len() < n {
+                assert!(Instant::now() < deadline, "{what}: body took too long");
+                let r = self.stream.read(&mut chunk).unwrap_or_else(|e| panic!("{what}: read: {e}"));
+                assert!(r > 0, "{what}: closed mid-body");
+                self.buf.extend_from_slice(&chunk[..r]);
+            }
+            body_out = self.buf.drain(..n).collect();
+        }
+        Response { status, headers, body: body_out }
+    }
+}
+
+impl Gateway {
+    /// The generated admin token (a gateway started with no tokens configured).
+    pub fn manage_token(&self) -> String {
+        let port = self.manage_addr().expect("management address in the log").port();
+        let path = self.state_home().join("mcp-sentinel").join(format!("manage-{port}.token"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).trim().to_owned()
+    }
+
+    /// GET on the management API with the generated admin token.
+    pub fn manage_get(&self, path: &str) -> Response {
+        self.manage_raw(&format!("/manage/v1{path}"))
+    }
+
+    /// GET of any path on the management listener (e.g. `/metrics`).
+    pub fn manage_raw(&self, path: &str) -> Response {
+        let addr = self.manage_addr().expect("management address in the log");
+        let auth = format!("Bearer {}", self.manage_token());
+        http("GET", &format!("http://{addr}{path}"), &[("Authorization", &auth)], None)
+    }
+
+    /// POST on the management API with the generated admin token.
+    pub fn manage_post(&self, path: &str) -> Response {
+        let addr = self.manage_addr().expect("management address in the log");
+        let auth = format!("Bearer {}", self.manage_token());
+        http("POST", &format!("http://{addr}/manage/v1{path}"), &[("Authorization", &auth)], None)
+    }
+}
+
+/// A process's resident memory (KiB), threads and open descriptors, from /proc.
+pub fn proc_figures(pid: u32) -> (u64, u64, usize) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0);
+    (field("VmRSS:"), field("Threads:"), fds)
+}
+
+/// Polls `f` every 20 ms until it returns true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Default ports without depending on them
+// ---------------------------------------------------------------------------
+
+/// Runs programs in a private network namespace with its own loopback, so
+/// a test of the default addresses (127.0.0.1:9000, :9001) neither needs
+/// them free on this machine nor disturbs what listens there.
+pub struct PrivateNet;
+
+impl PrivateNet {
+    /// `Some` when this machine can make one (`unshare -rn` and `ip`).
+    pub fn available() -> Option<PrivateNet> {
+        static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let ok = *OK.get_or_init(|| {
+            Command::new("unshare")
+                .args(["-rn", "sh", "-c", "ip link set lo up"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        ok.then_some(PrivateNet)
+    }
+
+    /// `program` to be run in a new private network namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("unshare");
+        c.args(["-rn", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\"", program]);
+        c
+    }
+
+    /// A shell prefix that runs a command in the namespace of process `pid`.
+    pub fn enter(&self, pid: u32) -> String {
+        format!("nsenter -t {pid} -U -n --preserve-credentials")
+    }
+}
+
+/// For a test of the default ports: a private network namespace, or, when
+/// this machine cannot make one, nothing if `port` is free on loopback;
+/// `Err` with the reason to skip when it is taken.
+pub fn default_port_setup(port: u16) -> Result<Option<PrivateNet>, String> {
+    if let Some(net) = PrivateNet::available() {
+        return Ok(Some(net));
+    }
+    match std::net::TcpListener::bind(("127.0.0.1", port)) {
+        Ok(_) => Ok(None),
+        Err(e) => Err(format!(
+            "127.0.0.1:{port} is in use ({e}) and this machine cannot make a private network namespace \
+             (unshare -rn); stop what listens there to run this test"
+        )),
+    }
 }
