@@ -546,13 +546,9 @@ fn tls_listener_serves_the_api_over_https_only() {
     assert!(!out.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&out));
 }
 
-/// Runs `mcp-sentinel server` directly with `args` until `needle` shows up
-/// in its log, then kills it; returns the log.
-fn run_until(dir: &TempDir, args: &[&str], needle: &str) -> String {
-    run_until_in(dir, None, args, needle)
-}
-
-/// [`run_until`], in a private network namespace when `net` is given.
+/// Runs `mcp-sentinel server` directly with `args` (in a private network
+/// namespace when `net` is given) until `needle` shows up in its log, then
+/// kills it; returns the log.
 fn run_until_in(dir: &TempDir, net: Option<&PrivateNet>, args: &[&str], needle: &str) -> String {
     let log_path = dir.path.join("gw.log");
     let mut cmd = match net {
