@@ -402,4 +402,43 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#
         );
     }
+
+    /// Generated malformed messages: classification never panics and an
+    /// error keeps any id it could read.
+    #[test]
+    fn mutated_messages_never_panic() {
+        let seeds: [&[u8]; 4] = [
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"m":"x"}}}"#,
+            br#"{"jsonrpc":"2.0","id":"a","result":{"content":[{"type":"text","text":"hi"}]}}"#,
+            br#"[{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":2,"method":"ping"}]"#,
+            br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"bad","data":[1,2]}}"#,
+        ];
+        let nasty = b"{}[]\",:0-9e.null truefalse\\\"\x00\xff";
+        let mut state: u64 = 0x1234_5678;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n.max(1) as u64) as usize
+        };
+        for round in 0..20_000 {
+            let mut v = seeds[round % seeds.len()].to_vec();
+            for _ in 0..1 + next(4) {
+                let at = next(v.len() + 1);
+                match next(3) {
+                    0 if at < v.len() => v[at] = nasty[next(nasty.len())],
+                    1 => v.insert(at, nasty[next(nasty.len())]),
+                    _ => v.truncate(at),
+                }
+            }
+            match parse(&v) {
+                Ok(Parsed::Single(Ok(m))) => {
+                    let back = m.to_bytes();
+                    assert!(parse_one(&back).is_ok(), "round {round}: {}", String::from_utf8_lossy(&back));
+                }
+                Ok(_) | Err(_) => {}
+            }
+            let _ = parse_one(&v);
+        }
+    }
 }

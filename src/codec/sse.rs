@@ -348,4 +348,35 @@ mod tests {
             assert_eq!(a, b, "{data:?}");
         }
     }
+
+    /// Random bytes split at random places: the decoder never panics, and
+    /// what it hands out never exceeds its line bound.
+    #[test]
+    fn random_streams_never_panic() {
+        let alphabet = b"data: event: id: retry: 12\r\n:x\xff";
+        let mut state: u64 = 99;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n.max(1) as u64) as usize
+        };
+        for _ in 0..5_000 {
+            let len = next(400);
+            let input: Vec<u8> = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
+            let mut d = SseDecoder::new(64);
+            let mut at = 0;
+            while at < input.len() {
+                let end = (at + 1 + next(32)).min(input.len());
+                d.push(&input[at..end]);
+                at = end;
+                loop {
+                    match d.next_event() {
+                        Ok(Some(ev)) => assert!(ev.event.len() <= 64),
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+            }
+        }
+    }
 }
