@@ -370,11 +370,8 @@ mod tests {
                 let end = (at + 1 + next(32)).min(input.len());
                 d.push(&input[at..end]);
                 at = end;
-                loop {
-                    match d.next_event() {
-                        Ok(Some(ev)) => assert!(ev.event.len() <= 64),
-                        Ok(None) | Err(_) => break,
-                    }
+                while let Ok(Some(ev)) = d.next_event() {
+                    assert!(ev.event.len() <= 64);
                 }
             }
         }
