@@ -1,13 +1,17 @@
 //! Latency benchmark client for MCP Sentinel (see `scripts/bench.sh`).
 //!
 //! ```text
-//! bench direct   --backend PATH -n N [--warmup W]
+//! bench direct   --backend PATH -n N [--warmup W] [--call echo|list] [--size BYTES] [--pad-tools N]
 //! bench gateway  --url http://127.0.0.1:PORT -n N [--transport streamable|sse] [--concurrency C] [--warmup W]
+//!                [--call echo|list] [--size BYTES]
 //! bench sessions --url http://127.0.0.1:PORT --count K [--transport streamable|sse]
 //! ```
 //!
-//! `direct` spawns the demo backend over stdio and times `tools/call echo`
-//! round trips on its pipes; `gateway` does the same through the gateway
+//! The timed call is `tools/call echo` with a message of `--size` bytes
+//! (default 11: "hello bench"), or `tools/list` (`--call list`; give the
+//! demo `--pad-tools 8` for a ~10 KB list, as real servers have).
+//! `direct` spawns the demo backend over stdio and times those round trips
+//! on its pipes; `gateway` does the same through the gateway
 //! over a persistent keep-alive HTTP/1.1 connection per worker (a minimal
 //! client on `std::net::TcpStream`, TCP_NODELAY). Each timed run prints one
 //! JSON line: mode, transport, n, concurrency, p50/p90/p99/mean in µs and
@@ -31,9 +35,31 @@ type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
 /// gateway fails the run instead of hanging it.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 const PROTOCOL: &str = "2025-06-18";
-const USAGE: &str = "usage: bench direct --backend PATH -n N [--warmup W]
+const USAGE: &str =
+    "usage: bench direct --backend PATH -n N [--warmup W] [--call echo|list] [--size BYTES] [--pad-tools N]
        bench gateway --url http://127.0.0.1:PORT -n N [--transport streamable|sse] [--concurrency C] [--warmup W]
+                     [--call echo|list] [--size BYTES]
        bench sessions --url http://127.0.0.1:PORT --count K [--transport streamable|sse]";
+
+/// The call every round trip makes (set once from the options).
+#[derive(Clone, Debug)]
+enum Work {
+    /// `tools/call echo` with a message of this many bytes.
+    Echo(usize),
+    /// `tools/list`.
+    List,
+}
+
+static WORK: std::sync::OnceLock<(Work, Vec<u8>)> = std::sync::OnceLock::new();
+
+impl Work {
+    fn label(&self) -> String {
+        match self {
+            Work::Echo(n) => format!("echo {n} B"),
+            Work::List => "tools/list".to_owned(),
+        }
+    }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Transport {
@@ -59,6 +85,8 @@ struct Opts {
     transport: Transport,
     concurrency: usize,
     count: usize,
+    work: Work,
+    pad_tools: usize,
 }
 
 fn parse_args() -> Result<Opts, lexopt::Error> {
@@ -73,7 +101,10 @@ fn parse_args() -> Result<Opts, lexopt::Error> {
         transport: Transport::Streamable,
         concurrency: 1,
         count: 50,
+        work: Work::Echo(11),
+        pad_tools: 0,
     };
+    let mut size = None;
     while let Some(arg) = p.next()? {
         match arg {
             Value(v) if o.mode.is_empty() => o.mode = v.string()?,
@@ -83,6 +114,15 @@ fn parse_args() -> Result<Opts, lexopt::Error> {
             Long("warmup") => o.warmup = p.value()?.parse()?,
             Short('c') | Long("concurrency") => o.concurrency = p.value()?.parse()?,
             Long("count") => o.count = p.value()?.parse()?,
+            Long("size") => size = Some(p.value()?.parse()?),
+            Long("pad-tools") => o.pad_tools = p.value()?.parse()?,
+            Long("call") => {
+                o.work = match p.value()?.string()?.as_str() {
+                    "echo" => Work::Echo(11),
+                    "list" => Work::List,
+                    other => return Err(format!("unknown call {other:?} (echo or list)").into()),
+                }
+            }
             Long("transport") => {
                 o.transport = match p.value()?.string()?.as_str() {
                     "streamable" | "http" => Transport::Streamable,
@@ -96,6 +136,9 @@ fn parse_args() -> Result<Opts, lexopt::Error> {
             }
             _ => return Err(arg.unexpected()),
         }
+    }
+    if let (Work::Echo(_), Some(n)) = (&o.work, size) {
+        o.work = Work::Echo(n);
     }
     if o.concurrency == 0 || o.n == 0 {
         return Err("-n and --concurrency must be at least 1".into());
@@ -111,6 +154,7 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let _ = WORK.set((opts.work.clone(), request_tail(&opts.work)));
     let r = match opts.mode.as_str() {
         "direct" => run_direct(&opts),
         "gateway" => run_gateway(&opts),
@@ -142,15 +186,31 @@ fn initialized_notification() -> Vec<u8> {
     Message::notification("notifications/initialized", None).to_bytes()
 }
 
-/// A `tools/call echo`, written by hand so request building stays off the
-/// client's own profile as much as possible (the gateway is what we time).
+/// Everything of the timed request after its id, built once.
+fn request_tail(w: &Work) -> Vec<u8> {
+    match w {
+        Work::List => b",\"method\":\"tools/list\"}".to_vec(),
+        Work::Echo(n) => {
+            let msg: String = "hello bench ".chars().cycle().take(*n).collect();
+            let mut v =
+                b",\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":".to_vec();
+            serde_json::to_writer(&mut v, &msg).unwrap_or_default();
+            v.extend_from_slice(b"}}}");
+            v
+        }
+    }
+}
+
+/// The timed request, written from the prebuilt tail so request building
+/// stays off the client's own profile as much as possible (the gateway is
+/// what we time).
 fn echo_request(buf: &mut Vec<u8>, id: i64) {
     buf.clear();
     buf.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     buf.extend_from_slice(id.to_string().as_bytes());
-    buf.extend_from_slice(
-        b",\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"hello bench\"}}}",
-    );
+    if let Some((_, tail)) = WORK.get() {
+        buf.extend_from_slice(tail);
+    }
 }
 
 /// `Some(Ok)` for the answer to `want`, `Some(Err)` for an error answer to
@@ -203,6 +263,7 @@ fn report(mode: &str, transport: &str, n: usize, concurrency: usize, samples: Ve
     let line = serde_json::json!({
         "mode": mode,
         "transport": transport,
+        "call": WORK.get().map(|(w, _)| w.label()).unwrap_or_default(),
         "n": n,
         "concurrency": concurrency,
         "p50_us": round(s.p50),
@@ -225,9 +286,9 @@ struct StdioPeer {
 }
 
 impl StdioPeer {
-    fn spawn(path: &str) -> Res<StdioPeer> {
+    fn spawn(path: &str, pad_tools: usize) -> Res<StdioPeer> {
         let mut child = Command::new(path)
-            .args(["--name", "direct"])
+            .args(["--name", "direct", "--page-size", "0", "--pad-tools", &pad_tools.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -276,7 +337,7 @@ impl Drop for StdioPeer {
 
 fn run_direct(o: &Opts) -> Res<()> {
     let path = o.backend.as_deref().ok_or("direct needs --backend PATH")?;
-    let mut peer = StdioPeer::spawn(path)?;
+    let mut peer = StdioPeer::spawn(path, o.pad_tools)?;
     peer.send(&mut initialize_request(0))?;
     peer.wait(0)?;
     peer.send(&mut initialized_notification())?;

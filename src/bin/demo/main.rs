@@ -16,7 +16,7 @@ use std::io::{BufRead, Write};
 use std::sync::Arc;
 
 const USAGE: &str =
-    "usage: mcp-sentinel-demo [--name NAME] [--sse ADDR | --http ADDR] [--mute] [--garbage] [--page-size N]";
+    "usage: mcp-sentinel-demo [--name NAME] [--sse ADDR | --http ADDR] [--mute] [--garbage] [--page-size N] [--pad-tools N]";
 
 /// Which transport to serve.
 #[derive(Debug, PartialEq)]
@@ -33,11 +33,19 @@ pub struct Opts {
     pub mute: bool,
     pub garbage: bool,
     pub page_size: usize,
+    pub pad_tools: usize,
 }
 
 fn parse_args() -> Result<Opts, lexopt::Error> {
     use lexopt::prelude::*;
-    let mut o = Opts { name: "demo".into(), transport: Transport::Stdio, mute: false, garbage: false, page_size: 2 };
+    let mut o = Opts {
+        name: "demo".into(),
+        transport: Transport::Stdio,
+        mute: false,
+        garbage: false,
+        page_size: 2,
+        pad_tools: 0,
+    };
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next()? {
         match arg {
@@ -47,6 +55,7 @@ fn parse_args() -> Result<Opts, lexopt::Error> {
             Long("mute") => o.mute = true,
             Long("garbage") => o.garbage = true,
             Long("page-size") => o.page_size = p.value()?.parse()?,
+            Long("pad-tools") => o.pad_tools = p.value()?.parse()?,
             Short('h') | Long("help") => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -69,7 +78,9 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let srv = Arc::new(Server::new(&opts.name, opts.page_size));
+    let mut srv = Server::new(&opts.name, opts.page_size);
+    srv.pad_tools = opts.pad_tools;
+    let srv = Arc::new(srv);
     let r = match &opts.transport {
         Transport::Stdio => serve_stdio(&srv, &opts),
         Transport::Sse(addr) => http::serve_sse(srv.clone(), addr, opts.mute),

@@ -29,6 +29,9 @@ pub struct Server {
     pub name: String,
     /// 0 disables pagination.
     pub page_size: usize,
+    /// Extra inert tools with ~1 KB descriptions (`--pad-tools`), for
+    /// benchmarks that need a realistic, ~10 KB `tools/list`.
+    pub pad_tools: usize,
     /// How many `extra_<n>` tools `add_tool` has registered.
     extra_tools: Mutex<u32>,
 }
@@ -69,7 +72,7 @@ pub enum Effect {
 
 impl Server {
     pub fn new(name: &str, page_size: usize) -> Server {
-        Server { name: name.to_owned(), page_size, extra_tools: Mutex::new(0) }
+        Server { name: name.to_owned(), page_size, pad_tools: 0, extra_tools: Mutex::new(0) }
     }
 
     fn tools(&self) -> Vec<Value> {
@@ -97,6 +100,12 @@ impl Server {
                     "method": {"type": "string", "description": "e.g. ping, roots/list, sampling/createMessage, elicitation/create"},
                     "params": {"type": "object", "description": "Optional params overriding the built-in ones"}}), &["method"])}),
         ];
+        for n in 1..=self.pad_tools {
+            let words = "Looks up records in the archive and returns the matching entries with their metadata. ";
+            tools.push(json!({"name": format!("pad_{n}"), "description": words.repeat(11),
+                "inputSchema": obj(json!({"query": {"type": "string", "description": "What to look for"},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 100}}), &["query"])}));
+        }
         for n in 1..=*self.extra_tools.lock() {
             tools.push(json!({"name": format!("extra_{n}"), "description": "Added at run time by add_tool; echoes.",
                 "inputSchema": obj(json!({"message": {"type": "string"}}), &["message"])}));
