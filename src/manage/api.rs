@@ -279,10 +279,7 @@ impl Api {
                     ok(&views::health(&rt.snapshot()))
                 } else {
                     // A listener whose thread ended serves nobody: not healthy.
-                    let mut v = views::health(&rt.snapshot());
-                    v["status"] = json!("listener_down");
-                    v["listeners_down"] = json!(down);
-                    Reply::json(503, body(&v))
+                    error(503, &format!("listener down: {}", down.join(", ")))
                 }
             }
             Route::Status => ok(&views::status(&rt.snapshot())),
@@ -483,5 +480,35 @@ mod tests {
         let Body::Bytes(b) = &r.body else { panic!("bytes") };
         let v: Value = serde_json::from_slice(b).expect("json");
         assert_eq!(v, json!({"error": {"code": "method_not_allowed", "message": "no"}}));
+    }
+
+    fn request(path: &str, token: &str) -> Request {
+        let head = crate::http::Head {
+            method: "GET".into(),
+            target: path.into(),
+            minor: 1,
+            headers: vec![("Authorization".into(), format!("Bearer {token}"))],
+        };
+        Request { head, body: Vec::new(), remote: ([127, 0, 0, 1], 1).into(), local: ([127, 0, 0, 1], 2).into() }
+    }
+
+    #[test]
+    fn health_reports_a_listener_that_is_down() {
+        let (rt, _admin) = Runtime::new(crate::config::Config::default_with_backends(Vec::new()));
+        let audit = Audit::open(None, rt.events.clone()).expect("audit");
+        let api = Api::new(rt.clone(), Auth::new(vec![super::super::auth::Token::new("t", true, "s3cret")]), audit);
+        let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        rt.add_listener("data plane", alive.clone());
+        let body = |r: &Reply| match &r.body {
+            Body::Bytes(b) => serde_json::from_slice::<Value>(b).expect("json"),
+            Body::Events { .. } => panic!("bytes"),
+        };
+        let ok = api.handle(&request("/manage/v1/health", "s3cret"));
+        assert_eq!(ok.status, 200);
+        alive.store(false, Ordering::Release);
+        let down = api.handle(&request("/manage/v1/health", "s3cret"));
+        assert_eq!(down.status, 503);
+        assert_eq!(body(&down)["error"]["code"], "unavailable");
+        assert_eq!(body(&down)["error"]["message"], "listener down: data plane");
     }
 }
