@@ -1627,10 +1627,41 @@ mod tests {
                 r#"{"manage": {"event_buffer": 100001}}"#,
                 r#"c.json: field "manage.event_buffer": expected an integer from 10 to 100000, found 100001"#,
             ),
+            (
+                r#"{"server": {"allowed_hosts": ["gw.example.com/x"]}}"#,
+                r#"c.json: field "server.allowed_hosts[0]": expected a host name such as "gw.example.com" (optionally with :port), found "gw.example.com/x""#,
+            ),
+            (
+                r#"{"server": {"max_connections": 0}}"#,
+                r#"c.json: field "server.max_connections": expected a positive integer, found 0"#,
+            ),
+            (
+                r#"{"server": {"max_outbox_bytes": "8M"}}"#,
+                r#"c.json: field "server.max_outbox_bytes": expected a positive integer, found "8M""#,
+            ),
         ];
         for (json, want) in cases {
             assert_eq!(&err_line(json), want, "for {json}");
         }
+    }
+
+    #[test]
+    fn server_bounds_and_hosts() {
+        let c = parse_ok(
+            r#"{"server": {"allowed_hosts": ["GW.example.com:443", "*"], "max_connections": 10,
+                "max_connections_per_ip": 2, "max_outbox_bytes": 1024, "max_inflight_per_session": 3}}"#,
+        );
+        assert_eq!(c.server.allowed_hosts, ["gw.example.com:443", "*"]);
+        let s = &c.server;
+        assert_eq!(
+            (s.max_connections, s.max_connections_per_ip, s.max_outbox_bytes, s.max_inflight_per_session),
+            (10, 2, 1024, 3)
+        );
+        let d = parse_ok("{}").server;
+        assert_eq!(
+            (d.max_connections, d.max_connections_per_ip, d.max_outbox_bytes, d.max_inflight_per_session),
+            (4096, 256, 8 << 20, 64)
+        );
     }
 
     #[test]

@@ -143,14 +143,24 @@ impl AdminLoop {
         if next.server.listen != cur.server.listen {
             notes.push(format!("server.listen changed to {}; restart to apply", next.server.listen));
         }
-        if next.server.max_sessions != cur.server.max_sessions {
-            notes.push("server.max_sessions changed; restart to apply".to_owned());
+        for (changed, key) in [
+            (next.server.max_sessions != cur.server.max_sessions, "max_sessions"),
+            (next.server.max_connections != cur.server.max_connections, "max_connections"),
+            (next.server.max_connections_per_ip != cur.server.max_connections_per_ip, "max_connections_per_ip"),
+            (next.server.max_inflight_per_session != cur.server.max_inflight_per_session, "max_inflight_per_session"),
+        ] {
+            if changed {
+                notes.push(format!("server.{key} changed; restart to apply"));
+            }
         }
         if next.manage != cur.manage {
             notes.push("the manage section changed; restart to apply".to_owned());
         }
         next.server.listen = cur.server.listen.clone();
         next.server.max_sessions = cur.server.max_sessions;
+        next.server.max_connections = cur.server.max_connections;
+        next.server.max_connections_per_ip = cur.server.max_connections_per_ip;
+        next.server.max_inflight_per_session = cur.server.max_inflight_per_session;
         next.manage = cur.manage.clone();
 
         let old = rt.backends();
