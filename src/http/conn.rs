@@ -477,13 +477,19 @@ impl Io {
                 Ok(true)
             }
             Some(tls) => loop {
+                let mut took = 0;
                 if self.out_pos < self.out.len() {
-                    let n = tls.writer().write(&self.out[self.out_pos..])?;
-                    self.out_pos += n;
+                    took = tls.writer().write(&self.out[self.out_pos..])?;
+                    self.out_pos += took;
                 }
                 if !tls.wants_write() {
                     if self.out_pos == self.out.len() {
                         return Ok(true);
+                    }
+                    if took == 0 {
+                        // rustls holds its fill (e.g. before the handshake
+                        // ends): try again when the socket has news.
+                        return Ok(false);
                     }
                     continue;
                 }
