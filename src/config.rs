@@ -54,6 +54,12 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Most concurrent client sessions, default 256.
     pub max_sessions: usize,
+    /// First wait before retrying a backend that failed, default 1 s
+    /// (`backoff_initial_ms`); doubled after each failure up to
+    /// `backoff_max`, with ±20 % jitter.
+    pub backoff_initial: Duration,
+    /// Longest wait between attempts, default 30 s (`backoff_max_ms`).
+    pub backoff_max: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -100,6 +106,9 @@ pub struct BackendConfig {
     pub enabled: bool,
     /// Per-request timeout, default 60 s.
     pub timeout: Duration,
+    /// How often a connected backend is pinged (`ping_interval_s`, default
+    /// 30 s); `None` (`0` in the file) turns liveness checks off.
+    pub ping_interval: Option<Duration>,
     pub prefix: Option<String>,
     pub tools: ToolFilter,
     /// Err holds a one-line message naming the field, e.g.
@@ -223,6 +232,12 @@ pub const DEFAULT_MAX_SESSIONS: usize = 256;
 pub const DEFAULT_EVENT_BUFFER: usize = 1000;
 /// Per-request backend timeout when `timeout_s` is absent.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Liveness ping interval when `ping_interval_s` is absent.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
+/// `server.backoff_initial_ms` default.
+pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(1000);
+/// `server.backoff_max_ms` default.
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_millis(30_000);
 /// Environment variable naming the config file (second in the lookup chain).
 pub const CONFIG_ENV: &str = "MCP_SENTINEL_CONFIG";
 /// File names tried in the working directory, in order; `config.json` is
@@ -234,6 +249,9 @@ pub const CONFIG_FILE_NAMES: [&str; 2] = ["mcp-sentinel.json", "config.json"];
 /// overflow.
 const MAX_TIMEOUT_S: f64 = 86_400.0;
 const EVENT_BUFFER_RANGE: std::ops::RangeInclusive<u64> = 10..=100_000;
+/// Accepted backoff values in milliseconds: below 10 ms a failing backend
+/// would be retried in a near-tight loop; above a day is a unit mistake.
+const BACKOFF_MS_RANGE: std::ops::RangeInclusive<u64> = 10..=86_400_000;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -243,6 +261,8 @@ impl Default for ServerConfig {
             allowed_origins: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_sessions: DEFAULT_MAX_SESSIONS,
+            backoff_initial: DEFAULT_BACKOFF_INITIAL,
+            backoff_max: DEFAULT_BACKOFF_MAX,
         }
     }
 }
@@ -681,7 +701,18 @@ fn check_exposure(manage: &ManageConfig) -> Result<(), String> {
 fn parse_server(obj: Option<Obj<'_>>, file: &str) -> Result<ServerConfig, Bad> {
     let mut s = ServerConfig::default();
     let Some(o) = obj else { return Ok(s) };
-    o.warn_unknown(&["listen", "name", "allowed_origins", "max_body_bytes", "max_sessions"], file);
+    o.warn_unknown(
+        &[
+            "listen",
+            "name",
+            "allowed_origins",
+            "max_body_bytes",
+            "max_sessions",
+            "backoff_initial_ms",
+            "backoff_max_ms",
+        ],
+        file,
+    );
     if let Some(listen) = o.str("listen")? {
         s.listen = check_listen(listen).map_err(|m| o.bad("listen", m))?;
     }
@@ -704,7 +735,40 @@ fn parse_server(obj: Option<Obj<'_>>, file: &str) -> Result<ServerConfig, Bad> {
     if let Some(n) = o.pos_int("max_sessions")? {
         s.max_sessions = usize::try_from(n).map_err(|_| o.bad("max_sessions", "too large"))?;
     }
+    if let Some(ms) = backoff_ms(&o, "backoff_initial_ms")? {
+        s.backoff_initial = ms;
+    }
+    if let Some(ms) = backoff_ms(&o, "backoff_max_ms")? {
+        s.backoff_max = ms;
+    }
+    if s.backoff_max < s.backoff_initial {
+        let field = if o.has("backoff_max_ms") { "backoff_max_ms" } else { "backoff_initial_ms" };
+        return Err(o.bad(
+            field,
+            format!(
+                "backoff_max_ms ({}) is less than backoff_initial_ms ({}); the cap must be at least the first wait",
+                s.backoff_max.as_millis(),
+                s.backoff_initial.as_millis()
+            ),
+        ));
+    }
     Ok(s)
+}
+
+/// A backoff setting in whole milliseconds, within [`BACKOFF_MS_RANGE`].
+fn backoff_ms(o: &Obj<'_>, key: &str) -> Result<Option<Duration>, Bad> {
+    let Some(v) = o.get(key) else { return Ok(None) };
+    match v.as_u64() {
+        Some(n) if BACKOFF_MS_RANGE.contains(&n) => Ok(Some(Duration::from_millis(n))),
+        _ => Err(o.bad(
+            key,
+            format!(
+                "expected an integer number of milliseconds from {} to {}, found {v}",
+                BACKOFF_MS_RANGE.start(),
+                BACKOFF_MS_RANGE.end()
+            ),
+        )),
+    }
 }
 
 /// An `Origin` header value is `scheme://host[:port]` with no path, so an
@@ -845,8 +909,20 @@ fn parse_token(o: &Obj<'_>, file: &str) -> Result<TokenConfig, Bad> {
 
 // ------------------------------------------------------------------ backends
 
-const BACKEND_KEYS: [&str; 11] =
-    ["type", "command", "args", "env", "cwd", "url", "headers", "enabled", "timeout_s", "prefix", "tools"];
+const BACKEND_KEYS: [&str; 12] = [
+    "type",
+    "command",
+    "args",
+    "env",
+    "cwd",
+    "url",
+    "headers",
+    "enabled",
+    "timeout_s",
+    "ping_interval_s",
+    "prefix",
+    "tools",
+];
 const COMMAND_KEYS: [&str; 4] = ["command", "args", "env", "cwd"];
 
 #[derive(Clone, Copy, PartialEq)]
@@ -880,6 +956,7 @@ fn parse_backend(
         name: name.to_string(),
         enabled: true,
         timeout: DEFAULT_TIMEOUT,
+        ping_interval: Some(DEFAULT_PING_INTERVAL),
         prefix: None,
         tools: ToolFilter::default(),
         transport: Err(String::new()),
@@ -908,6 +985,11 @@ fn parse_backend(
     }
     match parse_timeout(&o) {
         Ok(Some(t)) => b.timeout = t,
+        Ok(None) => {}
+        Err(e) => keep_first(&mut first, fail(e)),
+    }
+    match parse_ping_interval(&o) {
+        Ok(Some(p)) => b.ping_interval = p,
         Ok(None) => {}
         Err(e) => keep_first(&mut first, fail(e)),
     }
@@ -955,6 +1037,24 @@ fn parse_timeout(o: &Obj<'_>) -> Result<Option<Duration>, Bad> {
             Duration::try_from_secs_f64(s).map(Some).map_err(|e| o.bad("timeout_s", e.to_string()))
         }
         _ => Err(o.bad("timeout_s", format!("expected a positive number of seconds up to {MAX_TIMEOUT_S}, found {v}"))),
+    }
+}
+
+/// `ping_interval_s`: seconds like `timeout_s`, except that 0 is allowed and
+/// turns the liveness check off. `Some(None)` means off.
+fn parse_ping_interval(o: &Obj<'_>) -> Result<Option<Option<Duration>>, Bad> {
+    let Some(v) = o.get("ping_interval_s") else {
+        return Ok(None);
+    };
+    match v.as_f64() {
+        Some(0.0) => Ok(Some(None)),
+        Some(s) if s > 0.0 && s <= MAX_TIMEOUT_S => {
+            Duration::try_from_secs_f64(s).map(|d| Some(Some(d))).map_err(|e| o.bad("ping_interval_s", e.to_string()))
+        }
+        _ => Err(o.bad(
+            "ping_interval_s",
+            format!("expected a number of seconds from 0 (off) to {MAX_TIMEOUT_S}, found {v}"),
+        )),
     }
 }
 
@@ -1173,12 +1273,15 @@ mod tests {
         assert_eq!(c.server.name, "mcp-sentinel");
         assert_eq!(c.server.max_body_bytes, 4_194_304);
         assert_eq!(c.server.max_sessions, 256);
+        assert_eq!(c.server.backoff_initial, Duration::from_millis(1000));
+        assert_eq!(c.server.backoff_max, Duration::from_millis(30_000));
         assert_eq!(c.manage.listen, "127.0.0.1:9001");
         assert_eq!(c.manage.event_buffer, 1000);
         let b = &c.backends[0];
         assert_eq!(b.name, "a");
         assert!(b.enabled);
         assert_eq!(b.timeout, Duration::from_secs(60));
+        assert_eq!(b.ping_interval, Some(Duration::from_secs(30)));
         assert_eq!(b.prefix, None);
         assert_eq!(b.transport, Ok(Transport::Stdio(stdio("x", &[]))));
     }
@@ -1268,12 +1371,14 @@ mod tests {
     #[test]
     fn common_fields() {
         let b = backend(
-            r#"{"command": "x", "enabled": false, "timeout_s": 2.5, "prefix": "gh_1-a",
+            r#"{"command": "x", "enabled": false, "timeout_s": 2.5, "ping_interval_s": 0.5, "prefix": "gh_1-a",
                 "tools": {"allow": ["get_*"], "deny": ["get_secret"]}}"#,
         );
         assert!(!b.enabled);
         assert_eq!(b.timeout, Duration::from_millis(2500));
+        assert_eq!(b.ping_interval, Some(Duration::from_millis(500)));
         assert_eq!(b.prefix.as_deref(), Some("gh_1-a"));
+        assert_eq!(backend(r#"{"command": "x", "ping_interval_s": 0}"#).ping_interval, None, "0 turns pings off");
         assert_eq!(b.tools.allow, ["get_*"]);
         assert_eq!(b.tools.deny, ["get_secret"]);
         assert!(b.transport.is_ok());
@@ -1346,6 +1451,18 @@ mod tests {
             (
                 r#"{"command": "x", "timeout_s": "60"}"#,
                 r#"backend "b": field "timeout_s": expected a positive number of seconds up to 86400, found "60""#,
+            ),
+            (
+                r#"{"command": "x", "ping_interval_s": -1}"#,
+                r#"backend "b": field "ping_interval_s": expected a number of seconds from 0 (off) to 86400, found -1"#,
+            ),
+            (
+                r#"{"command": "x", "ping_interval_s": 86401}"#,
+                r#"backend "b": field "ping_interval_s": expected a number of seconds from 0 (off) to 86400, found 86401"#,
+            ),
+            (
+                r#"{"command": "x", "ping_interval_s": true}"#,
+                r#"backend "b": field "ping_interval_s": expected a number of seconds from 0 (off) to 86400, found true"#,
             ),
             (
                 r#"{"command": "x", "prefix": "a b"}"#,
@@ -1483,6 +1600,30 @@ mod tests {
                 r#"c.json: field "server.max_sessions": expected a positive integer, found -1"#,
             ),
             (
+                r#"{"server": {"backoff_initial_ms": 9}}"#,
+                r#"c.json: field "server.backoff_initial_ms": expected an integer number of milliseconds from 10 to 86400000, found 9"#,
+            ),
+            (
+                r#"{"server": {"backoff_initial_ms": 1.5}}"#,
+                r#"c.json: field "server.backoff_initial_ms": expected an integer number of milliseconds from 10 to 86400000, found 1.5"#,
+            ),
+            (
+                r#"{"server": {"backoff_max_ms": "30s"}}"#,
+                r#"c.json: field "server.backoff_max_ms": expected an integer number of milliseconds from 10 to 86400000, found "30s""#,
+            ),
+            (
+                r#"{"server": {"backoff_max_ms": 86400001}}"#,
+                r#"c.json: field "server.backoff_max_ms": expected an integer number of milliseconds from 10 to 86400000, found 86400001"#,
+            ),
+            (
+                r#"{"server": {"backoff_initial_ms": 2000, "backoff_max_ms": 1000}}"#,
+                r#"c.json: field "server.backoff_max_ms": backoff_max_ms (1000) is less than backoff_initial_ms (2000); the cap must be at least the first wait"#,
+            ),
+            (
+                r#"{"server": {"backoff_initial_ms": 60000}}"#,
+                r#"c.json: field "server.backoff_initial_ms": backoff_max_ms (30000) is less than backoff_initial_ms (60000); the cap must be at least the first wait"#,
+            ),
+            (
                 r#"{"server": {"allowed_origins": ["https://a.com/"]}}"#,
                 r#"c.json: field "server.allowed_origins[0]": expected an origin such as "https://app.example.com" (scheme, host, optional port, no path), found "https://a.com/""#,
             ),
@@ -1603,6 +1744,16 @@ mod tests {
                     )
                 },
             ]
+        );
+        let c = parse_ok(r#"{"server": {"backoff_initial_ms": 10, "backoff_max_ms": 10}}"#);
+        assert_eq!(
+            (c.server.backoff_initial, c.server.backoff_max),
+            (Duration::from_millis(10), Duration::from_millis(10))
+        );
+        let c = parse_ok(r#"{"server": {"backoff_initial_ms": 250, "backoff_max_ms": 86400000}}"#);
+        assert_eq!(
+            (c.server.backoff_initial, c.server.backoff_max),
+            (Duration::from_millis(250), Duration::from_secs(86_400))
         );
         let c = parse_ok(r#"{"manage": {"listen": "0.0.0.0:9001", "tls": {"cert": "c.pem", "key": "k.pem"}}}"#);
         assert_eq!(c.manage.tls, Some(TlsConfig { cert: "c.pem".into(), key: "k.pem".into() }));
@@ -1783,6 +1934,10 @@ mod tests {
         let expected: &[(&str, &str)] = &[
             ("array-top-level.json", "expected a JSON object at the top level, found an array"),
             (
+                "backoff-max-below-initial.json",
+                r#"field "server.backoff_max_ms": backoff_max_ms (2000) is less than backoff_initial_ms (5000); the cap must be at least the first wait"#,
+            ),
+            (
                 "event-buffer-range.json",
                 r#"field "manage.event_buffer": expected an integer from 10 to 100000, found 5"#,
             ),
@@ -1834,6 +1989,11 @@ mod tests {
         let c = load(&fixture_dir("valid").join("current-all-types.json")).unwrap();
         let kinds: Vec<_> = c.backends.iter().map(|b| b.transport.as_ref().unwrap().kind()).collect();
         assert_eq!(kinds, ["stdio", "sse", "streamable-http"]);
+        assert_eq!(c.backends[0].ping_interval, Some(Duration::from_secs(15)));
+        assert_eq!(
+            (c.server.backoff_initial, c.server.backoff_max),
+            (Duration::from_millis(500), Duration::from_secs(60))
+        );
         let c = load(&fixture_dir("valid").join("bad-backend-others-run.json")).unwrap();
         assert_eq!(
             c.backends[0].transport,
