@@ -1,9 +1,11 @@
 //! Backends: one [`Backend`] per configured server, owned by its supervisor
 //! thread (`backend:<name>`), which connects, performs the MCP handshake,
-//! discovers capabilities (following `nextCursor`), restarts with backoff
-//! after a death, rediscovers on `list_changed`, and stops on request.
-//! Everything the rest of the gateway needs is read through snapshots.
+//! discovers capabilities (following `nextCursor`), retries with
+//! exponential backoff after a failed attempt or a death, rediscovers on
+//! `list_changed`, and stops on request. Everything the rest of the gateway
+//! needs is read through snapshots.
 
+pub mod backoff;
 pub mod conn;
 pub mod sse;
 pub mod stats;
@@ -21,11 +23,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+pub use backoff::Policy;
 pub use conn::{Conn, Outgoing, Reply, Sink};
 pub use stats::Stats;
 
-/// Longest wait between reconnect attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A connection that stayed up this long was a success: the backoff starts
+/// over. One that died sooner counts as a failed attempt, so a backend that
+/// crashes right after its handshake is not restarted in a tight loop.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
 /// Most pages followed for one list during discovery (a loop guard).
 const MAX_PAGES: usize = 1000;
 
@@ -109,6 +114,9 @@ pub struct Backend {
     handshaking: Mutex<(bool, Option<Arc<Conn>>)>,
     discovered: RwLock<Arc<Discovered>>,
     pub stats: Arc<Stats>,
+    /// Retry timing from the `server` section; replaced on reload, read by
+    /// the supervisor before each wait.
+    backoff: Mutex<Policy>,
     ctl: Sender<SupervisorMsg>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -117,10 +125,11 @@ impl Backend {
     /// Creates the backend and starts its supervisor thread.
     pub fn start(
         config: BackendConfig,
+        backoff: Policy,
         events: Sender<BackendEvent>,
         ring: Arc<crate::runtime::events::EventRing>,
     ) -> Arc<Backend> {
-        Backend::start_with(config, events, ring, 0, Arc::new(Stats::default()))
+        Backend::start_with(config, backoff, events, ring, 0, Arc::new(Stats::default()))
     }
 
     /// Starts a backend that replaces `old` (same name, changed config, on
@@ -129,14 +138,16 @@ impl Backend {
     pub fn restart_from(
         old: &Backend,
         config: BackendConfig,
+        backoff: Policy,
         events: Sender<BackendEvent>,
         ring: Arc<crate::runtime::events::EventRing>,
     ) -> Arc<Backend> {
-        Backend::start_with(config, events, ring, old.status().restarts + 1, old.stats.clone())
+        Backend::start_with(config, backoff, events, ring, old.status().restarts + 1, old.stats.clone())
     }
 
     fn start_with(
         config: BackendConfig,
+        backoff: Policy,
         events: Sender<BackendEvent>,
         ring: Arc<crate::runtime::events::EventRing>,
         restarts: u64,
@@ -160,6 +171,7 @@ impl Backend {
             handshaking: Mutex::new((false, None)),
             discovered: RwLock::new(Arc::new(Discovered::default())),
             stats,
+            backoff: Mutex::new(backoff),
             ctl,
             thread: Mutex::new(None),
         });
@@ -205,6 +217,11 @@ impl Backend {
 
     pub fn timeout(&self) -> Duration {
         self.config.timeout
+    }
+
+    /// New retry timing (reload): applies from the supervisor's next wait.
+    pub fn set_backoff(&self, p: Policy) {
+        *self.backoff.lock() = p;
     }
 
     /// Asks the supervisor to reconnect; `reply` gets the outcome.
@@ -309,7 +326,7 @@ impl Supervisor {
             self.changed();
             return self.idle_until_stop();
         }
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff = backoff::Backoff::new(backoff::XorShift::seeded());
         let mut reply: Option<Sender<Result<(), String>>> = None;
         loop {
             let result = self.connect(&transport);
@@ -319,7 +336,7 @@ impl Supervisor {
             }
             match result {
                 Ok(conn) => {
-                    backoff = Duration::from_secs(1);
+                    let up = Instant::now();
                     match self.serve(conn) {
                         Next::Stop => return,
                         Next::Reconnect(r) => {
@@ -327,7 +344,10 @@ impl Supervisor {
                             self.b().status.lock().restarts += 1;
                             continue;
                         }
-                        Next::Backoff => {}
+                        // Only a connection that stayed up counts as a
+                        // success; a quick death is one more failure.
+                        Next::Died if up.elapsed() >= STABLE_AFTER => backoff.reset(),
+                        Next::Died => {}
                     }
                 }
                 // Stopped during the handshake: not a failure of the backend.
@@ -341,17 +361,39 @@ impl Supervisor {
                     self.changed();
                 }
             }
-            // Wait before retrying; a stop or a reconnect request cuts it short.
+            let policy = *self.b().backoff.lock();
+            let wait = backoff.next(policy);
+            log::info!(
+                "backend '{}': retrying in {:.1}s ({} failed in a row)",
+                self.b().name,
+                wait.as_secs_f64(),
+                backoff.failures()
+            );
+            match self.wait(wait) {
+                Wake::Stop => return,
+                Wake::Reconnect(r) => reply = r,
+                Wake::Elapsed => {}
+            }
+            self.b().status.lock().restarts += 1;
+        }
+    }
+
+    /// Waits `wait` before the next attempt. Only `Stop` and `Reconnect` end
+    /// it early: a `Died` or `ListChanged` here comes from a connection that
+    /// is already gone (the attempt that just failed reports its death too),
+    /// and letting it cut the wait short is what used to turn a backend that
+    /// exits at once into thousands of spawns a second.
+    fn wait(&self, wait: Duration) -> Wake {
+        let deadline = crossbeam_channel::at(Instant::now() + wait);
+        loop {
             select! {
                 recv(self.rx) -> msg => match msg {
-                    Ok(SupervisorMsg::Stop) | Err(_) => return,
-                    Ok(SupervisorMsg::Reconnect(r)) => { reply = r; }
-                    Ok(_) => {}
+                    Ok(SupervisorMsg::Stop) | Err(_) => return Wake::Stop,
+                    Ok(SupervisorMsg::Reconnect(r)) => return Wake::Reconnect(r),
+                    Ok(SupervisorMsg::Died { .. } | SupervisorMsg::ListChanged { .. }) => {}
                 },
-                default(backoff) => {}
+                recv(deadline) -> _ => return Wake::Elapsed,
             }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-            self.b().status.lock().restarts += 1;
         }
     }
 
@@ -393,7 +435,7 @@ impl Supervisor {
                     self.set_state(State::Disconnected, Some(reason.clone()));
                     self.event(Level::Warn, "backend.disconnected", reason);
                     self.changed();
-                    return Next::Backoff;
+                    return Next::Died;
                 }
                 SupervisorMsg::ListChanged { generation } if generation == conn.generation => {
                     // Coalesce a burst of notifications into one rediscovery.
@@ -475,10 +517,20 @@ impl Supervisor {
     }
 }
 
+/// How a connected spell ended.
 enum Next {
     Stop,
     Reconnect(Option<Sender<Result<(), String>>>),
-    Backoff,
+    /// The connection died on its own: wait (backoff), then connect again.
+    Died,
+}
+
+/// How a wait between attempts ended.
+enum Wake {
+    Stop,
+    /// Connect now; the reply gets that attempt's outcome.
+    Reconnect(Option<Sender<Result<(), String>>>),
+    Elapsed,
 }
 
 /// initialize → initialized → discovery. Returns (serverInfo, capabilities,

@@ -12,7 +12,7 @@
 pub mod admin;
 pub mod events;
 
-use crate::backend::{Backend, BackendEvent, State as BackendState};
+use crate::backend::{Backend, BackendEvent, Policy, State as BackendState};
 use crate::config::Config;
 use crate::registry::{Conflict, Registry, Source};
 use crate::session::SessionTable;
@@ -205,10 +205,11 @@ impl Runtime {
     /// Starts every configured backend (admin thread, at start).
     fn start_backends(&self) {
         let cfg = self.config();
+        let backoff = Policy::of(&cfg.server);
         let started: Vec<Arc<Backend>> = cfg
             .backends
             .iter()
-            .map(|bc| Backend::start(bc.clone(), self.backend_tx.clone(), self.events.clone()))
+            .map(|bc| Backend::start(bc.clone(), backoff, self.backend_tx.clone(), self.events.clone()))
             .collect();
         *self.backends.write() = started;
     }
