@@ -31,6 +31,9 @@ pub use stats::Stats;
 /// over. One that died sooner counts as a failed attempt, so a backend that
 /// crashes right after its handshake is not restarted in a tight loop.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
+/// Longest wait for the answer to a liveness ping (`timeout_s` if shorter):
+/// a ping needs no work, so a backend that takes longer is stuck.
+const PING_WAIT_MAX: Duration = Duration::from_secs(10);
 /// Most pages followed for one list during discovery (a loop guard).
 const MAX_PAGES: usize = 1000;
 
@@ -410,56 +413,102 @@ impl Supervisor {
         }
     }
 
-    /// While connected: handle deaths, list changes, reconnects and stop.
+    /// While connected: handle deaths, list changes, reconnects and stop,
+    /// and check liveness with a `ping` every `ping_interval_s`. Every wait
+    /// here is one `select!`, so Stop and Reconnect are taken at once even
+    /// while a ping is out.
     fn serve(&mut self, conn: Arc<Conn>) -> Next {
+        let mut ping = Ping::new(self.b().config.ping_interval, self.b().timeout().min(PING_WAIT_MAX));
         loop {
-            let Ok(msg) = self.rx.recv() else {
-                conn.close("gateway stopping");
-                return Next::Stop;
-            };
-            match msg {
-                SupervisorMsg::Stop => {
-                    conn.close("gateway stopping");
-                    *self.b().conn.write() = None;
-                    self.set_state(State::Disconnected, None);
-                    return Next::Stop;
-                }
-                SupervisorMsg::Reconnect(r) => {
-                    conn.close("reconnect requested");
-                    *self.b().conn.write() = None;
-                    self.event(Level::Info, "backend.disconnected", "reconnect requested");
-                    return Next::Reconnect(r);
-                }
-                SupervisorMsg::Died { generation, reason } if generation == conn.generation => {
-                    *self.b().conn.write() = None;
-                    self.set_state(State::Disconnected, Some(reason.clone()));
-                    self.event(Level::Warn, "backend.disconnected", reason);
-                    self.changed();
-                    return Next::Died;
-                }
-                SupervisorMsg::ListChanged { generation } if generation == conn.generation => {
-                    // Coalesce a burst of notifications into one rediscovery.
-                    while let Ok(m) = self.rx.try_recv() {
-                        match m {
-                            SupervisorMsg::ListChanged { .. } => {}
-                            other => {
-                                // Put it back in front of anything newer.
-                                let _ = self.backend.ctl.try_send(other);
-                                break;
-                            }
-                        }
-                    }
-                    match discover(&conn, &self.b().status().caps, self.b().timeout()) {
-                        Ok(d) => {
-                            *self.b().discovered.write() = Arc::new(d);
-                            self.changed();
-                        }
-                        Err(e) => log::warn!("backend '{}': rediscovery failed: {e}", self.b().name),
+            select! {
+                recv(self.rx) -> msg => {
+                    let Ok(msg) = msg else {
+                        conn.close("gateway stopping");
+                        return Next::Stop;
+                    };
+                    if let Some(next) = self.on_message(&conn, msg) {
+                        return next;
                     }
                 }
-                _ => {}
+                recv(ping.answer) -> reply => match reply {
+                    Ok(Reply::Progress(_)) => {}
+                    // The gateway's own timeout is no answer from the backend.
+                    Ok(Reply::Done(Err(e))) if e.code == crate::codec::code::REQUEST_TIMEOUT => {
+                        return self.dead(&conn, ping.no_answer());
+                    }
+                    // A result or any JSON-RPC error (-32601 included) proves
+                    // that the backend reads and answers. (A connection that
+                    // died fails the ping too; its Died message follows.)
+                    Ok(Reply::Done(_)) | Err(_) => ping.answered(),
+                },
+                recv(ping.timer) -> _ => {
+                    if ping.waiting {
+                        return self.dead(&conn, ping.no_answer());
+                    }
+                    ping.send(&conn);
+                }
             }
         }
+    }
+
+    /// One supervisor message while connected; `Some` ends the connected spell.
+    fn on_message(&mut self, conn: &Arc<Conn>, msg: SupervisorMsg) -> Option<Next> {
+        match msg {
+            SupervisorMsg::Stop => {
+                conn.close("gateway stopping");
+                *self.b().conn.write() = None;
+                self.set_state(State::Disconnected, None);
+                Some(Next::Stop)
+            }
+            SupervisorMsg::Reconnect(r) => {
+                conn.close("reconnect requested");
+                *self.b().conn.write() = None;
+                self.event(Level::Info, "backend.disconnected", "reconnect requested");
+                Some(Next::Reconnect(r))
+            }
+            SupervisorMsg::Died { generation, reason } if generation == conn.generation => {
+                Some(self.disconnected(reason))
+            }
+            SupervisorMsg::ListChanged { generation } if generation == conn.generation => {
+                // Coalesce a burst of notifications into one rediscovery.
+                while let Ok(m) = self.rx.try_recv() {
+                    match m {
+                        SupervisorMsg::ListChanged { .. } => {}
+                        other => {
+                            // Put it back in front of anything newer.
+                            let _ = self.backend.ctl.try_send(other);
+                            break;
+                        }
+                    }
+                }
+                match discover(conn, &self.b().status().caps, self.b().timeout()) {
+                    Ok(d) => {
+                        *self.b().discovered.write() = Arc::new(d);
+                        self.changed();
+                    }
+                    Err(e) => log::warn!("backend '{}': rediscovery failed: {e}", self.b().name),
+                }
+                None
+            }
+            // Died or ListChanged of an earlier connection.
+            _ => None,
+        }
+    }
+
+    /// The live connection does not answer: close it (failing its calls in
+    /// flight with `reason`, killing a child) and reconnect with backoff.
+    fn dead(&self, conn: &Conn, reason: String) -> Next {
+        conn.close(&reason);
+        self.disconnected(reason)
+    }
+
+    /// The connection is gone (it died, or [`Supervisor::dead`] closed it).
+    fn disconnected(&self, reason: String) -> Next {
+        *self.b().conn.write() = None;
+        self.set_state(State::Disconnected, Some(reason.clone()));
+        self.event(Level::Warn, "backend.disconnected", reason);
+        self.changed();
+        Next::Died
     }
 
     fn connect(&mut self, transport: &Transport) -> Result<Arc<Conn>, String> {
@@ -514,6 +563,48 @@ impl Supervisor {
                 Err(e)
             }
         }
+    }
+}
+
+/// The liveness check of one connection: the timer is when the next ping
+/// is due or, while `waiting`, when its answer is overdue.
+struct Ping {
+    every: Option<Duration>,
+    /// How long an answer may take: `min(timeout_s, 10 s)`.
+    wait: Duration,
+    answer: Receiver<Reply>,
+    timer: Receiver<Instant>,
+    waiting: bool,
+}
+
+impl Ping {
+    fn new(every: Option<Duration>, wait: Duration) -> Ping {
+        let timer = every.map_or_else(crossbeam_channel::never, crossbeam_channel::after);
+        Ping { every, wait, answer: crossbeam_channel::never(), timer, waiting: false }
+    }
+
+    fn send(&mut self, conn: &Conn) {
+        let (tx, rx) = bounded(4);
+        // The call's own deadline is a little later than ours, so the
+        // admin tick does not expire it first.
+        match conn.call(method::PING, None, Sink::Chan(tx), self.wait + Duration::from_secs(1)) {
+            Ok(_) => self.answer = rx,
+            // Closing (its Died follows) or the queue stayed full for 5 s:
+            // either way no answer can come; the timer below decides.
+            Err(e) => log::debug!("backend '{}': cannot send ping: {}", conn.backend, e.message),
+        }
+        self.timer = crossbeam_channel::after(self.wait);
+        self.waiting = true;
+    }
+
+    fn answered(&mut self) {
+        self.answer = crossbeam_channel::never();
+        self.timer = self.every.map_or_else(crossbeam_channel::never, crossbeam_channel::after);
+        self.waiting = false;
+    }
+
+    fn no_answer(&self) -> String {
+        format!("did not answer ping within {:.1}s", self.wait.as_secs_f64())
     }
 }
 
