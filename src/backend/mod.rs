@@ -7,6 +7,7 @@
 
 pub mod backoff;
 pub mod conn;
+pub mod local;
 pub mod sse;
 pub mod stats;
 pub mod stdio;

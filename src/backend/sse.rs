@@ -1,17 +1,18 @@
 //! Remote legacy HTTP+SSE backends (protocol 2024-11-05 style): a GET
 //! stream read by `backend:<n>:stream`, whose first `endpoint` event names
 //! the URL that `backend:<n>:poster` POSTs every message to. Optionally
-//! starts a local server process first (legacy config behaviour) and probes
-//! for readiness instead of sleeping.
+//! starts a local server process first (legacy config behaviour, see
+//! `local.rs`) and probes for readiness instead of sleeping.
 
 use super::conn::{Conn, Outgoing};
+use super::local::{self, LocalServer};
 use super::stats::Stats;
 use super::stdio;
 use super::SupervisorMsg;
 use crate::codec::jsonrpc;
 use crate::codec::sse::SseDecoder;
 use crate::config::Command;
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,68 +48,37 @@ pub fn open(
     stats: Arc<Stats>,
     timeout: Duration,
 ) -> Result<Arc<Conn>, String> {
-    let mut child = match local {
-        Some(cmd) => {
-            let mut child = stdio::spawn_child(cmd, false)?;
-            if let Some(o) = child.stdout.take() {
-                stdio::log_stderr(name, o).map_err(|e| e.to_string())?;
+    let server = local.map(|cmd| LocalServer::start(name, cmd, url)).transpose()?;
+    let resp = match get_stream(url, headers, server.as_ref(), timeout) {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(s) = &server {
+                s.stop();
             }
-            if let Some(e) = child.stderr.take() {
-                stdio::log_stderr(name, e).map_err(|e| e.to_string())?;
-            }
-            Some(child)
-        }
-        None => None,
-    };
-    let pid = child.as_ref().map(|c| c.id());
-    let agent = stream_agent();
-    // A local server needs a moment to bind: retry the connect until the
-    // deadline rather than sleeping a fixed time.
-    let deadline = Instant::now() + timeout.min(Duration::from_secs(30));
-    let resp = loop {
-        let mut req = agent.get(url).header("Accept", "text/event-stream");
-        for (k, v) in headers {
-            req = req.header(k, v);
-        }
-        match req.call() {
-            Ok(r) if r.status() == 200 => break r,
-            Ok(r) => {
-                let status = r.status();
-                if let Some(c) = child.as_mut() {
-                    stdio::kill_and_reap(c);
-                }
-                return Err(format!("GET {url} answered HTTP {status}"));
-            }
-            Err(e) => {
-                let retry = child.is_some() && Instant::now() < deadline;
-                if let Some(c) = child.as_mut() {
-                    if let Ok(Some(status)) = c.try_wait() {
-                        return Err(format!("local server exited before serving ({status})"));
-                    }
-                }
-                if !retry {
-                    if let Some(c) = child.as_mut() {
-                        stdio::kill_and_reap(c);
-                    }
-                    return Err(format!("GET {url} failed: {e}"));
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            return Err(e);
         }
     };
-    let (conn, out_rx) = Conn::new(name.clone(), generation, pid, supervisor, stats);
-    if let Some(c) = child {
-        conn.set_closer(stdio::closer(c));
+    let (conn, out_rx) = Conn::new(name.clone(), generation, server.as_ref().map(|s| s.pid), supervisor, stats);
+    let exited = server.as_ref().map(LocalServer::exited);
+    if let Some(s) = server {
+        // Attach before anything can fail: from here the process's exit
+        // ends the connection, and closing the connection stops the process.
+        let attached = s.attach(&conn);
+        conn.set_closer(s.closer());
+        if let Err(e) = attached {
+            conn.close(&e);
+            return Err(e);
+        }
     }
     let (ep_tx, ep_rx) = bounded::<String>(1);
     let base = url.to_owned();
     let c = conn.clone();
     let body = resp.into_body();
     crate::thread::spawn(format!("backend:{name}:stream"), move || {
-        read_stream(&c, body.into_reader(), &base, Some(ep_tx));
+        read_stream(&c, body.into_reader(), &base, Some(ep_tx), exited.as_ref());
         Ok(())
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| cannot_start(&conn, &e))?;
     let endpoint = match ep_rx.recv_timeout(timeout.min(Duration::from_secs(30))) {
         Ok(ep) => ep,
         Err(_) => {
@@ -122,23 +92,69 @@ pub fn open(
         post_loop(&c, &endpoint, &headers, &out_rx, timeout);
         Ok(())
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| cannot_start(&conn, &e))?;
     Ok(conn)
 }
 
+/// A thread of the connection could not start: close it (stopping a local
+/// server) and say why.
+fn cannot_start(conn: &Conn, e: &std::io::Error) -> String {
+    let why = format!("cannot start I/O threads: {e}");
+    conn.close(&why);
+    why
+}
+
+/// Opens the event stream. With a local server, retries the connect every
+/// 100 ms (or at once when the server exits) until `min(timeout, 30 s)`:
+/// it needs a moment to bind, and sleeping a fixed time would be a guess.
+fn get_stream(
+    url: &str,
+    headers: &[(String, String)],
+    server: Option<&LocalServer>,
+    timeout: Duration,
+) -> Result<ureq::http::Response<ureq::Body>, String> {
+    let agent = stream_agent();
+    let deadline = Instant::now() + timeout.min(Duration::from_secs(30));
+    loop {
+        if let Some(s) = server.filter(|s| s.has_exited()) {
+            let status = s.exit_status().unwrap_or_default();
+            return Err(format!("{} before serving ({status})", local::EXITED));
+        }
+        let mut req = agent.get(url).header("Accept", "text/event-stream");
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        match req.call() {
+            Ok(r) if r.status() == 200 => return Ok(r),
+            Ok(r) => return Err(format!("GET {url} answered HTTP {}", r.status())),
+            Err(e) => match server {
+                Some(s) if Instant::now() < deadline => {
+                    s.wait_exit(Duration::from_millis(100));
+                }
+                _ => return Err(format!("GET {url} failed: {e}")),
+            },
+        }
+    }
+}
+
 /// Reads SSE events until the stream ends. `endpoint` receives the first
-/// `endpoint` event's URL, resolved against `base`.
-fn read_stream(conn: &Conn, mut body: impl Read, base: &str, mut endpoint: Option<Sender<String>>) {
+/// `endpoint` event's URL, resolved against `base`. `exited` is a local
+/// server's exit signal: a stream that ends because its server died is
+/// reported as that death.
+fn read_stream(
+    conn: &Conn,
+    mut body: impl Read,
+    base: &str,
+    mut endpoint: Option<Sender<String>>,
+    exited: Option<&Receiver<()>>,
+) {
     let mut dec = SseDecoder::new(stdio::MAX_LINE);
     let mut buf = vec![0u8; 16 * 1024];
-    loop {
+    let why = loop {
         let n = match body.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => break "event stream closed".to_owned(),
             Ok(n) => n,
-            Err(e) => {
-                conn.died(&format!("event stream failed: {e}"));
-                return;
-            }
+            Err(e) => break format!("event stream failed: {e}"),
         };
         if !conn.is_alive() {
             return;
@@ -157,8 +173,16 @@ fn read_stream(conn: &Conn, mut body: impl Read, base: &str, mut endpoint: Optio
                 Err(e) => log::warn!("backend '{}': {e}", conn.backend),
             }
         }
+    };
+    // The server's sockets close as it exits, a moment before its waiter
+    // can reap it: give the waiter that moment, so the reason is the exit.
+    if let Some(rx) = exited.filter(|_| conn.is_alive()) {
+        if matches!(rx.recv_timeout(Duration::from_secs(1)), Err(RecvTimeoutError::Disconnected)) {
+            conn.died(local::EXITED);
+            return;
+        }
     }
-    conn.died("event stream closed");
+    conn.died(&why);
 }
 
 /// Parses one SSE `data` payload as JSON-RPC (a message or, from servers

@@ -2,7 +2,7 @@
 //! newline-delimited JSON-RPC. Threads: `backend:<n>:writer` drains the
 //! outgoing channel into stdin, `backend:<n>:reader` parses stdout lines,
 //! `backend:<n>:stderr` copies stderr into the log under the backend's name.
-//! Also used to start the local process of a legacy SSE backend.
+//! Also spawns the local process of a legacy SSE backend (`local.rs`).
 
 use super::conn::{Closer, Conn, Outgoing};
 use super::stats::Stats;
@@ -111,7 +111,7 @@ pub fn kill_and_reap(child: &mut Child) -> String {
 
 /// Signals the whole process group led by `pid`.
 #[allow(unsafe_code)]
-fn signal_group(pid: u32, sig: libc::c_int) {
+pub(super) fn signal_group(pid: u32, sig: libc::c_int) {
     let Ok(pgid) = libc::pid_t::try_from(pid) else { return };
     if pgid <= 1 {
         return;
