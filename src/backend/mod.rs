@@ -12,6 +12,7 @@ pub mod sse;
 pub mod stats;
 pub mod stdio;
 pub mod streamable;
+pub mod wire;
 
 use crate::codec::mcp::{self, method};
 use crate::codec::ErrorObj;

@@ -8,8 +8,8 @@ use super::conn::{Conn, Outgoing};
 use super::local::{self, LocalServer};
 use super::stats::Stats;
 use super::stdio;
+use super::wire;
 use super::SupervisorMsg;
-use crate::codec::jsonrpc;
 use crate::codec::sse::SseDecoder;
 use crate::config::Command;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
@@ -167,7 +167,9 @@ fn read_stream(
                         let _ = tx.send(resolve(base, ev.data.trim()));
                     }
                 }
-                Ok(Some(ev)) if ev.event == "message" => dispatch_data(conn, &ev.data),
+                Ok(Some(ev)) if ev.event == "message" => {
+                    dispatch_data(conn, &ev.data, None);
+                }
                 Ok(Some(_)) => {}
                 Ok(None) => break,
                 Err(e) => log::warn!("backend '{}': {e}", conn.backend),
@@ -185,20 +187,17 @@ fn read_stream(
     conn.died(&why);
 }
 
-/// Parses one SSE `data` payload as JSON-RPC (a message or, from servers
-/// that batch, an array of them) and routes it.
-pub fn dispatch_data(conn: &Conn, data: &str) {
-    match jsonrpc::parse(data.as_bytes()) {
-        Ok(jsonrpc::Parsed::Single(Ok(m))) => conn.handle_incoming(m),
-        Ok(jsonrpc::Parsed::Batch(items)) => {
-            for m in items.into_iter().flatten() {
-                conn.handle_incoming(m);
-            }
-        }
-        Ok(jsonrpc::Parsed::Single(Err(e))) | Err(e) => {
-            log::warn!("backend '{}' sent an event that is not JSON-RPC: {}", conn.backend, e.message)
-        }
-    }
+/// Routes one SSE `data` payload (a message or, from servers that batch,
+/// an array of them). Returns whether it answered gateway request `request`.
+pub fn dispatch_data(conn: &Conn, data: &str, request: Option<i64>) -> bool {
+    wire::route(conn, data.as_bytes(), request).unwrap_or_else(|e| {
+        log::warn!(
+            "backend '{}' sent an event that is not JSON-RPC ({e}); skipped: {}",
+            conn.backend,
+            wire::snippet(data.as_bytes())
+        );
+        false
+    })
 }
 
 fn post_loop(conn: &Conn, endpoint: &str, headers: &[(String, String)], rx: &Receiver<Outgoing>, timeout: Duration) {
