@@ -407,6 +407,50 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// `text` (say, an error message of the HTTP client) with every copy of
+/// `url` replaced by its redacted form, and every secret the URL carries
+/// (password or lone user name, values of secret-looking query or fragment
+/// keys) replaced by `***` wherever it appears: the client may print the URL
+/// normalized, or only its path and query.
+pub fn scrub_url(text: &str, url: &str) -> String {
+    let mut out = text.replace(url, &redact_url(url));
+    for secret in url_secrets(url) {
+        // A secret of one to three characters would garble the message more
+        // than it hides; such a value is no secret anyway.
+        if secret.len() >= 4 {
+            out = out.replace(secret, "***");
+        }
+    }
+    out
+}
+
+/// The parts of `url` that [`redact_url`] hides.
+fn url_secrets(url: &str) -> Vec<&str> {
+    let Some(i) = url.find("://") else {
+        return Vec::new();
+    };
+    let rest = &url[i + 3..];
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let mut out = Vec::new();
+    if let Some(at) = authority.rfind('@') {
+        let user = &authority[..at];
+        out.push(user.split_once(':').map_or(user, |(_, password)| password));
+    }
+    let (before_frag, frag) = tail.split_once('#').map_or((tail, None), |(b, f)| (b, Some(f)));
+    let query = before_frag.split_once('?').map(|(_, q)| q);
+    for part in [query, frag].into_iter().flatten() {
+        for pair in part.split('&') {
+            if let Some((k, v)) = pair.split_once('=') {
+                if is_secret_key(k) && !v.is_empty() {
+                    out.push(v);
+                }
+            }
+        }
+    }
+    out
+}
+
 fn redact_pairs(s: &str) -> String {
     s.split('&')
         .map(|pair| match pair.split_once('=') {
@@ -1910,6 +1954,22 @@ mod tests {
         );
         assert_eq!(ep(r#"{"type": "stdio"}"#), "");
         assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn error_texts_are_scrubbed_of_url_secrets() {
+        let url = "https://bob:hunter22@h.example:8443/mcp?api_key=SECRET123&x=1#token=FRAG9";
+        let raw = format!("bad uri: {url}");
+        assert_eq!(scrub_url(&raw, url), "bad uri: https://bob:***@h.example:8443/mcp?api_key=***&x=1#token=***");
+        // Normalized or partial copies lose their secrets too.
+        let partial = "GET /mcp?api_key=SECRET123&x=1 failed for bob:hunter22 (fragment token=FRAG9)";
+        assert_eq!(scrub_url(partial, url), "GET /mcp?api_key=***&x=1 failed for bob:*** (fragment token=***)");
+        let lone = "https://ghp_abcdef@h/x";
+        assert_eq!(scrub_url("io: refused by ghp_abcdef@h", lone), "io: refused by ***@h");
+        // Nothing secret: the text stays as it is; short values are left alone.
+        assert_eq!(scrub_url("io: Connection refused", "http://127.0.0.1:1/mcp?x=1"), "io: Connection refused");
+        assert_eq!(scrub_url("key=ab in text", "http://h/?key=ab"), "key=ab in text");
+        assert_eq!(scrub_url("not a url here", "not a url"), "not a url here");
     }
 
     // ---- fixtures under tests/configs

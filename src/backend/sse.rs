@@ -11,7 +11,7 @@ use super::stdio;
 use super::wire;
 use super::SupervisorMsg;
 use crate::codec::sse::SseDecoder;
-use crate::config::Command;
+use crate::config::{redact_url, scrub_url, Command};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::io::Read;
 use std::sync::Arc;
@@ -83,13 +83,14 @@ pub fn open(
         Ok(ep) => ep,
         Err(_) => {
             conn.close("no endpoint event");
-            return Err(format!("{url} sent no `endpoint` event"));
+            return Err(format!("{} sent no `endpoint` event", redact_url(url)));
         }
     };
     let c = conn.clone();
     let headers = headers.to_vec();
+    let url = url.to_owned();
     crate::thread::spawn(format!("backend:{name}:poster"), move || {
-        post_loop(&c, &endpoint, &headers, &out_rx, timeout);
+        post_loop(&c, &endpoint, &url, &headers, &out_rx, timeout);
         Ok(())
     })
     .map_err(|e| cannot_start(&conn, &e))?;
@@ -126,12 +127,12 @@ fn get_stream(
         }
         match req.call() {
             Ok(r) if r.status() == 200 => return Ok(r),
-            Ok(r) => return Err(format!("GET {url} answered HTTP {}", r.status())),
+            Ok(r) => return Err(format!("GET {} answered HTTP {}", redact_url(url), r.status())),
             Err(e) => match server {
                 Some(s) if Instant::now() < deadline => {
                     s.wait_exit(Duration::from_millis(100));
                 }
-                _ => return Err(format!("GET {url} failed: {e}")),
+                _ => return Err(format!("GET {} failed: {}", redact_url(url), scrub(&e, url))),
             },
         }
     }
@@ -154,7 +155,7 @@ fn read_stream(
         let n = match body.read(&mut buf) {
             Ok(0) => break "event stream closed".to_owned(),
             Ok(n) => n,
-            Err(e) => break format!("event stream failed: {e}"),
+            Err(e) => break format!("event stream failed: {}", scrub(&e, base)),
         };
         if !conn.is_alive() {
             return;
@@ -200,7 +201,16 @@ pub fn dispatch_data(conn: &Conn, data: &str, request: Option<i64>) -> bool {
     })
 }
 
-fn post_loop(conn: &Conn, endpoint: &str, headers: &[(String, String)], rx: &Receiver<Outgoing>, timeout: Duration) {
+/// POSTs each message to `endpoint`. `url` (the stream's) is there to keep
+/// its secrets out of error texts: the endpoint often shares its query.
+fn post_loop(
+    conn: &Conn,
+    endpoint: &str,
+    url: &str,
+    headers: &[(String, String)],
+    rx: &Receiver<Outgoing>,
+    timeout: Duration,
+) {
     let agent = post_agent(timeout);
     while let Ok(msg) = rx.recv() {
         let mut req = agent.post(endpoint).header("Content-Type", "application/json");
@@ -215,11 +225,19 @@ fn post_loop(conn: &Conn, endpoint: &str, headers: &[(String, String)], rx: &Rec
             }
             Ok(r) => fail_request(conn, msg.request_id, &format!("POST answered HTTP {}", r.status())),
             Err(e) => {
-                conn.died(&format!("POST {endpoint} failed: {e}"));
+                let e = scrub_url(&scrub(&e, endpoint), url);
+                conn.died(&format!("POST {} failed: {e}", redact_url(endpoint)));
                 return;
             }
         }
     }
+}
+
+/// An error text of the HTTP client without the secrets of `url` (it may
+/// quote the URL): what the backend layer shows goes to `last_error`,
+/// events, the log and client errors.
+pub fn scrub(e: &impl std::fmt::Display, url: &str) -> String {
+    scrub_url(&e.to_string(), url)
 }
 
 /// Fails one call whose message the server refused.

@@ -7,12 +7,13 @@
 //! once known; the session is DELETEd on close.
 
 use super::conn::{Conn, Outgoing};
-use super::sse::{dispatch_data, fail_request, post_agent, stream_agent};
+use super::sse::{dispatch_data, fail_request, post_agent, scrub, stream_agent};
 use super::stats::Stats;
 use super::stdio::MAX_LINE;
 use super::wire;
 use super::SupervisorMsg;
 use crate::codec::sse::SseDecoder;
+use crate::config::redact_url;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use std::io::Read;
@@ -103,14 +104,15 @@ fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>, timeout: Duration
             Ok(r) => r,
             // A slow answer fails only its own call (its deadline passed).
             Err(e @ ureq::Error::Timeout(_)) => {
-                fail_request(conn, msg.request_id, &format!("POST failed: {e}"));
+                fail_request(conn, msg.request_id, &format!("POST failed: {}", scrub(&e, &t.url)));
                 continue;
             }
             // Anything else (refused, reset, DNS) means the server is gone:
             // the supervisor reconnects with backoff and the state says so.
             Err(e) => {
+                let e = scrub(&e, &t.url);
                 fail_request(conn, msg.request_id, &format!("POST failed: {e}"));
-                conn.died(&format!("POST {} failed: {e}", t.url));
+                conn.died(&format!("POST {} failed: {e}", redact_url(&t.url)));
                 return;
             }
         };
@@ -145,7 +147,7 @@ fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>, timeout: Duration
         }
         match body.into_with_config().limit(MAX_BODY).read_to_vec() {
             Ok(bytes) => answer_body(conn, &bytes, request),
-            Err(e) => fail_request(conn, request, &format!("reading the response failed: {e}")),
+            Err(e) => fail_request(conn, request, &format!("reading the response failed: {}", scrub(&e, &t.url))),
         }
     }
 }
@@ -214,6 +216,6 @@ fn get_stream(conn: &Conn, t: &Target) {
             read_events(conn, r.into_body().into_reader(), None);
         }
         Ok(r) => log::debug!("backend '{}': no GET stream (HTTP {})", conn.backend, r.status()),
-        Err(e) => log::debug!("backend '{}': GET stream failed: {e}", conn.backend),
+        Err(e) => log::debug!("backend '{}': GET stream failed: {}", conn.backend, scrub(&e, &t.url)),
     }
 }
