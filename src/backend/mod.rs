@@ -108,6 +108,14 @@ pub struct Discovered {
     pub completions: bool,
 }
 
+/// What a backend restarted by a reload takes over from the one it replaces.
+#[derive(Default)]
+struct Carried {
+    restarts: u64,
+    stats: Arc<Stats>,
+    discovered: Arc<Discovered>,
+}
+
 pub struct Backend {
     pub name: Arc<str>,
     pub config: BackendConfig,
@@ -134,12 +142,13 @@ impl Backend {
         events: Sender<BackendEvent>,
         ring: Arc<crate::runtime::events::EventRing>,
     ) -> Arc<Backend> {
-        Backend::start_with(config, backoff, events, ring, 0, Arc::new(Stats::default()))
+        Backend::start_with(config, backoff, events, ring, Carried::default())
     }
 
     /// Starts a backend that replaces `old` (same name, changed config, on
     /// reload): its counters and restart count carry over, so metrics stay
-    /// monotonic.
+    /// monotonic, and so do its last discovered lists, so that until it is
+    /// connected a call to one of its tools names it as unavailable.
     pub fn restart_from(
         old: &Backend,
         config: BackendConfig,
@@ -147,7 +156,9 @@ impl Backend {
         events: Sender<BackendEvent>,
         ring: Arc<crate::runtime::events::EventRing>,
     ) -> Arc<Backend> {
-        Backend::start_with(config, backoff, events, ring, old.status().restarts + 1, old.stats.clone())
+        let carried =
+            Carried { restarts: old.status().restarts + 1, stats: old.stats.clone(), discovered: old.discovered() };
+        Backend::start_with(config, backoff, events, ring, carried)
     }
 
     fn start_with(
@@ -155,9 +166,9 @@ impl Backend {
         backoff: Policy,
         events: Sender<BackendEvent>,
         ring: Arc<crate::runtime::events::EventRing>,
-        restarts: u64,
-        stats: Arc<Stats>,
+        carried: Carried,
     ) -> Arc<Backend> {
+        let Carried { restarts, stats, discovered } = carried;
         let (ctl, ctl_rx) = bounded(64);
         let b = Arc::new(Backend {
             name: config.name.as_str().into(),
@@ -174,7 +185,7 @@ impl Backend {
             config,
             conn: RwLock::new(None),
             handshaking: Mutex::new((false, None)),
-            discovered: RwLock::new(Arc::new(Discovered::default())),
+            discovered: RwLock::new(discovered),
             stats,
             backoff: Mutex::new(backoff),
             ctl,

@@ -166,6 +166,13 @@ impl Runtime {
         self.backends.read().iter().find(|b| &*b.name == name).cloned()
     }
 
+    /// Why `backend` cannot take a call now (-32001 naming it and its
+    /// state), for a tool or prompt that the registry knows only as one a
+    /// backend that is down exposed last. `None` if it can after all.
+    pub fn unavailable(&self, backend: &str) -> Option<crate::codec::ErrorObj> {
+        self.backend(backend)?.conn_for_call().err()
+    }
+
     pub fn state(&self) -> ServerState {
         *self.state.lock()
     }
@@ -214,23 +221,22 @@ impl Runtime {
         *self.backends.write() = started;
     }
 
-    /// Rebuilds the registry from connected backends, in config order, and
-    /// tells every session which lists changed. Admin thread only.
+    /// Rebuilds the registry from connected backends, in config order (plus
+    /// the unlisted names of those that are down), and tells every session
+    /// which lists changed. Admin thread only.
     fn rebuild(&self) {
+        fn source((b, _, caps): &(Arc<Backend>, bool, Arc<crate::backend::Discovered>)) -> Source<'_> {
+            Source { backend: b.name.clone(), prefix: b.config.prefix.as_deref(), filter: &b.config.tools, caps }
+        }
         let backends = self.backends();
         let discovered: Vec<_> =
             backends.iter().map(|b| (b.clone(), b.status().state == BackendState::Connected, b.discovered())).collect();
-        let sources: Vec<Source<'_>> = discovered
-            .iter()
-            .filter(|(_, connected, _)| *connected)
-            .map(|(b, _, caps)| Source {
-                backend: b.name.clone(),
-                prefix: b.config.prefix.as_deref(),
-                filter: &b.config.tools,
-                caps,
-            })
-            .collect();
-        let new = Arc::new(Registry::build(&sources));
+        let (up, down): (Vec<_>, Vec<_>) = discovered.iter().partition(|(_, connected, _)| *connected);
+        let sources: Vec<Source<'_>> = up.into_iter().map(source).collect();
+        // Backends that are down keep their names in the registry's unlisted
+        // lookup, so a call to one names the backend instead of "Unknown tool".
+        let offline: Vec<Source<'_>> = down.into_iter().map(source).collect();
+        let new = Arc::new(Registry::build_with_offline(&sources, &offline));
         let old = std::mem::replace(&mut *self.registry.write(), new.clone());
         let (tools, resources, prompts) = new.changed_kinds(&old);
         if tools || resources || prompts {
