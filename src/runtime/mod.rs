@@ -225,13 +225,16 @@ impl Runtime {
     /// the unlisted names of those that are down), and tells every session
     /// which lists changed. Admin thread only.
     fn rebuild(&self) {
-        fn source((b, _, caps): &(Arc<Backend>, bool, Arc<crate::backend::Discovered>)) -> Source<'_> {
+        fn source((b, _, caps): &(Arc<Backend>, BackendState, Arc<crate::backend::Discovered>)) -> Source<'_> {
             Source { backend: b.name.clone(), prefix: b.config.prefix.as_deref(), filter: &b.config.tools, caps }
         }
         let backends = self.backends();
-        let discovered: Vec<_> =
-            backends.iter().map(|b| (b.clone(), b.status().state == BackendState::Connected, b.discovered())).collect();
-        let (up, down): (Vec<_>, Vec<_>) = discovered.iter().partition(|(_, connected, _)| *connected);
+        // Each state is read once, before the lists (a connect stores the
+        // lists first): the registry and the gateway state below come from
+        // the same reading, so `ready` never shows before the registry
+        // holds every connected backend's capabilities.
+        let seen: Vec<_> = backends.iter().map(|b| (b.clone(), b.status().state, b.discovered())).collect();
+        let (up, down): (Vec<_>, Vec<_>) = seen.iter().partition(|(_, state, _)| *state == BackendState::Connected);
         let sources: Vec<Source<'_>> = up.into_iter().map(source).collect();
         // Backends that are down keep their names in the registry's unlisted
         // lookup, so a call to one names the backend instead of "Unknown tool".
@@ -263,14 +266,12 @@ impl Runtime {
             );
             crate::transport::notify_list_changed(self, tools, resources, prompts);
         }
-        self.update_state();
+        self.update_state(seen.iter().map(|(_, state, _)| *state));
     }
 
     /// Recomputes the gateway state from the backends' states.
-    fn update_state(&self) {
-        let backends = self.backends();
-        let states: Vec<BackendState> =
-            backends.iter().map(|b| b.status().state).filter(|s| *s != BackendState::Disabled).collect();
+    fn update_state(&self, states: impl Iterator<Item = BackendState>) {
+        let states: Vec<BackendState> = states.filter(|s| *s != BackendState::Disabled).collect();
         let settling = states.iter().any(|s| matches!(s, BackendState::Pending | BackendState::Connecting));
         if !settling {
             self.first_discovery_done.store(true, Ordering::Relaxed);
