@@ -67,6 +67,12 @@ pub struct ServerConfig {
     pub max_outbox_bytes: usize,
     /// Calls one session may have in flight at once, default 64.
     pub max_inflight_per_session: usize,
+    /// First wait before retrying a backend that failed, default 1 s
+    /// (`backoff_initial_ms`); doubled after each failure up to
+    /// `backoff_max`, with ±20 % jitter.
+    pub backoff_initial: Duration,
+    /// Longest wait between attempts, default 30 s (`backoff_max_ms`).
+    pub backoff_max: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -113,6 +119,9 @@ pub struct BackendConfig {
     pub enabled: bool,
     /// Per-request timeout, default 60 s.
     pub timeout: Duration,
+    /// How often a connected backend is pinged (`ping_interval_s`, default
+    /// 30 s); `None` (`0` in the file) turns liveness checks off.
+    pub ping_interval: Option<Duration>,
     pub prefix: Option<String>,
     pub tools: ToolFilter,
     /// Err holds a one-line message naming the field, e.g.
@@ -244,6 +253,12 @@ pub const DEFAULT_MAX_INFLIGHT_PER_SESSION: usize = 64;
 pub const DEFAULT_EVENT_BUFFER: usize = 1000;
 /// Per-request backend timeout when `timeout_s` is absent.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Liveness ping interval when `ping_interval_s` is absent.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
+/// `server.backoff_initial_ms` default.
+pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(1000);
+/// `server.backoff_max_ms` default.
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_millis(30_000);
 /// Environment variable naming the config file (second in the lookup chain).
 pub const CONFIG_ENV: &str = "MCP_SENTINEL_CONFIG";
 /// File names tried in the working directory, in order; `config.json` is
@@ -255,6 +270,9 @@ pub const CONFIG_FILE_NAMES: [&str; 2] = ["mcp-sentinel.json", "config.json"];
 /// overflow.
 const MAX_TIMEOUT_S: f64 = 86_400.0;
 const EVENT_BUFFER_RANGE: std::ops::RangeInclusive<u64> = 10..=100_000;
+/// Accepted backoff values in milliseconds: below 10 ms a failing backend
+/// would be retried in a near-tight loop; above a day is a unit mistake.
+const BACKOFF_MS_RANGE: std::ops::RangeInclusive<u64> = 10..=86_400_000;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -269,6 +287,8 @@ impl Default for ServerConfig {
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             max_outbox_bytes: DEFAULT_MAX_OUTBOX_BYTES,
             max_inflight_per_session: DEFAULT_MAX_INFLIGHT_PER_SESSION,
+            backoff_initial: DEFAULT_BACKOFF_INITIAL,
+            backoff_max: DEFAULT_BACKOFF_MAX,
         }
     }
 }
@@ -409,6 +429,50 @@ pub fn redact_url(url: &str) -> String {
     if let Some(f) = frag {
         out.push('#');
         out.push_str(&redact_pairs(f));
+    }
+    out
+}
+
+/// `text` (say, an error message of the HTTP client) with every copy of
+/// `url` replaced by its redacted form, and every secret the URL carries
+/// (password or lone user name, values of secret-looking query or fragment
+/// keys) replaced by `***` wherever it appears: the client may print the URL
+/// normalized, or only its path and query.
+pub fn scrub_url(text: &str, url: &str) -> String {
+    let mut out = text.replace(url, &redact_url(url));
+    for secret in url_secrets(url) {
+        // A secret of one to three characters would garble the message more
+        // than it hides; such a value is no secret anyway.
+        if secret.len() >= 4 {
+            out = out.replace(secret, "***");
+        }
+    }
+    out
+}
+
+/// The parts of `url` that [`redact_url`] hides.
+fn url_secrets(url: &str) -> Vec<&str> {
+    let Some(i) = url.find("://") else {
+        return Vec::new();
+    };
+    let rest = &url[i + 3..];
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let mut out = Vec::new();
+    if let Some(at) = authority.rfind('@') {
+        let user = &authority[..at];
+        out.push(user.split_once(':').map_or(user, |(_, password)| password));
+    }
+    let (before_frag, frag) = tail.split_once('#').map_or((tail, None), |(b, f)| (b, Some(f)));
+    let query = before_frag.split_once('?').map(|(_, q)| q);
+    for part in [query, frag].into_iter().flatten() {
+        for pair in part.split('&') {
+            if let Some((k, v)) = pair.split_once('=') {
+                if is_secret_key(k) && !v.is_empty() {
+                    out.push(v);
+                }
+            }
+        }
     }
     out
 }
@@ -719,6 +783,8 @@ fn parse_server(obj: Option<Obj<'_>>, file: &str) -> Result<ServerConfig, Bad> {
             "max_connections_per_ip",
             "max_outbox_bytes",
             "max_inflight_per_session",
+            "backoff_initial_ms",
+            "backoff_max_ms",
         ],
         file,
     );
@@ -765,7 +831,40 @@ fn parse_server(obj: Option<Obj<'_>>, file: &str) -> Result<ServerConfig, Bad> {
             *field = usize::try_from(n).map_err(|_| o.bad(key, "too large"))?;
         }
     }
+    if let Some(ms) = backoff_ms(&o, "backoff_initial_ms")? {
+        s.backoff_initial = ms;
+    }
+    if let Some(ms) = backoff_ms(&o, "backoff_max_ms")? {
+        s.backoff_max = ms;
+    }
+    if s.backoff_max < s.backoff_initial {
+        let field = if o.has("backoff_max_ms") { "backoff_max_ms" } else { "backoff_initial_ms" };
+        return Err(o.bad(
+            field,
+            format!(
+                "backoff_max_ms ({}) is less than backoff_initial_ms ({}); the cap must be at least the first wait",
+                s.backoff_max.as_millis(),
+                s.backoff_initial.as_millis()
+            ),
+        ));
+    }
     Ok(s)
+}
+
+/// A backoff setting in whole milliseconds, within [`BACKOFF_MS_RANGE`].
+fn backoff_ms(o: &Obj<'_>, key: &str) -> Result<Option<Duration>, Bad> {
+    let Some(v) = o.get(key) else { return Ok(None) };
+    match v.as_u64() {
+        Some(n) if BACKOFF_MS_RANGE.contains(&n) => Ok(Some(Duration::from_millis(n))),
+        _ => Err(o.bad(
+            key,
+            format!(
+                "expected an integer number of milliseconds from {} to {}, found {v}",
+                BACKOFF_MS_RANGE.start(),
+                BACKOFF_MS_RANGE.end()
+            ),
+        )),
+    }
 }
 
 /// An `Origin` header value is `scheme://host[:port]` with no path, so an
@@ -906,8 +1005,20 @@ fn parse_token(o: &Obj<'_>, file: &str) -> Result<TokenConfig, Bad> {
 
 // ------------------------------------------------------------------ backends
 
-const BACKEND_KEYS: [&str; 11] =
-    ["type", "command", "args", "env", "cwd", "url", "headers", "enabled", "timeout_s", "prefix", "tools"];
+const BACKEND_KEYS: [&str; 12] = [
+    "type",
+    "command",
+    "args",
+    "env",
+    "cwd",
+    "url",
+    "headers",
+    "enabled",
+    "timeout_s",
+    "ping_interval_s",
+    "prefix",
+    "tools",
+];
 const COMMAND_KEYS: [&str; 4] = ["command", "args", "env", "cwd"];
 
 #[derive(Clone, Copy, PartialEq)]
@@ -941,6 +1052,7 @@ fn parse_backend(
         name: name.to_string(),
         enabled: true,
         timeout: DEFAULT_TIMEOUT,
+        ping_interval: Some(DEFAULT_PING_INTERVAL),
         prefix: None,
         tools: ToolFilter::default(),
         transport: Err(String::new()),
@@ -969,6 +1081,11 @@ fn parse_backend(
     }
     match parse_timeout(&o) {
         Ok(Some(t)) => b.timeout = t,
+        Ok(None) => {}
+        Err(e) => keep_first(&mut first, fail(e)),
+    }
+    match parse_ping_interval(&o) {
+        Ok(Some(p)) => b.ping_interval = p,
         Ok(None) => {}
         Err(e) => keep_first(&mut first, fail(e)),
     }
@@ -1016,6 +1133,24 @@ fn parse_timeout(o: &Obj<'_>) -> Result<Option<Duration>, Bad> {
             Duration::try_from_secs_f64(s).map(Some).map_err(|e| o.bad("timeout_s", e.to_string()))
         }
         _ => Err(o.bad("timeout_s", format!("expected a positive number of seconds up to {MAX_TIMEOUT_S}, found {v}"))),
+    }
+}
+
+/// `ping_interval_s`: seconds like `timeout_s`, except that 0 is allowed and
+/// turns the liveness check off. `Some(None)` means off.
+fn parse_ping_interval(o: &Obj<'_>) -> Result<Option<Option<Duration>>, Bad> {
+    let Some(v) = o.get("ping_interval_s") else {
+        return Ok(None);
+    };
+    match v.as_f64() {
+        Some(0.0) => Ok(Some(None)),
+        Some(s) if s > 0.0 && s <= MAX_TIMEOUT_S => {
+            Duration::try_from_secs_f64(s).map(|d| Some(Some(d))).map_err(|e| o.bad("ping_interval_s", e.to_string()))
+        }
+        _ => Err(o.bad(
+            "ping_interval_s",
+            format!("expected a number of seconds from 0 (off) to {MAX_TIMEOUT_S}, found {v}"),
+        )),
     }
 }
 
@@ -1234,12 +1369,15 @@ mod tests {
         assert_eq!(c.server.name, "mcp-sentinel");
         assert_eq!(c.server.max_body_bytes, 4_194_304);
         assert_eq!(c.server.max_sessions, 256);
+        assert_eq!(c.server.backoff_initial, Duration::from_millis(1000));
+        assert_eq!(c.server.backoff_max, Duration::from_millis(30_000));
         assert_eq!(c.manage.listen, "127.0.0.1:9001");
         assert_eq!(c.manage.event_buffer, 1000);
         let b = &c.backends[0];
         assert_eq!(b.name, "a");
         assert!(b.enabled);
         assert_eq!(b.timeout, Duration::from_secs(60));
+        assert_eq!(b.ping_interval, Some(Duration::from_secs(30)));
         assert_eq!(b.prefix, None);
         assert_eq!(b.transport, Ok(Transport::Stdio(stdio("x", &[]))));
     }
@@ -1329,12 +1467,14 @@ mod tests {
     #[test]
     fn common_fields() {
         let b = backend(
-            r#"{"command": "x", "enabled": false, "timeout_s": 2.5, "prefix": "gh_1-a",
+            r#"{"command": "x", "enabled": false, "timeout_s": 2.5, "ping_interval_s": 0.5, "prefix": "gh_1-a",
                 "tools": {"allow": ["get_*"], "deny": ["get_secret"]}}"#,
         );
         assert!(!b.enabled);
         assert_eq!(b.timeout, Duration::from_millis(2500));
+        assert_eq!(b.ping_interval, Some(Duration::from_millis(500)));
         assert_eq!(b.prefix.as_deref(), Some("gh_1-a"));
+        assert_eq!(backend(r#"{"command": "x", "ping_interval_s": 0}"#).ping_interval, None, "0 turns pings off");
         assert_eq!(b.tools.allow, ["get_*"]);
         assert_eq!(b.tools.deny, ["get_secret"]);
         assert!(b.transport.is_ok());
@@ -1407,6 +1547,18 @@ mod tests {
             (
                 r#"{"command": "x", "timeout_s": "60"}"#,
                 r#"backend "b": field "timeout_s": expected a positive number of seconds up to 86400, found "60""#,
+            ),
+            (
+                r#"{"command": "x", "ping_interval_s": -1}"#,
+                r#"backend "b": field "ping_interval_s": expected a number of seconds from 0 (off) to 86400, found -1"#,
+            ),
+            (
+                r#"{"command": "x", "ping_interval_s": 86401}"#,
+                r#"backend "b": field "ping_interval_s": expected a number of seconds from 0 (off) to 86400, found 86401"#,
+            ),
+            (
+                r#"{"command": "x", "ping_interval_s": true}"#,
+                r#"backend "b": field "ping_interval_s": expected a number of seconds from 0 (off) to 86400, found true"#,
             ),
             (
                 r#"{"command": "x", "prefix": "a b"}"#,
@@ -1542,6 +1694,30 @@ mod tests {
             (
                 r#"{"server": {"max_sessions": -1}}"#,
                 r#"c.json: field "server.max_sessions": expected a positive integer, found -1"#,
+            ),
+            (
+                r#"{"server": {"backoff_initial_ms": 9}}"#,
+                r#"c.json: field "server.backoff_initial_ms": expected an integer number of milliseconds from 10 to 86400000, found 9"#,
+            ),
+            (
+                r#"{"server": {"backoff_initial_ms": 1.5}}"#,
+                r#"c.json: field "server.backoff_initial_ms": expected an integer number of milliseconds from 10 to 86400000, found 1.5"#,
+            ),
+            (
+                r#"{"server": {"backoff_max_ms": "30s"}}"#,
+                r#"c.json: field "server.backoff_max_ms": expected an integer number of milliseconds from 10 to 86400000, found "30s""#,
+            ),
+            (
+                r#"{"server": {"backoff_max_ms": 86400001}}"#,
+                r#"c.json: field "server.backoff_max_ms": expected an integer number of milliseconds from 10 to 86400000, found 86400001"#,
+            ),
+            (
+                r#"{"server": {"backoff_initial_ms": 2000, "backoff_max_ms": 1000}}"#,
+                r#"c.json: field "server.backoff_max_ms": backoff_max_ms (1000) is less than backoff_initial_ms (2000); the cap must be at least the first wait"#,
+            ),
+            (
+                r#"{"server": {"backoff_initial_ms": 60000}}"#,
+                r#"c.json: field "server.backoff_initial_ms": backoff_max_ms (30000) is less than backoff_initial_ms (60000); the cap must be at least the first wait"#,
             ),
             (
                 r#"{"server": {"allowed_origins": ["https://a.com/"]}}"#,
@@ -1695,6 +1871,16 @@ mod tests {
                     )
                 },
             ]
+        );
+        let c = parse_ok(r#"{"server": {"backoff_initial_ms": 10, "backoff_max_ms": 10}}"#);
+        assert_eq!(
+            (c.server.backoff_initial, c.server.backoff_max),
+            (Duration::from_millis(10), Duration::from_millis(10))
+        );
+        let c = parse_ok(r#"{"server": {"backoff_initial_ms": 250, "backoff_max_ms": 86400000}}"#);
+        assert_eq!(
+            (c.server.backoff_initial, c.server.backoff_max),
+            (Duration::from_millis(250), Duration::from_secs(86_400))
         );
         let c = parse_ok(r#"{"manage": {"listen": "0.0.0.0:9001", "tls": {"cert": "c.pem", "key": "k.pem"}}}"#);
         assert_eq!(c.manage.tls, Some(TlsConfig { cert: "c.pem".into(), key: "k.pem".into() }));
@@ -1853,6 +2039,22 @@ mod tests {
         assert_eq!(redact_url("not a url"), "not a url");
     }
 
+    #[test]
+    fn error_texts_are_scrubbed_of_url_secrets() {
+        let url = "https://bob:hunter22@h.example:8443/mcp?api_key=SECRET123&x=1#token=FRAG9";
+        let raw = format!("bad uri: {url}");
+        assert_eq!(scrub_url(&raw, url), "bad uri: https://bob:***@h.example:8443/mcp?api_key=***&x=1#token=***");
+        // Normalized or partial copies lose their secrets too.
+        let partial = "GET /mcp?api_key=SECRET123&x=1 failed for bob:hunter22 (fragment token=FRAG9)";
+        assert_eq!(scrub_url(partial, url), "GET /mcp?api_key=***&x=1 failed for bob:*** (fragment token=***)");
+        let lone = "https://ghp_abcdef@h/x";
+        assert_eq!(scrub_url("io: refused by ghp_abcdef@h", lone), "io: refused by ***@h");
+        // Nothing secret: the text stays as it is; short values are left alone.
+        assert_eq!(scrub_url("io: Connection refused", "http://127.0.0.1:1/mcp?x=1"), "io: Connection refused");
+        assert_eq!(scrub_url("key=ab in text", "http://h/?key=ab"), "key=ab in text");
+        assert_eq!(scrub_url("not a url here", "not a url"), "not a url here");
+    }
+
     // ---- fixtures under tests/configs
 
     fn fixture_dir(kind: &str) -> PathBuf {
@@ -1874,6 +2076,10 @@ mod tests {
         // File name → the error line after "<path>: ".
         let expected: &[(&str, &str)] = &[
             ("array-top-level.json", "expected a JSON object at the top level, found an array"),
+            (
+                "backoff-max-below-initial.json",
+                r#"field "server.backoff_max_ms": backoff_max_ms (2000) is less than backoff_initial_ms (5000); the cap must be at least the first wait"#,
+            ),
             (
                 "event-buffer-range.json",
                 r#"field "manage.event_buffer": expected an integer from 10 to 100000, found 5"#,
@@ -1926,6 +2132,11 @@ mod tests {
         let c = load(&fixture_dir("valid").join("current-all-types.json")).unwrap();
         let kinds: Vec<_> = c.backends.iter().map(|b| b.transport.as_ref().unwrap().kind()).collect();
         assert_eq!(kinds, ["stdio", "sse", "streamable-http"]);
+        assert_eq!(c.backends[0].ping_interval, Some(Duration::from_secs(15)));
+        assert_eq!(
+            (c.server.backoff_initial, c.server.backoff_max),
+            (Duration::from_millis(500), Duration::from_secs(60))
+        );
         let c = load(&fixture_dir("valid").join("bad-backend-others-run.json")).unwrap();
         assert_eq!(
             c.backends[0].transport,

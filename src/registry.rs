@@ -5,6 +5,11 @@
 //! runtime swaps in a new `Arc<Registry>` atomically and data-plane threads
 //! read whichever snapshot they hold. The list results are serialized once
 //! here, so `tools/list` costs a copy, not a serialization.
+//!
+//! Beside the lists, a lookup that is never listed: the tool and prompt
+//! names that backends which are not connected now exposed last. Lists show
+//! only what can be called now; a call to one of those names is answered
+//! "backend 'x' is not available (…)" instead of "Unknown tool".
 
 use crate::backend::Discovered;
 use crate::config::ToolFilter;
@@ -67,6 +72,11 @@ pub struct Registry {
     tool_idx: HashMap<String, usize>,
     resource_idx: HashMap<String, usize>,
     prompt_idx: HashMap<String, usize>,
+    /// Exposed name → backend, for backends that are not connected: the
+    /// names they exposed last (prefix and filter applied), none that a
+    /// connected backend serves. Not listed to clients.
+    offline_tools: HashMap<String, Arc<str>>,
+    offline_prompts: HashMap<String, Arc<str>>,
     /// Serialized list results: `{"tools":[…]}` etc.
     pub tools_json: Option<Box<RawValue>>,
     pub resources_json: Option<Box<RawValue>>,
@@ -87,6 +97,35 @@ fn str_field<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
 
 impl Registry {
     pub fn build(sources: &[Source<'_>]) -> Registry {
+        Registry::build_with_offline(sources, &[])
+    }
+
+    /// [`Registry::build`] from the connected backends' `sources`, plus the
+    /// unlisted lookup of the names that the backends of `offline` (not
+    /// connected now; their last discovered lists) would expose. Config
+    /// order decides between two offline backends, as in the lists.
+    pub fn build_with_offline(sources: &[Source<'_>], offline: &[Source<'_>]) -> Registry {
+        let mut r = Registry::build_lists(sources);
+        for s in offline {
+            for t in &s.caps.tools {
+                let Some(orig) = str_field(t, "name").filter(|n| s.filter.allows(n)) else { continue };
+                let name = exposed(s.prefix, orig);
+                if !r.tool_idx.contains_key(&name) {
+                    r.offline_tools.entry(name).or_insert_with(|| s.backend.clone());
+                }
+            }
+            for p in &s.caps.prompts {
+                let Some(orig) = str_field(p, "name") else { continue };
+                let name = exposed(s.prefix, orig);
+                if !r.prompt_idx.contains_key(&name) {
+                    r.offline_prompts.entry(name).or_insert_with(|| s.backend.clone());
+                }
+            }
+        }
+        r
+    }
+
+    fn build_lists(sources: &[Source<'_>]) -> Registry {
         let mut r = Registry::default();
         for s in sources {
             for t in &s.caps.tools {
@@ -153,6 +192,16 @@ impl Registry {
 
     pub fn prompt(&self, name: &str) -> Option<&PromptEntry> {
         self.prompt_idx.get(name).map(|&i| &self.prompts[i])
+    }
+
+    /// The backend, not connected now, that last exposed tool `name`.
+    pub fn offline_tool(&self, name: &str) -> Option<&Arc<str>> {
+        self.offline_tools.get(name)
+    }
+
+    /// The backend, not connected now, that last exposed prompt `name`.
+    pub fn offline_prompt(&self, name: &str) -> Option<&Arc<str>> {
+        self.offline_prompts.get(name)
     }
 
     /// The backend that serves `uri`: a listed resource first, then the
@@ -338,6 +387,37 @@ mod tests {
         assert_eq!(owner("search://x").as_deref(), Some("b"));
         assert_eq!(owner("nope://x").as_deref(), None);
         assert_eq!(r.resource_ref_owner("demo://a/items/{id}").map(|b| b.to_string()).as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn names_of_backends_that_are_down_are_known_but_not_listed() {
+        let none = ToolFilter::default();
+        let filter = ToolFilter { allow: vec![], deny: vec!["secret".into()] };
+        let up = caps(&["echo"], &[], &[], &["greet"]);
+        let down = caps(&["echo", "only_down", "secret"], &[], &[], &["greet", "ask"]);
+        let other = caps(&["only_down", "late"], &[], &[], &[]);
+        let r = Registry::build_with_offline(
+            &[Source { backend: "up".into(), prefix: None, filter: &none, caps: &up }],
+            &[
+                Source { backend: "down".into(), prefix: None, filter: &filter, caps: &down },
+                Source { backend: "other".into(), prefix: Some("o"), filter: &none, caps: &other },
+                Source { backend: "third".into(), prefix: None, filter: &none, caps: &other },
+            ],
+        );
+        let owner = |n: &str| r.offline_tool(n).map(|b| b.to_string());
+        // A connected backend's name is served, never shadowed.
+        assert_eq!(owner("echo"), None);
+        assert_eq!(r.tool("echo").map(|t| &*t.backend), Some("up"));
+        assert_eq!(owner("only_down").as_deref(), Some("down"), "first in config order");
+        assert_eq!(owner("secret"), None, "filtered out");
+        assert_eq!(owner("o__late").as_deref(), Some("other"), "prefix applied");
+        assert_eq!(owner("late").as_deref(), Some("third"));
+        assert_eq!(r.offline_prompt("ask").map(|b| b.to_string()).as_deref(), Some("down"));
+        assert_eq!(r.offline_prompt("greet"), None);
+        // Not listed.
+        let tools: Value = serde_json::from_str(r.tools_json.as_ref().unwrap().get()).unwrap();
+        assert_eq!(tools["tools"].as_array().unwrap().len(), 1);
+        assert!(r.conflicts.is_empty());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Small helpers with no better home: random ids, RFC 3339 time.
+//! Small helpers with no better home: random ids and seeds, RFC 3339 time.
 
 use std::fs::File;
 use std::io::Read;
@@ -10,6 +10,13 @@ pub fn random_hex(bytes: usize) -> std::io::Result<String> {
     let mut buf = vec![0u8; bytes];
     File::open("/dev/urandom")?.read_exact(&mut buf)?;
     Ok(hex(&buf))
+}
+
+/// 64 random bits from `/dev/urandom` (seeds the backoff jitter).
+pub fn random_u64() -> std::io::Result<u64> {
+    let mut buf = [0u8; 8];
+    File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(u64::from_le_bytes(buf))
 }
 
 pub fn hex(bytes: &[u8]) -> String {

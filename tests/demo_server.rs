@@ -117,8 +117,8 @@ fn stdio_initialize_paginate_and_echo() {
             break;
         }
     }
-    assert_eq!(pages, 4, "page size 2 over 8 tools");
-    let want = ["echo", "add", "slow", "fail", "crash", "cancellations", "add_tool", "ask_client"];
+    assert_eq!(pages, 5, "page size 2 over 9 tools");
+    let want = ["echo", "add", "slow", "fail", "crash", "cancellations", "add_tool", "ask_client", "freeze"];
     assert_eq!(names, want);
     let (_, r) = d.call(json!("e"), "tools/call", tool("echo", json!({"message": "hi"})));
     assert_eq!(r["result"]["content"][0], json!({"type": "text", "text": "hi"}));

@@ -63,6 +63,11 @@ struct Pending {
     progress_token: Option<Value>,
     deadline: Instant,
     started: Instant,
+    /// Counted in the backend's call metrics. The supervisor's liveness
+    /// `ping` is not: a backend that answers it with -32601 would otherwise
+    /// show an error every interval. (Clients' pings never reach a backend:
+    /// the gateway answers them itself.)
+    counted: bool,
 }
 
 /// Tears the transport down (kills the child, ends the HTTP session) and
@@ -171,12 +176,18 @@ impl Conn {
             .and_then(|m| m.get_mut("progressToken"))
             .map(|t| std::mem::replace(t, Value::from(id)));
         let now = Instant::now();
-        self.pending.lock().insert(id, Pending { sink, progress_token, deadline: now + timeout, started: now });
-        self.stats.call_started();
+        let counted = method != method::PING;
+        self.pending
+            .lock()
+            .insert(id, Pending { sink, progress_token, deadline: now + timeout, started: now, counted });
+        if counted {
+            self.stats.call_started();
+        }
         let bytes = Message::Request { id: Id::Num(id), method: method.to_owned(), params }.to_bytes();
         if let Err(e) = self.send(bytes, Some(id)) {
-            self.pending.lock().remove(&id);
-            self.stats.call_finished(now.elapsed(), false);
+            if let Some(p) = self.pending.lock().remove(&id) {
+                self.finished(&p, false);
+            }
             return Err(e);
         }
         // The connection may have died between the check and the insert;
@@ -225,7 +236,7 @@ impl Conn {
         let Some(p) = self.pending.lock().remove(&id) else {
             return;
         };
-        self.stats.call_finished(p.started.elapsed(), false);
+        self.finished(&p, false);
         let cancelled = || ErrorObj::new(code::REQUEST_CANCELLED, format!("request cancelled: {reason}"));
         match p.sink {
             Sink::Chan(tx) => {
@@ -254,7 +265,7 @@ impl Conn {
             return;
         };
         let waited = p.started.elapsed();
-        self.stats.call_finished(waited, false);
+        self.finished(&p, false);
         let err = ErrorObj::new(
             code::REQUEST_TIMEOUT,
             format!("backend '{}' timed out after {:.1}s", self.backend, waited.as_secs_f64()),
@@ -287,7 +298,7 @@ impl Conn {
             log::debug!("backend '{}' answered finished request {n}", self.backend);
             return;
         };
-        self.stats.call_finished(p.started.elapsed(), result.is_ok());
+        self.finished(&p, result.is_ok());
         deliver(p.sink, Reply::Done(result));
     }
 
@@ -392,9 +403,15 @@ impl Conn {
     fn fail_all(&self, why: &str) {
         let all: Vec<Pending> = self.pending.lock().drain().map(|(_, p)| p).collect();
         for p in all {
-            self.stats.call_finished(p.started.elapsed(), false);
+            self.finished(&p, false);
             let err = self.unavailable(why);
             deliver(p.sink, Reply::Done(Err(err)));
+        }
+    }
+
+    fn finished(&self, p: &Pending, ok: bool) {
+        if p.counted {
+            self.stats.call_finished(p.started.elapsed(), ok);
         }
     }
 
@@ -560,6 +577,23 @@ mod tests {
         c.handle_incoming(Message::request(Id::Num(5), "sampling/createMessage", Some(json!({}))));
         let r = sent(&out);
         assert_eq!(r["error"]["code"], code::METHOD_NOT_FOUND);
+    }
+
+    #[test]
+    fn liveness_pings_stay_out_of_the_call_metrics() {
+        let stats = Arc::new(Stats::default());
+        let (stx, _srx) = bounded(8);
+        let (c, out) = Conn::new("b1".into(), 1, None, stx, stats.clone());
+        let (tx, rx) = bounded(4);
+        let id = c.call("ping", None, Sink::Chan(tx), Duration::from_secs(5)).unwrap();
+        let _ = sent(&out);
+        c.handle_incoming(Message::error(Some(Id::Num(id)), ErrorObj::new(code::METHOD_NOT_FOUND, "no ping")));
+        assert!(matches!(rx.try_recv().unwrap(), Reply::Done(Err(e)) if e.code == code::METHOD_NOT_FOUND));
+        let (tx, _rx) = bounded(4);
+        c.call("tools/call", None, Sink::Chan(tx), Duration::from_secs(5)).unwrap();
+        c.close("bye");
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        assert_eq!((n(&stats.calls), n(&stats.errors), n(&stats.finished)), (1, 1, 1));
     }
 
     #[test]

@@ -1,14 +1,18 @@
 //! Backends: one [`Backend`] per configured server, owned by its supervisor
 //! thread (`backend:<name>`), which connects, performs the MCP handshake,
-//! discovers capabilities (following `nextCursor`), restarts with backoff
-//! after a death, rediscovers on `list_changed`, and stops on request.
-//! Everything the rest of the gateway needs is read through snapshots.
+//! discovers capabilities (following `nextCursor`), retries with
+//! exponential backoff after a failed attempt or a death, rediscovers on
+//! `list_changed`, and stops on request. Everything the rest of the gateway
+//! needs is read through snapshots.
 
+pub mod backoff;
 pub mod conn;
+pub mod local;
 pub mod sse;
 pub mod stats;
 pub mod stdio;
 pub mod streamable;
+pub mod wire;
 
 use crate::codec::mcp::{self, method};
 use crate::codec::ErrorObj;
@@ -21,11 +25,17 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+pub use backoff::Policy;
 pub use conn::{Conn, Outgoing, Reply, ReplyTo, Sink};
 pub use stats::Stats;
 
-/// Longest wait between reconnect attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A connection that stayed up this long was a success: the backoff starts
+/// over. One that died sooner counts as a failed attempt, so a backend that
+/// crashes right after its handshake is not restarted in a tight loop.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+/// Longest wait for the answer to a liveness ping (`timeout_s` if shorter):
+/// a ping needs no work, so a backend that takes longer is stuck.
+const PING_WAIT_MAX: Duration = Duration::from_secs(10);
 /// Most pages followed for one list during discovery (a loop guard).
 const MAX_PAGES: usize = 1000;
 
@@ -98,6 +108,14 @@ pub struct Discovered {
     pub completions: bool,
 }
 
+/// What a backend restarted by a reload takes over from the one it replaces.
+#[derive(Default)]
+struct Carried {
+    restarts: u64,
+    stats: Arc<Stats>,
+    discovered: Arc<Discovered>,
+}
+
 pub struct Backend {
     pub name: Arc<str>,
     pub config: BackendConfig,
@@ -109,6 +127,9 @@ pub struct Backend {
     handshaking: Mutex<(bool, Option<Arc<Conn>>)>,
     discovered: RwLock<Arc<Discovered>>,
     pub stats: Arc<Stats>,
+    /// Retry timing from the `server` section; replaced on reload, read by
+    /// the supervisor before each wait.
+    backoff: Mutex<Policy>,
     ctl: Sender<SupervisorMsg>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -117,31 +138,37 @@ impl Backend {
     /// Creates the backend and starts its supervisor thread.
     pub fn start(
         config: BackendConfig,
+        backoff: Policy,
         events: Sender<BackendEvent>,
         ring: Arc<crate::runtime::events::EventRing>,
     ) -> Arc<Backend> {
-        Backend::start_with(config, events, ring, 0, Arc::new(Stats::default()))
+        Backend::start_with(config, backoff, events, ring, Carried::default())
     }
 
     /// Starts a backend that replaces `old` (same name, changed config, on
     /// reload): its counters and restart count carry over, so metrics stay
-    /// monotonic.
+    /// monotonic, and so do its last discovered lists, so that until it is
+    /// connected a call to one of its tools names it as unavailable.
     pub fn restart_from(
         old: &Backend,
         config: BackendConfig,
+        backoff: Policy,
         events: Sender<BackendEvent>,
         ring: Arc<crate::runtime::events::EventRing>,
     ) -> Arc<Backend> {
-        Backend::start_with(config, events, ring, old.status().restarts + 1, old.stats.clone())
+        let carried =
+            Carried { restarts: old.status().restarts + 1, stats: old.stats.clone(), discovered: old.discovered() };
+        Backend::start_with(config, backoff, events, ring, carried)
     }
 
     fn start_with(
         config: BackendConfig,
+        backoff: Policy,
         events: Sender<BackendEvent>,
         ring: Arc<crate::runtime::events::EventRing>,
-        restarts: u64,
-        stats: Arc<Stats>,
+        carried: Carried,
     ) -> Arc<Backend> {
+        let Carried { restarts, stats, discovered } = carried;
         let (ctl, ctl_rx) = bounded(64);
         let b = Arc::new(Backend {
             name: config.name.as_str().into(),
@@ -158,8 +185,9 @@ impl Backend {
             config,
             conn: RwLock::new(None),
             handshaking: Mutex::new((false, None)),
-            discovered: RwLock::new(Arc::new(Discovered::default())),
+            discovered: RwLock::new(discovered),
             stats,
+            backoff: Mutex::new(backoff),
             ctl,
             thread: Mutex::new(None),
         });
@@ -205,6 +233,11 @@ impl Backend {
 
     pub fn timeout(&self) -> Duration {
         self.config.timeout
+    }
+
+    /// New retry timing (reload): applies from the supervisor's next wait.
+    pub fn set_backoff(&self, p: Policy) {
+        *self.backoff.lock() = p;
     }
 
     /// Asks the supervisor to reconnect; `reply` gets the outcome.
@@ -317,7 +350,7 @@ impl Supervisor {
             self.changed();
             return self.idle_until_stop();
         }
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff = backoff::Backoff::new(backoff::XorShift::seeded());
         let mut reply: Option<Sender<Result<(), String>>> = None;
         loop {
             let result = self.connect(&transport);
@@ -327,7 +360,7 @@ impl Supervisor {
             }
             match result {
                 Ok(conn) => {
-                    backoff = Duration::from_secs(1);
+                    let up = Instant::now();
                     match self.serve(conn) {
                         Next::Stop => return,
                         Next::Reconnect(r) => {
@@ -335,7 +368,10 @@ impl Supervisor {
                             self.b().status.lock().restarts += 1;
                             continue;
                         }
-                        Next::Backoff => {}
+                        // Only a connection that stayed up counts as a
+                        // success; a quick death is one more failure.
+                        Next::Died if up.elapsed() >= STABLE_AFTER => backoff.reset(),
+                        Next::Died => {}
                     }
                 }
                 // Stopped during the handshake: not a failure of the backend.
@@ -349,17 +385,39 @@ impl Supervisor {
                     self.changed();
                 }
             }
-            // Wait before retrying; a stop or a reconnect request cuts it short.
+            let policy = *self.b().backoff.lock();
+            let wait = backoff.next(policy);
+            log::info!(
+                "backend '{}': retrying in {:.1}s ({} failed in a row)",
+                self.b().name,
+                wait.as_secs_f64(),
+                backoff.failures()
+            );
+            match self.wait(wait) {
+                Wake::Stop => return,
+                Wake::Reconnect(r) => reply = r,
+                Wake::Elapsed => {}
+            }
+            self.b().status.lock().restarts += 1;
+        }
+    }
+
+    /// Waits `wait` before the next attempt. Only `Stop` and `Reconnect` end
+    /// it early: a `Died` or `ListChanged` here comes from a connection that
+    /// is already gone (the attempt that just failed reports its death too),
+    /// and letting it cut the wait short is what used to turn a backend that
+    /// exits at once into thousands of spawns a second.
+    fn wait(&self, wait: Duration) -> Wake {
+        let deadline = crossbeam_channel::at(Instant::now() + wait);
+        loop {
             select! {
                 recv(self.rx) -> msg => match msg {
-                    Ok(SupervisorMsg::Stop) | Err(_) => return,
-                    Ok(SupervisorMsg::Reconnect(r)) => { reply = r; }
-                    Ok(_) => {}
+                    Ok(SupervisorMsg::Stop) | Err(_) => return Wake::Stop,
+                    Ok(SupervisorMsg::Reconnect(r)) => return Wake::Reconnect(r),
+                    Ok(SupervisorMsg::Died { .. } | SupervisorMsg::ListChanged { .. }) => {}
                 },
-                default(backoff) => {}
+                recv(deadline) -> _ => return Wake::Elapsed,
             }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-            self.b().status.lock().restarts += 1;
         }
     }
 
@@ -376,56 +434,102 @@ impl Supervisor {
         }
     }
 
-    /// While connected: handle deaths, list changes, reconnects and stop.
+    /// While connected: handle deaths, list changes, reconnects and stop,
+    /// and check liveness with a `ping` every `ping_interval_s`. Every wait
+    /// here is one `select!`, so Stop and Reconnect are taken at once even
+    /// while a ping is out.
     fn serve(&mut self, conn: Arc<Conn>) -> Next {
+        let mut ping = Ping::new(self.b().config.ping_interval, self.b().timeout().min(PING_WAIT_MAX));
         loop {
-            let Ok(msg) = self.rx.recv() else {
-                conn.close("gateway stopping");
-                return Next::Stop;
-            };
-            match msg {
-                SupervisorMsg::Stop => {
-                    conn.close("gateway stopping");
-                    *self.b().conn.write() = None;
-                    self.set_state(State::Disconnected, None);
-                    return Next::Stop;
-                }
-                SupervisorMsg::Reconnect(r) => {
-                    conn.close("reconnect requested");
-                    *self.b().conn.write() = None;
-                    self.event(Level::Info, "backend.disconnected", "reconnect requested");
-                    return Next::Reconnect(r);
-                }
-                SupervisorMsg::Died { generation, reason } if generation == conn.generation => {
-                    *self.b().conn.write() = None;
-                    self.set_state(State::Disconnected, Some(reason.clone()));
-                    self.event(Level::Warn, "backend.disconnected", reason);
-                    self.changed();
-                    return Next::Backoff;
-                }
-                SupervisorMsg::ListChanged { generation } if generation == conn.generation => {
-                    // Coalesce a burst of notifications into one rediscovery.
-                    while let Ok(m) = self.rx.try_recv() {
-                        match m {
-                            SupervisorMsg::ListChanged { .. } => {}
-                            other => {
-                                // Put it back in front of anything newer.
-                                let _ = self.backend.ctl.try_send(other);
-                                break;
-                            }
-                        }
-                    }
-                    match discover(&conn, &self.b().status().caps, self.b().timeout()) {
-                        Ok(d) => {
-                            *self.b().discovered.write() = Arc::new(d);
-                            self.changed();
-                        }
-                        Err(e) => log::warn!("backend '{}': rediscovery failed: {e}", self.b().name),
+            select! {
+                recv(self.rx) -> msg => {
+                    let Ok(msg) = msg else {
+                        conn.close("gateway stopping");
+                        return Next::Stop;
+                    };
+                    if let Some(next) = self.on_message(&conn, msg) {
+                        return next;
                     }
                 }
-                _ => {}
+                recv(ping.answer) -> reply => match reply {
+                    Ok(Reply::Progress(_)) => {}
+                    // The gateway's own timeout is no answer from the backend.
+                    Ok(Reply::Done(Err(e))) if e.code == crate::codec::code::REQUEST_TIMEOUT => {
+                        return self.dead(&conn, ping.no_answer());
+                    }
+                    // A result or any JSON-RPC error (-32601 included) proves
+                    // that the backend reads and answers. (A connection that
+                    // died fails the ping too; its Died message follows.)
+                    Ok(Reply::Done(_)) | Err(_) => ping.answered(),
+                },
+                recv(ping.timer) -> _ => {
+                    if ping.waiting {
+                        return self.dead(&conn, ping.no_answer());
+                    }
+                    ping.send(&conn);
+                }
             }
         }
+    }
+
+    /// One supervisor message while connected; `Some` ends the connected spell.
+    fn on_message(&mut self, conn: &Arc<Conn>, msg: SupervisorMsg) -> Option<Next> {
+        match msg {
+            SupervisorMsg::Stop => {
+                conn.close("gateway stopping");
+                *self.b().conn.write() = None;
+                self.set_state(State::Disconnected, None);
+                Some(Next::Stop)
+            }
+            SupervisorMsg::Reconnect(r) => {
+                conn.close("reconnect requested");
+                *self.b().conn.write() = None;
+                self.event(Level::Info, "backend.disconnected", "reconnect requested");
+                Some(Next::Reconnect(r))
+            }
+            SupervisorMsg::Died { generation, reason } if generation == conn.generation => {
+                Some(self.disconnected(reason))
+            }
+            SupervisorMsg::ListChanged { generation } if generation == conn.generation => {
+                // Coalesce a burst of notifications into one rediscovery.
+                while let Ok(m) = self.rx.try_recv() {
+                    match m {
+                        SupervisorMsg::ListChanged { .. } => {}
+                        other => {
+                            // Put it back in front of anything newer.
+                            let _ = self.backend.ctl.try_send(other);
+                            break;
+                        }
+                    }
+                }
+                match discover(conn, &self.b().status().caps, self.b().timeout()) {
+                    Ok(d) => {
+                        *self.b().discovered.write() = Arc::new(d);
+                        self.changed();
+                    }
+                    Err(e) => log::warn!("backend '{}': rediscovery failed: {e}", self.b().name),
+                }
+                None
+            }
+            // Died or ListChanged of an earlier connection.
+            _ => None,
+        }
+    }
+
+    /// The live connection does not answer: close it (failing its calls in
+    /// flight with `reason`, killing a child) and reconnect with backoff.
+    fn dead(&self, conn: &Conn, reason: String) -> Next {
+        conn.close(&reason);
+        self.disconnected(reason)
+    }
+
+    /// The connection is gone (it died, or [`Supervisor::dead`] closed it).
+    fn disconnected(&self, reason: String) -> Next {
+        *self.b().conn.write() = None;
+        self.set_state(State::Disconnected, Some(reason.clone()));
+        self.event(Level::Warn, "backend.disconnected", reason);
+        self.changed();
+        Next::Died
     }
 
     fn connect(&mut self, transport: &Transport) -> Result<Arc<Conn>, String> {
@@ -483,10 +587,62 @@ impl Supervisor {
     }
 }
 
+/// The liveness check of one connection: the timer is when the next ping
+/// is due or, while `waiting`, when its answer is overdue.
+struct Ping {
+    every: Option<Duration>,
+    /// How long an answer may take: `min(timeout_s, 10 s)`.
+    wait: Duration,
+    answer: Receiver<Reply>,
+    timer: Receiver<Instant>,
+    waiting: bool,
+}
+
+impl Ping {
+    fn new(every: Option<Duration>, wait: Duration) -> Ping {
+        let timer = every.map_or_else(crossbeam_channel::never, crossbeam_channel::after);
+        Ping { every, wait, answer: crossbeam_channel::never(), timer, waiting: false }
+    }
+
+    fn send(&mut self, conn: &Conn) {
+        let (tx, rx) = bounded(4);
+        // The call's own deadline is a little later than ours, so the
+        // admin tick does not expire it first.
+        match conn.call(method::PING, None, Sink::Chan(tx), self.wait + Duration::from_secs(1)) {
+            Ok(_) => self.answer = rx,
+            // Closing (its Died follows) or the queue stayed full for 5 s:
+            // either way no answer can come; the timer below decides.
+            Err(e) => log::debug!("backend '{}': cannot send ping: {}", conn.backend, e.message),
+        }
+        self.timer = crossbeam_channel::after(self.wait);
+        self.waiting = true;
+    }
+
+    fn answered(&mut self) {
+        self.answer = crossbeam_channel::never();
+        self.timer = self.every.map_or_else(crossbeam_channel::never, crossbeam_channel::after);
+        self.waiting = false;
+    }
+
+    fn no_answer(&self) -> String {
+        format!("did not answer ping within {:.1}s", self.wait.as_secs_f64())
+    }
+}
+
+/// How a connected spell ended.
 enum Next {
     Stop,
     Reconnect(Option<Sender<Result<(), String>>>),
-    Backoff,
+    /// The connection died on its own: wait (backoff), then connect again.
+    Died,
+}
+
+/// How a wait between attempts ended.
+enum Wake {
+    Stop,
+    /// Connect now; the reply gets that attempt's outcome.
+    Reconnect(Option<Sender<Result<(), String>>>),
+    Elapsed,
 }
 
 /// initialize → initialized → discovery. Returns (serverInfo, capabilities,

@@ -1,17 +1,18 @@
 //! Remote legacy HTTP+SSE backends (protocol 2024-11-05 style): a GET
 //! stream read by `backend:<n>:stream`, whose first `endpoint` event names
 //! the URL that `backend:<n>:poster` POSTs every message to. Optionally
-//! starts a local server process first (legacy config behaviour) and probes
-//! for readiness instead of sleeping.
+//! starts a local server process first (legacy config behaviour, see
+//! `local.rs`) and probes for readiness instead of sleeping.
 
 use super::conn::{Conn, Outgoing};
+use super::local::{self, LocalServer};
 use super::stats::Stats;
 use super::stdio;
+use super::wire;
 use super::SupervisorMsg;
-use crate::codec::jsonrpc;
 use crate::codec::sse::SseDecoder;
-use crate::config::Command;
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crate::config::{redact_url, scrub_url, Command};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,98 +48,114 @@ pub fn open(
     stats: Arc<Stats>,
     timeout: Duration,
 ) -> Result<Arc<Conn>, String> {
-    let mut child = match local {
-        Some(cmd) => {
-            let mut child = stdio::spawn_child(cmd, false)?;
-            if let Some(o) = child.stdout.take() {
-                stdio::log_stderr(name, o).map_err(|e| e.to_string())?;
+    let server = local.map(|cmd| LocalServer::start(name, cmd, url)).transpose()?;
+    let resp = match get_stream(url, headers, server.as_ref(), timeout) {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(s) = &server {
+                s.stop();
             }
-            if let Some(e) = child.stderr.take() {
-                stdio::log_stderr(name, e).map_err(|e| e.to_string())?;
-            }
-            Some(child)
-        }
-        None => None,
-    };
-    let pid = child.as_ref().map(|c| c.id());
-    let agent = stream_agent();
-    // A local server needs a moment to bind: retry the connect until the
-    // deadline rather than sleeping a fixed time.
-    let deadline = Instant::now() + timeout.min(Duration::from_secs(30));
-    let resp = loop {
-        let mut req = agent.get(url).header("Accept", "text/event-stream");
-        for (k, v) in headers {
-            req = req.header(k, v);
-        }
-        match req.call() {
-            Ok(r) if r.status() == 200 => break r,
-            Ok(r) => {
-                let status = r.status();
-                if let Some(c) = child.as_mut() {
-                    stdio::kill_and_reap(c);
-                }
-                return Err(format!("GET {url} answered HTTP {status}"));
-            }
-            Err(e) => {
-                let retry = child.is_some() && Instant::now() < deadline;
-                if let Some(c) = child.as_mut() {
-                    if let Ok(Some(status)) = c.try_wait() {
-                        return Err(format!("local server exited before serving ({status})"));
-                    }
-                }
-                if !retry {
-                    if let Some(c) = child.as_mut() {
-                        stdio::kill_and_reap(c);
-                    }
-                    return Err(format!("GET {url} failed: {e}"));
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            return Err(e);
         }
     };
-    let (conn, out_rx) = Conn::new(name.clone(), generation, pid, supervisor, stats);
-    if let Some(c) = child {
-        conn.set_closer(stdio::closer(c));
+    let (conn, out_rx) = Conn::new(name.clone(), generation, server.as_ref().map(|s| s.pid), supervisor, stats);
+    let exited = server.as_ref().map(LocalServer::exited);
+    if let Some(s) = server {
+        // Attach before anything can fail: from here the process's exit
+        // ends the connection, and closing the connection stops the process.
+        let attached = s.attach(&conn);
+        conn.set_closer(s.closer());
+        if let Err(e) = attached {
+            conn.close(&e);
+            return Err(e);
+        }
     }
     let (ep_tx, ep_rx) = bounded::<String>(1);
     let base = url.to_owned();
     let c = conn.clone();
     let body = resp.into_body();
     crate::thread::spawn(format!("backend:{name}:stream"), move || {
-        read_stream(&c, body.into_reader(), &base, Some(ep_tx));
+        read_stream(&c, body.into_reader(), &base, Some(ep_tx), exited.as_ref());
         Ok(())
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| cannot_start(&conn, &e))?;
     let endpoint = match ep_rx.recv_timeout(timeout.min(Duration::from_secs(30))) {
         Ok(ep) => ep,
         Err(_) => {
             conn.close("no endpoint event");
-            return Err(format!("{url} sent no `endpoint` event"));
+            return Err(format!("{} sent no `endpoint` event", redact_url(url)));
         }
     };
     let c = conn.clone();
     let headers = headers.to_vec();
+    let url = url.to_owned();
     crate::thread::spawn(format!("backend:{name}:poster"), move || {
-        post_loop(&c, &endpoint, &headers, &out_rx, timeout);
+        post_loop(&c, &endpoint, &url, &headers, &out_rx, timeout);
         Ok(())
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| cannot_start(&conn, &e))?;
     Ok(conn)
 }
 
+/// A thread of the connection could not start: close it (stopping a local
+/// server) and say why.
+fn cannot_start(conn: &Conn, e: &std::io::Error) -> String {
+    let why = format!("cannot start I/O threads: {e}");
+    conn.close(&why);
+    why
+}
+
+/// Opens the event stream. With a local server, retries the connect every
+/// 100 ms (or at once when the server exits) until `min(timeout, 30 s)`:
+/// it needs a moment to bind, and sleeping a fixed time would be a guess.
+fn get_stream(
+    url: &str,
+    headers: &[(String, String)],
+    server: Option<&LocalServer>,
+    timeout: Duration,
+) -> Result<ureq::http::Response<ureq::Body>, String> {
+    let agent = stream_agent();
+    let deadline = Instant::now() + timeout.min(Duration::from_secs(30));
+    loop {
+        if let Some(s) = server.filter(|s| s.has_exited()) {
+            let status = s.exit_status().unwrap_or_default();
+            return Err(format!("{} before serving ({status})", local::EXITED));
+        }
+        let mut req = agent.get(url).header("Accept", "text/event-stream");
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        match req.call() {
+            Ok(r) if r.status() == 200 => return Ok(r),
+            Ok(r) => return Err(format!("GET {} answered HTTP {}", redact_url(url), r.status())),
+            Err(e) => match server {
+                Some(s) if Instant::now() < deadline => {
+                    s.wait_exit(Duration::from_millis(100));
+                }
+                _ => return Err(format!("GET {} failed: {}", redact_url(url), scrub(&e, url))),
+            },
+        }
+    }
+}
+
 /// Reads SSE events until the stream ends. `endpoint` receives the first
-/// `endpoint` event's URL, resolved against `base`.
-fn read_stream(conn: &Conn, mut body: impl Read, base: &str, mut endpoint: Option<Sender<String>>) {
+/// `endpoint` event's URL, resolved against `base`. `exited` is a local
+/// server's exit signal: a stream that ends because its server died is
+/// reported as that death.
+fn read_stream(
+    conn: &Conn,
+    mut body: impl Read,
+    base: &str,
+    mut endpoint: Option<Sender<String>>,
+    exited: Option<&Receiver<()>>,
+) {
     let mut dec = SseDecoder::new(stdio::MAX_LINE);
     let mut buf = vec![0u8; 16 * 1024];
-    loop {
+    let why = loop {
         let n = match body.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => break "event stream closed".to_owned(),
             Ok(n) => n,
-            Err(e) => {
-                conn.died(&format!("event stream failed: {e}"));
-                return;
-            }
+            Err(e) => break format!("event stream failed: {}", scrub(&e, base)),
         };
         if !conn.is_alive() {
             return;
@@ -151,33 +168,49 @@ fn read_stream(conn: &Conn, mut body: impl Read, base: &str, mut endpoint: Optio
                         let _ = tx.send(resolve(base, ev.data.trim()));
                     }
                 }
-                Ok(Some(ev)) if ev.event == "message" => dispatch_data(conn, &ev.data),
+                Ok(Some(ev)) if ev.event == "message" => {
+                    dispatch_data(conn, &ev.data, None);
+                }
                 Ok(Some(_)) => {}
                 Ok(None) => break,
                 Err(e) => log::warn!("backend '{}': {e}", conn.backend),
             }
         }
-    }
-    conn.died("event stream closed");
-}
-
-/// Parses one SSE `data` payload as JSON-RPC (a message or, from servers
-/// that batch, an array of them) and routes it.
-pub fn dispatch_data(conn: &Conn, data: &str) {
-    match jsonrpc::parse(data.as_bytes()) {
-        Ok(jsonrpc::Parsed::Single(Ok(m))) => conn.handle_incoming(m),
-        Ok(jsonrpc::Parsed::Batch(items)) => {
-            for m in items.into_iter().flatten() {
-                conn.handle_incoming(m);
-            }
-        }
-        Ok(jsonrpc::Parsed::Single(Err(e))) | Err(e) => {
-            log::warn!("backend '{}' sent an event that is not JSON-RPC: {}", conn.backend, e.message)
+    };
+    // The server's sockets close as it exits, a moment before its waiter
+    // can reap it: give the waiter that moment, so the reason is the exit.
+    if let Some(rx) = exited.filter(|_| conn.is_alive()) {
+        if matches!(rx.recv_timeout(Duration::from_secs(1)), Err(RecvTimeoutError::Disconnected)) {
+            conn.died(local::EXITED);
+            return;
         }
     }
+    conn.died(&why);
 }
 
-fn post_loop(conn: &Conn, endpoint: &str, headers: &[(String, String)], rx: &Receiver<Outgoing>, timeout: Duration) {
+/// Routes one SSE `data` payload (a message or, from servers that batch,
+/// an array of them). Returns whether it answered gateway request `request`.
+pub fn dispatch_data(conn: &Conn, data: &str, request: Option<i64>) -> bool {
+    wire::route(conn, data.as_bytes(), request).unwrap_or_else(|e| {
+        log::warn!(
+            "backend '{}' sent an event that is not JSON-RPC ({e}); skipped: {}",
+            conn.backend,
+            wire::snippet(data.as_bytes())
+        );
+        false
+    })
+}
+
+/// POSTs each message to `endpoint`. `url` (the stream's) is there to keep
+/// its secrets out of error texts: the endpoint often shares its query.
+fn post_loop(
+    conn: &Conn,
+    endpoint: &str,
+    url: &str,
+    headers: &[(String, String)],
+    rx: &Receiver<Outgoing>,
+    timeout: Duration,
+) {
     let agent = post_agent(timeout);
     while let Ok(msg) = rx.recv() {
         let mut req = agent.post(endpoint).header("Content-Type", "application/json");
@@ -192,11 +225,19 @@ fn post_loop(conn: &Conn, endpoint: &str, headers: &[(String, String)], rx: &Rec
             }
             Ok(r) => fail_request(conn, msg.request_id, &format!("POST answered HTTP {}", r.status())),
             Err(e) => {
-                conn.died(&format!("POST {endpoint} failed: {e}"));
+                let e = scrub_url(&scrub(&e, endpoint), url);
+                conn.died(&format!("POST {} failed: {e}", redact_url(endpoint)));
                 return;
             }
         }
     }
+}
+
+/// An error text of the HTTP client without the secrets of `url` (it may
+/// quote the URL): what the backend layer shows goes to `last_error`,
+/// events, the log and client errors.
+pub fn scrub(e: &impl std::fmt::Display, url: &str) -> String {
+    scrub_url(&e.to_string(), url)
 }
 
 /// Fails one call whose message the server refused.

@@ -2,12 +2,12 @@
 //! newline-delimited JSON-RPC. Threads: `backend:<n>:writer` drains the
 //! outgoing channel into stdin, `backend:<n>:reader` parses stdout lines,
 //! `backend:<n>:stderr` copies stderr into the log under the backend's name.
-//! Also used to start the local process of a legacy SSE backend.
+//! Also spawns the local process of a legacy SSE backend (`local.rs`).
 
 use super::conn::{Closer, Conn, Outgoing};
 use super::stats::Stats;
+use super::wire;
 use super::SupervisorMsg;
-use crate::codec::jsonrpc;
 use crate::config::Command;
 use crossbeam_channel::{Receiver, Sender};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -157,14 +157,14 @@ fn read_loop(conn: &Conn, stdout: impl Read) {
         if text.is_empty() {
             continue;
         }
-        match jsonrpc::parse_one(text) {
-            Ok(msg) => conn.handle_incoming(msg),
-            Err((_, e)) => log::warn!(
-                "backend '{}' wrote a line that is not JSON-RPC ({}): {}",
+        // A malformed answer to a call fails that call in `route`; a line
+        // that is not JSON at all (a stray print) is only logged.
+        if let Err(e) = wire::route(conn, text, None) {
+            log::warn!(
+                "backend '{}' wrote a line that is not JSON-RPC ({e}); skipped: {}",
                 conn.backend,
-                e.message,
-                String::from_utf8_lossy(&text[..text.len().min(200)])
-            ),
+                wire::snippet(text)
+            );
         }
         // A reused buffer, but not one pinned at its largest line forever.
         if line.capacity() > 1024 * 1024 {

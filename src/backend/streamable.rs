@@ -7,11 +7,13 @@
 //! once known; the session is DELETEd on close.
 
 use super::conn::{Conn, Outgoing};
-use super::sse::{dispatch_data, fail_request, post_agent, stream_agent};
+use super::sse::{dispatch_data, fail_request, post_agent, scrub, stream_agent};
 use super::stats::Stats;
 use super::stdio::MAX_LINE;
+use super::wire;
 use super::SupervisorMsg;
 use crate::codec::sse::SseDecoder;
+use crate::config::redact_url;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use std::io::Read;
@@ -102,14 +104,15 @@ fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>, timeout: Duration
             Ok(r) => r,
             // A slow answer fails only its own call (its deadline passed).
             Err(e @ ureq::Error::Timeout(_)) => {
-                fail_request(conn, msg.request_id, &format!("POST failed: {e}"));
+                fail_request(conn, msg.request_id, &format!("POST failed: {}", scrub(&e, &t.url)));
                 continue;
             }
             // Anything else (refused, reset, DNS) means the server is gone:
             // the supervisor reconnects with backoff and the state says so.
             Err(e) => {
+                let e = scrub(&e, &t.url);
                 fail_request(conn, msg.request_id, &format!("POST failed: {e}"));
-                conn.died(&format!("POST {} failed: {e}", t.url));
+                conn.died(&format!("POST {} failed: {e}", redact_url(&t.url)));
                 return;
             }
         };
@@ -133,34 +136,61 @@ fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>, timeout: Duration
         }
         let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
         let body = resp.into_body();
+        let request = msg.request_id;
         if ctype.starts_with("text/event-stream") {
-            read_events(conn, body.into_reader());
-        } else {
-            match body.into_with_config().limit(MAX_BODY).read_to_vec() {
-                Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => {}
-                Ok(bytes) => dispatch_data(conn, &String::from_utf8_lossy(&bytes)),
-                Err(e) => fail_request(conn, msg.request_id, &format!("reading the response failed: {e}")),
+            let answered = read_events(conn, body.into_reader(), request);
+            if let (Some(id), false, true) = (request, answered, conn.is_alive()) {
+                let why = format!("backend '{}' ended its SSE response to POST without the answer", conn.backend);
+                wire::fail_call(conn, id, why);
             }
+            continue;
+        }
+        match body.into_with_config().limit(MAX_BODY).read_to_vec() {
+            Ok(bytes) => answer_body(conn, &bytes, request),
+            Err(e) => fail_request(conn, request, &format!("reading the response failed: {}", scrub(&e, &t.url))),
         }
     }
 }
 
-fn read_events(conn: &Conn, mut body: impl Read) {
+/// A JSON answer to a POST: route it; a request whose answer is not in it
+/// fails at once, naming the backend, instead of waiting for its timeout.
+fn answer_body(conn: &Conn, bytes: &[u8], request: Option<i64>) {
+    let empty = bytes.iter().all(u8::is_ascii_whitespace);
+    let problem = match (wire::route(conn, bytes, request), request) {
+        (Ok(true), _) => return,
+        // Nothing was asked (the POST carried a notification or a response).
+        (Ok(false), None) => return,
+        (Err(_), None) if empty => return,
+        (Ok(false), Some(_)) => "without the response to it".to_owned(),
+        (Err(_), _) if empty => "with an empty body".to_owned(),
+        (Err(e), _) => format!("with something that is not JSON-RPC: {e}; it starts with: {}", wire::snippet(bytes)),
+    };
+    let why = format!("backend '{}' answered POST {problem}", conn.backend);
+    match request {
+        Some(id) => wire::fail_call(conn, id, why),
+        None => log::warn!("{why}"),
+    }
+}
+
+/// Reads an event stream (a POST's SSE response, or the GET stream) to its
+/// end. Returns whether it carried the answer to gateway request `request`.
+fn read_events(conn: &Conn, mut body: impl Read, request: Option<i64>) -> bool {
     let mut dec = SseDecoder::new(MAX_LINE);
     let mut buf = vec![0u8; 16 * 1024];
+    let mut answered = false;
     loop {
         let n = match body.read(&mut buf) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return answered,
             Ok(n) => n,
         };
         dec.push(&buf[..n]);
         while let Ok(Some(ev)) = dec.next_event() {
             if ev.event == "message" && !ev.data.is_empty() {
-                dispatch_data(conn, &ev.data);
+                answered |= dispatch_data(conn, &ev.data, request);
             }
         }
         if !conn.is_alive() {
-            return;
+            return answered;
         }
     }
 }
@@ -182,8 +212,10 @@ fn get_stream(conn: &Conn, t: &Target) {
     let agent = stream_agent();
     let req = t.apply(agent.get(&t.url).header("Accept", "text/event-stream"), conn);
     match req.call() {
-        Ok(r) if r.status() == 200 => read_events(conn, r.into_body().into_reader()),
+        Ok(r) if r.status() == 200 => {
+            read_events(conn, r.into_body().into_reader(), None);
+        }
         Ok(r) => log::debug!("backend '{}': no GET stream (HTTP {})", conn.backend, r.status()),
-        Err(e) => log::debug!("backend '{}': GET stream failed: {e}", conn.backend),
+        Err(e) => log::debug!("backend '{}': GET stream failed: {}", conn.backend, scrub(&e, &t.url)),
     }
 }

@@ -3,7 +3,7 @@
 //! ticker; the tick expires timed-out calls and idle sessions.
 
 use super::{AdminCommand, AdminError, BackendSnapshot, Level, ReloadReport, Runtime, ServerState};
-use crate::backend::{Backend, BackendEvent, State as BackendState};
+use crate::backend::{Backend, BackendEvent, Policy, State as BackendState};
 use crossbeam_channel::{bounded, select, tick, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -187,16 +187,21 @@ impl AdminLoop {
         // Stop first, so a restarted stdio backend's old child is gone
         // before the new one starts (a local SSE server keeps its port).
         stop_all(&to_stop);
+        let backoff = Policy::of(&next.server);
         let mut list: Vec<Arc<Backend>> = Vec::with_capacity(pairs.len());
         let mut started: Vec<Arc<Backend>> = Vec::new();
         for (bc, prev) in pairs {
             let b = match prev {
                 Some(b) if b.config == *bc => {
+                    // Same connection; new retry timing from its next wait on.
+                    b.set_backoff(backoff);
                     list.push(b.clone());
                     continue;
                 }
-                Some(prev) => Backend::restart_from(prev, bc.clone(), rt.backend_tx.clone(), rt.events.clone()),
-                None => Backend::start(bc.clone(), rt.backend_tx.clone(), rt.events.clone()),
+                Some(prev) => {
+                    Backend::restart_from(prev, bc.clone(), backoff, rt.backend_tx.clone(), rt.events.clone())
+                }
+                None => Backend::start(bc.clone(), backoff, rt.backend_tx.clone(), rt.events.clone()),
             };
             started.push(b.clone());
             list.push(b);

@@ -12,7 +12,7 @@
 pub mod admin;
 pub mod events;
 
-use crate::backend::{Backend, BackendEvent, State as BackendState};
+use crate::backend::{Backend, BackendEvent, Policy, State as BackendState};
 use crate::config::Config;
 use crate::registry::{Conflict, Registry, Source};
 use crate::session::SessionTable;
@@ -169,6 +169,13 @@ impl Runtime {
         self.backends.read().iter().find(|b| &*b.name == name).cloned()
     }
 
+    /// Why `backend` cannot take a call now (-32001 naming it and its
+    /// state), for a tool or prompt that the registry knows only as one a
+    /// backend that is down exposed last. `None` if it can after all.
+    pub fn unavailable(&self, backend: &str) -> Option<crate::codec::ErrorObj> {
+        self.backend(backend)?.conn_for_call().err()
+    }
+
     pub fn state(&self) -> ServerState {
         *self.state.lock()
     }
@@ -226,37 +233,34 @@ impl Runtime {
     /// Starts every configured backend (admin thread, at start).
     fn start_backends(&self) {
         let cfg = self.config();
+        let backoff = Policy::of(&cfg.server);
         let started: Vec<Arc<Backend>> = cfg
             .backends
             .iter()
-            .map(|bc| Backend::start(bc.clone(), self.backend_tx.clone(), self.events.clone()))
+            .map(|bc| Backend::start(bc.clone(), backoff, self.backend_tx.clone(), self.events.clone()))
             .collect();
         *self.backends.write() = started;
     }
 
-    /// Rebuilds the registry from connected backends, in config order, and
-    /// tells every session which lists changed. Admin thread only.
+    /// Rebuilds the registry from connected backends, in config order (plus
+    /// the unlisted names of those that are down), and tells every session
+    /// which lists changed. Admin thread only.
     fn rebuild(&self) {
+        fn source((b, _, caps): &(Arc<Backend>, BackendState, Arc<crate::backend::Discovered>)) -> Source<'_> {
+            Source { backend: b.name.clone(), prefix: b.config.prefix.as_deref(), filter: &b.config.tools, caps }
+        }
         let backends = self.backends();
-        // One reading of each backend's state serves both the registry and
-        // the gateway state, so `ready` never outruns the catalog.
-        let states: Vec<BackendState> = backends.iter().map(|b| b.status().state).collect();
-        let discovered: Vec<_> = backends
-            .iter()
-            .zip(&states)
-            .map(|(b, st)| (b.clone(), *st == BackendState::Connected, b.discovered()))
-            .collect();
-        let sources: Vec<Source<'_>> = discovered
-            .iter()
-            .filter(|(_, connected, _)| *connected)
-            .map(|(b, _, caps)| Source {
-                backend: b.name.clone(),
-                prefix: b.config.prefix.as_deref(),
-                filter: &b.config.tools,
-                caps,
-            })
-            .collect();
-        let new = Arc::new(Registry::build(&sources));
+        // Each state is read once, before the lists (a connect stores the
+        // lists first): the registry and the gateway state below come from
+        // the same reading, so `ready` never shows before the registry
+        // holds every connected backend's capabilities.
+        let seen: Vec<_> = backends.iter().map(|b| (b.clone(), b.status().state, b.discovered())).collect();
+        let (up, down): (Vec<_>, Vec<_>) = seen.iter().partition(|(_, state, _)| *state == BackendState::Connected);
+        let sources: Vec<Source<'_>> = up.into_iter().map(source).collect();
+        // Backends that are down keep their names in the registry's unlisted
+        // lookup, so a call to one names the backend instead of "Unknown tool".
+        let offline: Vec<Source<'_>> = down.into_iter().map(source).collect();
+        let new = Arc::new(Registry::build_with_offline(&sources, &offline));
         let old = std::mem::replace(&mut *self.registry.write(), new.clone());
         let (tools, resources, prompts) = new.changed_kinds(&old);
         if tools || resources || prompts {
@@ -283,12 +287,12 @@ impl Runtime {
             );
             crate::transport::notify_list_changed(self, tools, resources, prompts);
         }
-        self.update_state(&states);
+        self.update_state(seen.iter().map(|(_, state, _)| *state));
     }
 
     /// Recomputes the gateway state from the backends' states.
-    fn update_state(&self, all: &[BackendState]) {
-        let states: Vec<BackendState> = all.iter().copied().filter(|s| *s != BackendState::Disabled).collect();
+    fn update_state(&self, states: impl Iterator<Item = BackendState>) {
+        let states: Vec<BackendState> = states.filter(|s| *s != BackendState::Disabled).collect();
         let settling = states.iter().any(|s| matches!(s, BackendState::Pending | BackendState::Connecting));
         if !settling {
             self.first_discovery_done.store(true, Ordering::Relaxed);

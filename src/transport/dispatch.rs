@@ -165,12 +165,23 @@ fn request(rt: &Runtime, session: &Arc<Session>, id: Id, m: &str, params: Option
             let (backend, original) = if m == method::TOOLS_CALL {
                 match reg.tool(name) {
                     Some(t) => (t.backend.clone(), t.original.clone()),
-                    None => return err(id, code::INVALID_PARAMS, format!("Unknown tool: {name}")),
+                    None => {
+                        // A tool of a backend that is down: say so, naming it.
+                        return match reg.offline_tool(name).and_then(|b| rt.unavailable(b)) {
+                            Some(e) => Handled::Now(Message::error(Some(id), e)),
+                            None => err(id, code::INVALID_PARAMS, format!("Unknown tool: {name}")),
+                        };
+                    }
                 }
             } else {
                 match reg.prompt(name) {
                     Some(p) => (p.backend.clone(), p.original.clone()),
-                    None => return err(id, code::INVALID_PARAMS, format!("Unknown prompt: {name}")),
+                    None => {
+                        return match reg.offline_prompt(name).and_then(|b| rt.unavailable(b)) {
+                            Some(e) => Handled::Now(Message::error(Some(id), e)),
+                            None => err(id, code::INVALID_PARAMS, format!("Unknown prompt: {name}")),
+                        };
+                    }
                 }
             };
             params["name"] = Value::from(original);

@@ -3,8 +3,8 @@
 //!
 //! It speaks stdio (default), legacy HTTP+SSE (`--sse`) or Streamable HTTP
 //! (`--http`), and offers tools that exercise the gateway's hard paths:
-//! progress, cancellation, crashes, pagination, `list_changed`,
-//! server→client requests and garbage on stdout.
+//! progress, cancellation, crashes, hangs (`freeze`), pagination,
+//! `list_changed`, server→client requests and garbage on stdout.
 
 mod http;
 mod server;
@@ -112,7 +112,7 @@ fn serve_stdio(srv: &Arc<Server>, opts: &Opts) -> std::io::Result<()> {
     eprintln!("mcp-sentinel-demo-{}: serving MCP on stdio", srv.name);
     for line in std::io::stdin().lock().split(b'\n') {
         let line = line?;
-        if line.iter().all(u8::is_ascii_whitespace) || opts.mute {
+        if line.iter().all(u8::is_ascii_whitespace) || opts.mute || srv.frozen() {
             continue;
         }
         match parse_one(&line) {

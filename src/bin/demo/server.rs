@@ -34,6 +34,9 @@ pub struct Server {
     pub pad_tools: usize,
     /// How many `extra_<n>` tools `add_tool` has registered.
     extra_tools: Mutex<u32>,
+    /// Set by `freeze`: from then on the process answers nothing at all,
+    /// like a server that hangs while its pipes stay open.
+    frozen: AtomicBool,
 }
 
 /// State of one client connection (stdio, one SSE session, one HTTP session).
@@ -72,7 +75,12 @@ pub enum Effect {
 
 impl Server {
     pub fn new(name: &str, page_size: usize) -> Server {
-        Server { name: name.to_owned(), page_size, pad_tools: 0, extra_tools: Mutex::new(0) }
+        Server { name: name.to_owned(), page_size, pad_tools: 0, extra_tools: Mutex::new(0), frozen: AtomicBool::new(false) }
+    }
+
+    /// True once `freeze` was called: every later message goes unanswered.
+    pub fn frozen(&self) -> bool {
+        self.frozen.load(Ordering::SeqCst)
     }
 
     fn tools(&self) -> Vec<Value> {
@@ -99,6 +107,8 @@ impl Server {
                 "inputSchema": obj(json!({
                     "method": {"type": "string", "description": "e.g. ping, roots/list, sampling/createMessage, elicitation/create"},
                     "params": {"type": "object", "description": "Optional params overriding the built-in ones"}}), &["method"])}),
+            json!({"name": "freeze", "description": "Answers this call, then ignores every message (pings included) until the process is restarted.",
+                "inputSchema": obj(json!({}), &[])}),
         ];
         for n in 1..=self.pad_tools {
             let words = "Looks up records in the archive and returns the matching entries with their metadata. ";
@@ -188,6 +198,9 @@ fn id_of(v: &Value) -> Option<Id> {
 /// Handles one incoming message for `sess`. Never blocks: long work comes
 /// back as an effect for the transport to run on a thread.
 pub fn handle(srv: &Server, sess: &Session, msg: Message) -> Vec<Effect> {
+    if srv.frozen() {
+        return Vec::new();
+    }
     match msg {
         Message::Request { id, method, params } => {
             let params = params.unwrap_or_else(|| json!({}));
@@ -329,6 +342,10 @@ fn call_tool(srv: &Server, sess: &Session, id: &Id, name: &str, p: &Value) -> Re
         }
         "fail" => Ok(Done::Result(json!({"content": [text("this tool always fails")], "isError": true}))),
         "crash" => Ok(Done::Effects(vec![Effect::Exit(3)])),
+        "freeze" => {
+            srv.frozen.store(true, Ordering::SeqCst);
+            ok(text("frozen: nothing more will be answered until the process restarts"))
+        }
         "cancellations" => {
             let list = Value::Array(sess.cancelled.lock().clone());
             Ok(Done::Result(json!({"content": [text(list.to_string())], "structuredContent": {"cancelled": list}})))
@@ -477,7 +494,10 @@ mod tests {
                 break;
             }
         }
-        assert_eq!(names, ["echo", "add", "slow", "fail", "crash", "cancellations", "add_tool", "ask_client"]);
+        assert_eq!(
+            names,
+            ["echo", "add", "slow", "fail", "crash", "cancellations", "add_tool", "ask_client", "freeze"]
+        );
     }
 
     #[test]
@@ -512,7 +532,7 @@ mod tests {
         let fx = handle(&s, &x, req("tools/call", json!({"name": "add_tool"})));
         assert!(matches!(&fx[0], Effect::Send(m) if m.method() == Some("notifications/tools/list_changed")));
         assert!(matches!(&fx[1], Effect::Send(Message::Response { .. })));
-        let r = call(&s, &x, "tools/list", json!({"cursor": "8"}));
+        let r = call(&s, &x, "tools/list", json!({"cursor": "9"}));
         assert_eq!(r["result"]["tools"][0]["name"], "extra_1");
         let r = call(&s, &x, "tools/call", json!({"name": "extra_1", "arguments": {"message": "m"}}));
         assert_eq!(r["result"]["content"][0]["text"], "m");
@@ -577,6 +597,15 @@ mod tests {
             json!({"ref": {"type": "ref/prompt", "name": "x"}, "argument": {"name": "name", "value": ""}}),
         );
         assert_eq!(r["result"]["completion"]["values"], json!([]));
+    }
+
+    #[test]
+    fn freeze_answers_once_then_nothing() {
+        let (s, x) = setup();
+        let r = call(&s, &x, "tools/call", json!({"name": "freeze"}));
+        assert!(r["result"]["content"][0]["text"].as_str().unwrap().starts_with("frozen"));
+        assert!(handle(&s, &x, req("ping", json!({}))).is_empty());
+        assert!(handle(&s, &x, req("tools/call", json!({"name": "echo", "arguments": {"message": "m"}}))).is_empty());
     }
 
     #[test]
