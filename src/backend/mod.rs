@@ -242,14 +242,16 @@ impl Backend {
 
     /// Asks the supervisor to reconnect; `reply` gets the outcome.
     pub fn reconnect(&self, reply: Option<Sender<Result<(), String>>>) -> bool {
-        let sent = self.ctl.send_timeout(SupervisorMsg::Reconnect(reply), Duration::from_secs(5)).is_ok();
         // A supervisor stuck in a handshake reads the message only when the
-        // handshake ends: end it now, so the reconnect starts at once.
+        // handshake ends: end it now, so the reconnect starts at once. This
+        // comes before the message, or the supervisor could already be in
+        // the handshake of the attempt this reconnect asks for, and that one
+        // would be ended instead.
         let stuck = self.handshaking.lock().1.take();
         if let Some(c) = stuck {
             c.close("reconnect requested");
         }
-        sent
+        self.ctl.send_timeout(SupervisorMsg::Reconnect(reply), Duration::from_secs(5)).is_ok()
     }
 
     /// Stops the supervisor (closing the connection, killing a child) and

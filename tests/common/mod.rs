@@ -91,6 +91,11 @@ impl LogBuffer {
 /// Copies `reader` line by line into `buf`, echoing each line to the test's
 /// stderr (shown by the test runner when the test fails).
 fn capture(name: String, reader: impl Read + Send + 'static, buf: LogBuffer) {
+    capture_joinable(name, reader, buf);
+}
+
+/// [`capture`], returning the thread so a caller can wait for the end.
+fn capture_joinable(name: String, reader: impl Read + Send + 'static, buf: LogBuffer) -> thread::JoinHandle<()> {
     let spawned = thread::Builder::new().name(format!("capture:{name}")).spawn(move || {
         let mut reader = BufReader::new(reader);
         let mut line = Vec::new();
@@ -107,7 +112,7 @@ fn capture(name: String, reader: impl Read + Send + 'static, buf: LogBuffer) {
             }
         }
     });
-    spawned.expect("spawn output capture thread");
+    spawned.expect("spawn output capture thread")
 }
 
 // ---------------------------------------------------------------------------
@@ -201,20 +206,23 @@ pub fn run_bounded(name: &str, cmd: &mut Command, timeout: Duration) -> Output {
             out.push_line(&s);
         })
     };
-    capture(name.to_string(), stderr, err.clone());
+    let err_thread = capture_joinable(name.to_string(), stderr, err.clone());
     let status = wait_timeout(&mut guard.child, timeout);
     let timed_out = status.is_none();
     if timed_out {
         eprintln!("harness: {name} ran past {timeout:?}; killing pid {}", guard.child.id());
         terminate(&mut guard.child, Duration::from_secs(2));
     }
-    // The pipe closes when the process exits (grandchildren aside): bounded join.
+    // The pipes close when the process exits (grandchildren aside): bounded
+    // joins, so both outputs are complete when they are read.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !out_thread.is_finished() && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(10));
-    }
-    if out_thread.is_finished() {
-        let _ = out_thread.join();
+    for t in [out_thread, err_thread] {
+        while !t.is_finished() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        if t.is_finished() {
+            let _ = t.join();
+        }
     }
     Output { status, stdout: out.text(), stderr: err.text(), timed_out }
 }

@@ -75,7 +75,13 @@ pub enum Effect {
 
 impl Server {
     pub fn new(name: &str, page_size: usize) -> Server {
-        Server { name: name.to_owned(), page_size, pad_tools: 0, extra_tools: Mutex::new(0), frozen: AtomicBool::new(false) }
+        Server {
+            name: name.to_owned(),
+            page_size,
+            pad_tools: 0,
+            extra_tools: Mutex::new(0),
+            frozen: AtomicBool::new(false),
+        }
     }
 
     /// True once `freeze` was called: every later message goes unanswered.
