@@ -102,9 +102,7 @@ impl AdminLoop {
                 },
                 recv(ticker) -> _ => {
                     let now = Instant::now();
-                    for b in rt.backends() {
-                        b.expire(now);
-                    }
+                    self.expire_calls(now);
                     if now.duration_since(last_expire) > Duration::from_secs(10) {
                         last_expire = now;
                         let n = rt.sessions.expire(SESSION_TTL);
@@ -244,14 +242,19 @@ impl AdminLoop {
         let deadline = Instant::now() + b.timeout().min(SETTLE_MAX) + Duration::from_secs(5);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
             select! {
                 recv(rx) -> _ => break,
                 recv(self.backend_rx) -> ev => {
                     if ev.is_err() { break; }
                     rt.rebuild();
                 }
-                default(left) => break,
+                default(left.min(TICK)) => {}
             }
+            // Calls keep their deadlines while a reconnect waits.
+            self.expire_calls(Instant::now());
         }
         rt.rebuild();
         Ok(rt.backend_snapshot(&b, &rt.registry()))
@@ -276,10 +279,19 @@ impl AdminLoop {
                     while self.backend_rx.try_recv().is_ok() {}
                     rt.rebuild();
                 }
-                default(left.min(Duration::from_millis(100))) => {}
+                default(left.min(TICK)) => {}
             }
+            // Calls keep their deadlines while a reload waits.
+            self.expire_calls(Instant::now());
         }
         rt.rebuild();
+    }
+
+    /// Fails calls past their deadline (-32002) on every backend.
+    fn expire_calls(&self, now: Instant) {
+        for b in self.rt.backends() {
+            b.expire(now);
+        }
     }
 
     fn shutdown(&self, reason: &str, listeners: Vec<Box<dyn Stoppable>>) {
