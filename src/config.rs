@@ -127,9 +127,12 @@ pub struct BackendConfig {
     /// Err holds a one-line message naming the field, e.g.
     /// `backend "git": field "command": required for a stdio backend`.
     pub transport: Result<Transport, String>,
+    /// The endpoint as operators see it, decided on the unexpanded text:
+    /// a `${VAR}` stays a reference, and secret-looking parts are `***`.
+    pub shown: String,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub enum Transport {
     Stdio(Command),
     Sse {
@@ -144,6 +147,24 @@ pub enum Transport {
     },
 }
 
+/// Header values and `env` values are secrets: `Debug` shows names only,
+/// so a `{:?}` in a log or a panic message cannot leak them.
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = |h: &[(String, String)]| h.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+        match self {
+            Transport::Stdio(c) => f.debug_tuple("Stdio").field(c).finish(),
+            // The URL may carry an expanded `${VAR}` in its path: not shown.
+            Transport::Sse { headers, local, .. } => {
+                f.debug_struct("Sse").field("headers", &names(headers)).field("local", local).finish()
+            }
+            Transport::StreamableHttp { headers, .. } => {
+                f.debug_struct("StreamableHttp").field("headers", &names(headers)).finish()
+            }
+        }
+    }
+}
+
 impl Transport {
     /// "stdio" | "sse" | "streamable-http"
     pub fn kind(&self) -> &'static str {
@@ -155,13 +176,30 @@ impl Transport {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Command {
     pub command: String,
     pub args: Vec<String>,
     /// Added to (and overriding) the gateway's own environment.
     pub env: BTreeMap<String, String>,
     pub cwd: Option<PathBuf>,
+    /// Variables of the gateway's environment that hold its own secrets
+    /// (the management tokens' `token_env`): not passed to the child unless
+    /// `env` names them explicitly.
+    pub withheld_env: Vec<String>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Arguments may carry expanded `${VAR}` values: only their number.
+        f.debug_struct("Command")
+            .field("command", &self.command)
+            .field("args", &self.args.len())
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("cwd", &self.cwd)
+            .field("withheld_env", &self.withheld_env)
+            .finish()
+    }
 }
 
 /// Which of a backend's tools are exposed, matched on the original name.
@@ -310,6 +348,31 @@ impl Default for ManageConfig {
 
 impl Config {
     /// A configuration with default `server`/`manage` sections and no file.
+    /// The variables of the gateway's environment that hold its own
+    /// secrets (the management tokens' `token_env`).
+    pub fn secret_env_vars(&self) -> Vec<String> {
+        self.manage
+            .tokens
+            .iter()
+            .filter_map(|t| match &t.source {
+                TokenSource::Env(v) => Some(v.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Marks the gateway's own secret variables as withheld from every
+    /// process a backend starts (a backend's `env` may still pass one on).
+    pub fn withhold_secret_env(&mut self) {
+        let vars = self.secret_env_vars();
+        for b in &mut self.backends {
+            match &mut b.transport {
+                Ok(Transport::Stdio(c)) | Ok(Transport::Sse { local: Some(c), .. }) => c.withheld_env = vars.clone(),
+                _ => {}
+            }
+        }
+    }
+
     pub fn default_with_backends(backends: Vec<BackendConfig>) -> Config {
         Config { path: None, backends, server: ServerConfig::default(), manage: ManageConfig::default() }
     }
@@ -338,11 +401,10 @@ impl BackendConfig {
     /// `--api-key=X`) and header arguments (`--header "Authorization: X"`).
     /// Empty for an invalid backend.
     pub fn endpoint(&self) -> String {
-        match &self.transport {
-            Ok(Transport::Stdio(cmd)) => cmd.redacted_line(),
-            Ok(Transport::Sse { url, .. }) | Ok(Transport::StreamableHttp { url, .. }) => redact_url(url),
-            Err(_) => String::new(),
+        if self.transport.is_err() {
+            return String::new();
         }
+        self.shown.clone()
     }
 }
 
@@ -359,18 +421,27 @@ impl Command {
                 "***".to_string()
             } else if next_is_header {
                 redact_header_arg(arg)
-            } else if let Some((flag, _)) = arg.split_once('=').filter(|_| arg.starts_with('-')) {
-                if is_secret_key(flag) {
-                    format!("{flag}=***")
+            } else if let Some(v) = arg.strip_prefix("--header=") {
+                format!("--header={}", redact_header_arg(v))
+            } else if let Some(v) = arg.strip_prefix("-H").filter(|v| !v.is_empty()) {
+                // `-HName: value`, the short flag with its value attached.
+                format!("-H{}", redact_header_arg(v))
+            } else if arg.starts_with("http://") || arg.starts_with("https://") {
+                redact_url(arg)
+            } else if let Some((name, _)) = arg.split_once('=') {
+                // `--token=X`, `-e API_KEY=X`, `API_KEY=X` (as given to `env`).
+                if is_secret_key(name.trim_start_matches('-')) {
+                    format!("{name}=***")
                 } else {
                     arg.clone()
                 }
-            } else if arg.starts_with("http://") || arg.starts_with("https://") {
-                redact_url(arg)
+            } else if looks_like_secret_header(arg) {
+                redact_header_arg(arg)
             } else {
                 arg.clone()
             };
-            let is_flag = arg.starts_with('-') && !arg.contains('=');
+            // A bare flag (`--token`, `-H`), not one with its value attached.
+            let is_flag = arg.starts_with('-') && !arg.contains(['=', ':', ' ']);
             next_is_header = is_flag && (arg == "--header" || arg == "-H");
             next_is_secret = is_flag && !next_is_header && is_secret_key(arg);
             parts.push(shown);
@@ -387,6 +458,22 @@ fn redact_header_arg(arg: &str) -> String {
     }
 }
 
+/// `Authorization: …`, `X-Api-Key: …`, `Cookie: …` given as a bare
+/// argument (a header a tool takes positionally).
+fn looks_like_secret_header(arg: &str) -> bool {
+    match arg.split_once(':') {
+        Some((name, value)) => {
+            let header_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            header_name
+                && value.starts_with(' ')
+                && (is_secret_key(name)
+                    || name.eq_ignore_ascii_case("cookie")
+                    || name.to_ascii_lowercase().contains("api"))
+        }
+        None => false,
+    }
+}
+
 /// Whether a query key or flag name probably carries a secret.
 fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
@@ -397,6 +484,7 @@ fn is_secret_key(key: &str) -> bool {
 /// with `***`. A user name alone is hidden too: `https://TOKEN@host` is a
 /// common way to pass a token.
 pub fn redact_url(url: &str) -> String {
+    let url = &hide_expanded(url);
     let Some(i) = url.find("://") else {
         return url.to_string();
     };
@@ -439,7 +527,7 @@ pub fn redact_url(url: &str) -> String {
 /// keys) replaced by `***` wherever it appears: the client may print the URL
 /// normalized, or only its path and query.
 pub fn scrub_url(text: &str, url: &str) -> String {
-    let mut out = text.replace(url, &redact_url(url));
+    let mut out = hide_expanded(&text.replace(url, &redact_url(url)));
     for secret in url_secrets(url) {
         // A secret of one to three characters would garble the message more
         // than it hides; such a value is no secret anyway.
@@ -603,6 +691,7 @@ pub fn parse_with_env(
             .map(|(name, v)| parse_backend(name, v, env, &file, &format!("{backend_prefix}{name}")))
             .collect();
     }
+    config.withhold_secret_env();
     Ok(config)
 }
 
@@ -1056,6 +1145,7 @@ fn parse_backend(
         prefix: None,
         tools: ToolFilter::default(),
         transport: Err(String::new()),
+        shown: String::new(),
     };
     let fail = |bad: Bad| format!("backend {name:?}: field {:?}: {}", bad.field, bad.message);
     let name_err = (!matches_charset(name, 64, |c| c.is_ascii_alphanumeric() || "_.-".contains(c)))
@@ -1107,6 +1197,7 @@ fn parse_backend(
         (Some(e), _, _) | (None, Err(e), _) | (None, Ok(_), Some(e)) => Err(e),
         (None, Ok(t), None) => Ok(t),
     };
+    b.shown = shown_endpoint(&o, &b.transport);
     b
 }
 
@@ -1201,6 +1292,24 @@ fn parse_transport(o: &Obj<'_>, env: &dyn Fn(&str) -> Option<String>) -> Result<
     }
 }
 
+/// The endpoint shown to operators, from the file's own text before
+/// `${VAR}` expansion: a secret expanded into a URL path or an argument
+/// shows as its `${VAR}` reference, never as its value; the usual
+/// redaction applies on top.
+fn shown_endpoint(o: &Obj<'_>, t: &Result<Transport, String>) -> String {
+    match t {
+        Ok(Transport::Stdio(_)) => {
+            let command = o.str("command").ok().flatten().unwrap_or_default().to_owned();
+            let args = o.str_list("args").ok().flatten().unwrap_or_default().iter().map(|a| a.to_string()).collect();
+            Command { command, args, env: BTreeMap::new(), cwd: None, withheld_env: Vec::new() }.redacted_line()
+        }
+        Ok(Transport::Sse { .. } | Transport::StreamableHttp { .. }) => {
+            redact_url(o.str("url").ok().flatten().unwrap_or_default())
+        }
+        Err(_) => String::new(),
+    }
+}
+
 /// A known key the chosen type would ignore is an error (no inert knobs).
 fn reject(o: &Obj<'_>, keys: &[&str], kind: Kind, hint: &str) -> Result<(), Bad> {
     match keys.iter().find(|k| o.has(k)) {
@@ -1251,7 +1360,7 @@ fn parse_command(
             Some(PathBuf::from(c))
         }
     };
-    Ok(Some(Command { command, args, env: vars, cwd }))
+    Ok(Some(Command { command, args, env: vars, cwd, withheld_env: Vec::new() }))
 }
 
 fn parse_url(o: &Obj<'_>, env: &dyn Fn(&str) -> Option<String>, kind: Kind) -> Result<String, Bad> {
@@ -1284,6 +1393,41 @@ fn parse_headers(o: &Obj<'_>, env: &dyn Fn(&str) -> Option<String>) -> Result<Ve
     Ok(headers)
 }
 
+/// Values that `${VAR}` references expanded to (and their names), so that
+/// text shown to operators (errors, events, log lines that quote a URL or
+/// an argument) can show the reference instead of the value, wherever the
+/// value ended up. Bounded by the configuration's size.
+static EXPANDED: std::sync::RwLock<Vec<(String, String)>> = std::sync::RwLock::new(Vec::new());
+
+/// Shorter values are left alone: they would garble messages more than they
+/// hide (and such a value is no secret anyway).
+const MIN_HIDDEN_VALUE: usize = 6;
+
+fn remember_expanded(var: &str, value: &str) {
+    if value.len() < MIN_HIDDEN_VALUE {
+        return;
+    }
+    let mut g = EXPANDED.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !g.iter().any(|(v, n)| v == value && n == var) {
+        g.push((value.to_owned(), var.to_owned()));
+        // Longest first, so a value that contains another is replaced whole.
+        g.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    }
+}
+
+/// `text` with every value a `${VAR}` of the configuration expanded to
+/// replaced by that `${VAR}`.
+pub fn hide_expanded(text: &str) -> String {
+    let g = EXPANDED.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut out = std::borrow::Cow::Borrowed(text);
+    for (value, var) in g.iter() {
+        if out.contains(value.as_str()) {
+            out = std::borrow::Cow::Owned(out.replace(value.as_str(), &format!("${{{var}}}")));
+        }
+    }
+    out.into_owned()
+}
+
 /// Expands `${NAME}` from `env`; an unset variable is an error naming the
 /// field. Text that is not a well-formed reference stays as written.
 fn expand(s: &str, field: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Bad> {
@@ -1296,7 +1440,10 @@ fn expand(s: &str, field: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<
             Some(j) if is_var_name(&after[..j]) => {
                 let var = &after[..j];
                 match env(var) {
-                    Some(v) => out.push_str(&v),
+                    Some(v) => {
+                        remember_expanded(var, &v);
+                        out.push_str(&v);
+                    }
                     None => return Err(Bad::new(field, format!("environment variable ${{{var}}} is not set"))),
                 }
                 rest = &after[j + 1..];
@@ -1354,6 +1501,7 @@ mod tests {
             args: args.iter().map(|s| s.to_string()).collect(),
             env: BTreeMap::new(),
             cwd: None,
+            withheld_env: Vec::new(),
         }
     }
 
@@ -2037,6 +2185,78 @@ mod tests {
         );
         assert_eq!(ep(r#"{"type": "stdio"}"#), "");
         assert_eq!(redact_url("not a url"), "not a url");
+        // Every argument form of a header, and secrets given as NAME=VALUE.
+        assert_eq!(
+            ep(r#"{"command": "npx", "args": ["--header=Authorization: Bearer x", "-HX-Api-Key: k", "-H", "Cookie: c", "X-Api-Key: k2", "-e", "GITHUB_TOKEN=t", "PLAIN=1"]}"#),
+            "npx --header=Authorization: *** -HX-Api-Key: *** -H Cookie: *** X-Api-Key: *** -e GITHUB_TOKEN=*** PLAIN=1"
+        );
+    }
+
+    #[test]
+    fn the_shown_endpoint_keeps_var_references_instead_of_their_values() {
+        let env = |k: &str| (k == "SECRET_PATH").then(|| "s3cr3t-v4lue".to_owned());
+        let c = parse_with_env(
+            r#"{"mcpServers": {
+                "u": {"url": "https://api.example.com/${SECRET_PATH}/mcp"},
+                "c": {"command": "tool", "args": ["--endpoint", "https://h/${SECRET_PATH}", "${SECRET_PATH}"]}}}"#,
+            Some(Path::new("c.json")),
+            &env,
+        )
+        .expect("parses");
+        let shown: Vec<String> = c.backends.iter().map(BackendConfig::endpoint).collect();
+        assert_eq!(
+            shown,
+            ["https://api.example.com/${SECRET_PATH}/mcp", "tool --endpoint https://h/${SECRET_PATH} ${SECRET_PATH}"]
+        );
+        assert!(format!("{:?}", c.backends).find("s3cr3t").is_none(), "Debug shows no secret: {:?}", c.backends);
+        // The expanded values are what the backends get.
+        match &c.backends[0].transport {
+            Ok(Transport::StreamableHttp { url, .. }) => assert_eq!(url, "https://api.example.com/s3cr3t-v4lue/mcp"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn expanded_values_are_shown_as_their_references_in_errors() {
+        let env = |k: &str| (k == "PATH_KEY").then(|| "pk-0123456789".to_owned());
+        let c =
+            parse_with_env(r#"{"mcpServers": {"u": {"url": "https://h/${PATH_KEY}/mcp"}}}"#, None, &env).expect("ok");
+        let Ok(Transport::StreamableHttp { url, .. }) = &c.backends[0].transport else { panic!("transport") };
+        assert_eq!(redact_url(url), "https://h/${PATH_KEY}/mcp");
+        let err = format!("GET {url} failed: connection refused (host h, path /pk-0123456789/mcp)");
+        assert_eq!(
+            scrub_url(&err, url),
+            "GET https://h/${PATH_KEY}/mcp failed: connection refused (host h, path /${PATH_KEY}/mcp)"
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_header_and_env_values() {
+        let c = parse_ok(
+            r#"{"mcpServers": {"h": {"url": "https://h/mcp", "headers": {"Authorization": "Bearer HDRSECRET"}},
+                "s": {"command": "x", "env": {"TOKEN": "ENVSECRET"}}}}"#,
+        );
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("HDRSECRET") && !dbg.contains("ENVSECRET"), "{dbg}");
+        assert!(dbg.contains("Authorization") && dbg.contains("TOKEN"), "names stay: {dbg}");
+    }
+
+    #[test]
+    fn backends_do_not_inherit_the_gateways_token_variables() {
+        let env = |k: &str| (k == "OPS_TOKEN").then(|| "t0ken".to_owned());
+        let c = parse_with_env(
+            r#"{"mcpServers": {"a": {"command": "x"}, "b": {"command": "y", "env": {"OPS_TOKEN": "${OPS_TOKEN}"}}},
+                "manage": {"tokens": [{"name": "ops", "scopes": ["read"], "token_env": "OPS_TOKEN"}]}}"#,
+            Some(Path::new("c.json")),
+            &env,
+        )
+        .expect("parses");
+        for b in &c.backends {
+            match &b.transport {
+                Ok(Transport::Stdio(cmd)) => assert_eq!(cmd.withheld_env, ["OPS_TOKEN"]),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -196,7 +196,13 @@ mod tests {
     }
 
     fn sh(script: &str) -> Command {
-        Command { command: "/bin/sh".into(), args: vec!["-c".into(), script.into()], env: BTreeMap::new(), cwd: None }
+        Command {
+            command: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            env: BTreeMap::new(),
+            cwd: None,
+            withheld_env: Vec::new(),
+        }
     }
 
     #[test]

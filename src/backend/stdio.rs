@@ -61,9 +61,14 @@ pub fn open(
 }
 
 /// Spawns `cmd` in its own process group with the gateway's environment
-/// plus `cmd.env`. `piped_stdin` is false for a local SSE server.
+/// minus the variables that hold the gateway's own secrets (unless
+/// `cmd.env` passes one on explicitly), plus `cmd.env`. `piped_stdin` is
+/// false for a local SSE server.
 pub fn spawn_child(cmd: &Command, piped_stdin: bool) -> Result<Child, String> {
     let mut c = std::process::Command::new(&cmd.command);
+    for var in cmd.withheld_env.iter().filter(|v| !cmd.env.contains_key(*v)) {
+        c.env_remove(var);
+    }
     c.args(&cmd.args)
         .envs(&cmd.env)
         .stdin(if piped_stdin { Stdio::piped() } else { Stdio::null() })
@@ -238,7 +243,9 @@ pub fn log_stderr(name: &str, stream: impl Read + Send + 'static) -> std::io::Re
         while let Ok(LineRead::Line | LineRead::TooLong) = read_line_bounded(&mut r, &mut line, 64 * 1024) {
             let text = String::from_utf8_lossy(trim_line(&line));
             if !text.is_empty() {
-                log::info!(target: "backend", "[{label}] {text}");
+                // A backend's output is not trusted: escaped, so it cannot
+                // forge log lines or send escape sequences to a terminal.
+                log::info!(target: "backend", "[{label}] {}", crate::util::printable(&text, 8192));
             }
             line.clear();
         }

@@ -26,6 +26,22 @@ pub struct Audit {
     path: Option<PathBuf>,
     file: Mutex<Option<File>>,
     ring: Arc<EventRing>,
+    /// Failed-auth events in the current window (a flood of bad tokens
+    /// must not push every other event out of the ring).
+    fails: Mutex<FailWindow>,
+}
+
+/// Longest request path kept in an audit line or event (characters).
+const MAX_PATH: usize = 512;
+/// At most this many `manage.auth_failed` events per window; the audit
+/// file still gets every line.
+const FAIL_EVENTS: u32 = 20;
+const FAIL_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
+struct FailWindow {
+    start: std::time::Instant,
+    shown: u32,
+    suppressed: u64,
 }
 
 impl Audit {
@@ -36,22 +52,41 @@ impl Audit {
             None => None,
             Some(p) => Some(open_append(p).map_err(|e| format!("manage.audit_log {}: {e}", p.display()))?),
         };
-        Ok(Audit { path: path.map(Path::to_path_buf), file: Mutex::new(file), ring })
+        let fails = FailWindow { start: std::time::Instant::now(), shown: 0, suppressed: 0 };
+        Ok(Audit { path: path.map(Path::to_path_buf), file: Mutex::new(file), ring, fails: Mutex::new(fails) })
     }
 
     pub fn record(&self, line: Line<'_>) {
+        // The path comes from an unauthenticated client: no control
+        // characters (no forged lines, no terminal escapes), bounded length.
+        let path = crate::util::printable(line.path, MAX_PATH);
+        let line = Line { path: &path, ..line };
         let (kind, level) = match line.event {
             "auth_failed" => ("manage.auth_failed", Level::Warn),
             _ => ("manage.admin_action", Level::Info),
         };
         let who = line.token_name.map_or_else(|| "no valid token".to_owned(), |n| format!("token '{n}'"));
         let from = line.remote_addr.as_deref().unwrap_or("?");
-        self.ring.push(
-            level,
-            kind,
-            None,
-            format!("{} {} -> {} ({who}, from {from})", line.method, line.path, line.status),
-        );
+        let (show, summary) = if line.event == "auth_failed" { self.fail_window() } else { (true, None) };
+        if let Some(n) = summary {
+            self.ring.push(
+                Level::Warn,
+                "manage.auth_failed",
+                None,
+                format!(
+                    "{n} more authentication failures in {}s were not recorded as events (the audit log has each)",
+                    FAIL_WINDOW.as_secs()
+                ),
+            );
+        }
+        if show {
+            self.ring.push(
+                level,
+                kind,
+                None,
+                format!("{} {} -> {} ({who}, from {from})", line.method, line.path, line.status),
+            );
+        }
         let Ok(mut text) = serde_json::to_vec(&line) else { return };
         text.push(b'\n');
         let mut g = self.file.lock();
@@ -61,6 +96,28 @@ impl Audit {
                 let shown = self.path.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
                 log::error!("cannot append to the audit log {shown}: {e}");
             }
+        }
+    }
+}
+
+impl Audit {
+    /// Whether this failed-auth event goes to the ring, and the number
+    /// suppressed in the window that just ended, to report once.
+    fn fail_window(&self) -> (bool, Option<u64>) {
+        let mut w = self.fails.lock();
+        let mut summary = None;
+        if w.start.elapsed() >= FAIL_WINDOW {
+            if w.suppressed > 0 {
+                summary = Some(w.suppressed);
+            }
+            *w = FailWindow { start: std::time::Instant::now(), shown: 0, suppressed: 0 };
+        }
+        if w.shown < FAIL_EVENTS {
+            w.shown += 1;
+            (true, summary)
+        } else {
+            w.suppressed += 1;
+            (false, summary)
         }
     }
 }

@@ -43,6 +43,9 @@ pub struct Event {
     pub message: String,
 }
 
+/// Longest event message kept (characters); the rest is cut with a note.
+const MAX_MESSAGE: usize = 1000;
+
 pub struct EventRing {
     inner: Mutex<Inner>,
     cond: Condvar,
@@ -117,7 +120,9 @@ impl EventRing {
 
     /// Appends an event (and mirrors it to the log). Returns its id.
     pub fn push(&self, level: Level, kind: &str, backend: Option<&str>, message: impl Into<String>) -> u64 {
-        let message = message.into();
+        // Events are read with a read token and mirrored to the log: no
+        // expanded secret, no control character, no unbounded length.
+        let message = crate::util::printable(&crate::config::hide_expanded(&message.into()), MAX_MESSAGE);
         let lvl = match level {
             Level::Debug => log::Level::Debug,
             Level::Info => log::Level::Info,
