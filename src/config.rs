@@ -1411,7 +1411,7 @@ fn remember_expanded(var: &str, value: &str) {
     if !g.iter().any(|(v, n)| v == value && n == var) {
         g.push((value.to_owned(), var.to_owned()));
         // Longest first, so a value that contains another is replaced whole.
-        g.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        g.sort_by_key(|e| std::cmp::Reverse(e.0.len()));
     }
 }
 
