@@ -1,7 +1,8 @@
 //! Configuration: both file shapes of CONTRACT §3 (current `mcpServers` and
 //! the legacy flat object), the lookup chain, and validation whose errors name
 //! the file, the backend and the field. Runs on the main thread (start) and
-//! the admin thread (reload); no I/O besides reading the file.
+//! the admin thread (reload); no I/O besides reading the file and the PEM
+//! files that backends name in `ca_cert`.
 //!
 //! Validation policy (ORIGIN-LESSONS 16, 17):
 //! - A file that is not JSON, not an object, or whose `server`/`manage`
@@ -140,10 +141,14 @@ pub enum Transport {
         headers: Vec<(String, String)>,
         /// Legacy behaviour: start this process first, then connect.
         local: Option<Command>,
+        /// The only TLS roots for this backend (`ca_cert`); `None`: the
+        /// built-in roots.
+        ca_cert: Option<CaCert>,
     },
     StreamableHttp {
         url: String,
         headers: Vec<(String, String)>,
+        ca_cert: Option<CaCert>,
     },
 }
 
@@ -162,6 +167,22 @@ impl std::fmt::Debug for Transport {
                 f.debug_struct("StreamableHttp").field("headers", &names(headers)).finish()
             }
         }
+    }
+}
+
+/// A backend's `ca_cert`: the certificates of a PEM bundle, read when the
+/// configuration is loaded (at start and on each reload), so a reload that
+/// finds the file changed restarts the backend, and a connection attempt
+/// never fails on a file that went away.
+#[derive(Clone, PartialEq)]
+pub struct CaCert {
+    pub path: PathBuf,
+    pub certs: Vec<rustls_pki_types::CertificateDer<'static>>,
+}
+
+impl fmt::Debug for CaCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CaCert({}, {} certificates)", self.path.display(), self.certs.len())
     }
 }
 
@@ -1094,7 +1115,7 @@ fn parse_token(o: &Obj<'_>, file: &str) -> Result<TokenConfig, Bad> {
 
 // ------------------------------------------------------------------ backends
 
-const BACKEND_KEYS: [&str; 12] = [
+const BACKEND_KEYS: [&str; 13] = [
     "type",
     "command",
     "args",
@@ -1102,6 +1123,7 @@ const BACKEND_KEYS: [&str; 12] = [
     "cwd",
     "url",
     "headers",
+    "ca_cert",
     "enabled",
     "timeout_s",
     "ping_interval_s",
@@ -1274,20 +1296,29 @@ fn parse_transport(o: &Obj<'_>, env: &dyn Fn(&str) -> Option<String>) -> Result<
     };
     match kind {
         Kind::Stdio => {
-            reject(o, &["url", "headers"], kind, "")?;
+            reject(o, &["url", "headers", "ca_cert"], kind, "")?;
             match parse_command(o, env, Some(kind))? {
                 Some(cmd) => Ok(Transport::Stdio(cmd)),
                 None => Err(o.bad("command", format!("required for {}", kind.article()))),
             }
         }
-        Kind::Sse => Ok(Transport::Sse {
-            url: parse_url(o, env, kind)?,
-            headers: parse_headers(o, env)?,
-            local: parse_command(o, env, None)?,
-        }),
+        Kind::Sse => {
+            let url = parse_url(o, env, kind)?;
+            Ok(Transport::Sse {
+                headers: parse_headers(o, env)?,
+                local: parse_command(o, env, None)?,
+                ca_cert: parse_ca_cert(o, env, &url)?,
+                url,
+            })
+        }
         Kind::Http => {
             reject(o, &COMMAND_KEYS, kind, " (set \"type\": \"sse\" to start a local server first)")?;
-            Ok(Transport::StreamableHttp { url: parse_url(o, env, kind)?, headers: parse_headers(o, env)? })
+            let url = parse_url(o, env, kind)?;
+            Ok(Transport::StreamableHttp {
+                headers: parse_headers(o, env)?,
+                ca_cert: parse_ca_cert(o, env, &url)?,
+                url,
+            })
         }
     }
 }
@@ -1428,6 +1459,41 @@ pub fn hide_expanded(text: &str) -> String {
     out.into_owned()
 }
 
+/// `ca_cert`: a PEM file whose certificates become the only TLS roots of an
+/// https backend. Read and checked here, so that every problem is one line
+/// naming the field and the file. Relative paths are relative to the
+/// gateway's working directory, like `manage.tls`.
+fn parse_ca_cert(o: &Obj<'_>, env: &dyn Fn(&str) -> Option<String>, url: &str) -> Result<Option<CaCert>, Bad> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let Some(raw) = o.str("ca_cert")? else {
+        return Ok(None);
+    };
+    let path = PathBuf::from(expand(raw, "ca_cert", env)?);
+    if path.as_os_str().is_empty() {
+        return Err(o.bad("ca_cert", "must not be empty (omit it to use the built-in roots)"));
+    }
+    // An inert knob is an error: plain HTTP has no certificates to check.
+    if !url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")) {
+        return Err(o.bad("ca_cert", "only used with an https:// url"));
+    }
+    let shown = path.display();
+    let bytes = std::fs::read(&path).map_err(|e| o.bad("ca_cert", format!("cannot read {shown}: {e}")))?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| o.bad("ca_cert", format!("{shown}: not a valid PEM file: {e}")))?;
+    if certs.is_empty() {
+        return Err(o.bad("ca_cert", format!("{shown}: no PEM certificate found (expected BEGIN CERTIFICATE)")));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for (i, cert) in certs.iter().enumerate() {
+        roots
+            .add(cert.clone())
+            .map_err(|e| o.bad("ca_cert", format!("{shown}: certificate {} cannot be a root: {e}", i + 1)))?;
+    }
+    Ok(Some(CaCert { path, certs }))
+}
+
 /// Expands `${NAME}` from `env`; an unset variable is an error naming the
 /// field. Text that is not a well-formed reference stays as written.
 fn expand(s: &str, field: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Bad> {
@@ -1540,7 +1606,7 @@ mod tests {
         assert_eq!(c.backends[0].transport, Ok(Transport::Stdio(stdio("npx", &["-y", "fs"]))));
         assert_eq!(
             c.backends[1].transport,
-            Ok(Transport::Sse { url: "http://localhost:8080/sse".into(), headers: vec![], local: None })
+            Ok(Transport::Sse { url: "http://localhost:8080/sse".into(), headers: vec![], local: None, ca_cert: None })
         );
         assert_eq!(c.server, ServerConfig::default());
     }
@@ -1596,6 +1662,7 @@ mod tests {
                 url: "http://127.0.0.1:1/sse".into(),
                 headers: vec![("Authorization".into(), "Bearer s3cret".into()), ("X-A".into(), "1".into())],
                 local: Some(stdio("node", &["srv.js"])),
+                ca_cert: None,
             })
         );
     }
@@ -1608,8 +1675,70 @@ mod tests {
             Ok(Transport::StreamableHttp {
                 url: "https://h/mcp?x=s3cret".into(),
                 headers: vec![("X".into(), "y".into())],
+                ca_cert: None,
             })
         );
+    }
+
+    /// `ca_cert` of the TLS fixtures, read into the config.
+    #[test]
+    fn ca_cert_is_read_and_checked() {
+        let fixture = format!("{}/tests/fixtures/tls/ca.pem", env!("CARGO_MANIFEST_DIR"));
+        let b = backend(&format!(r#"{{"url": "https://127.0.0.1:1/mcp", "ca_cert": "{fixture}"}}"#));
+        let Ok(Transport::StreamableHttp { ca_cert: Some(ca), .. }) = b.transport else { panic!("{:?}", b.transport) };
+        assert_eq!(ca.path, PathBuf::from(&fixture));
+        assert_eq!(ca.certs.len(), 1);
+        let b = backend(&format!(r#"{{"type": "sse", "url": "HTTPS://h/sse", "ca_cert": "{fixture}"}}"#));
+        assert!(matches!(b.transport, Ok(Transport::Sse { ca_cert: Some(_), .. })), "{:?}", b.transport);
+
+        let dir = std::env::temp_dir().join(format!("mcp-sentinel-config-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            p.display().to_string()
+        };
+        let key = format!("{}/tests/fixtures/tls/key.pem", env!("CARGO_MANIFEST_DIR"));
+        let bad_pem = file("bad.pem", "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n");
+        let not_der = file("notder.pem", "-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n");
+        let https = |ca: &str| format!(r#"{{"url": "https://h/mcp", "ca_cert": "{ca}"}}"#);
+        let cases: Vec<(String, String)> = vec![
+            (
+                https("${HOME}/ca.pem"),
+                r#"backend "b": field "ca_cert": cannot read /home/me/ca.pem: No such file or directory (os error 2)"#
+                    .into(),
+            ),
+            (https("${NOPE}"), r#"backend "b": field "ca_cert": environment variable ${NOPE} is not set"#.into()),
+            (
+                https(""),
+                r#"backend "b": field "ca_cert": must not be empty (omit it to use the built-in roots)"#.into(),
+            ),
+            (
+                format!(r#"{{"url": "http://h/mcp", "ca_cert": "{fixture}"}}"#),
+                r#"backend "b": field "ca_cert": only used with an https:// url"#.into(),
+            ),
+            (
+                format!(r#"{{"type": "stdio", "command": "x", "ca_cert": "{fixture}"}}"#),
+                r#"backend "b": field "ca_cert": not used by a stdio backend"#.into(),
+            ),
+            (
+                r#"{"url": "https://h/mcp", "ca_cert": 1}"#.into(),
+                r#"backend "b": field "ca_cert": expected a string, found a number"#.into(),
+            ),
+            (
+                https(&key),
+                format!(
+                    r#"backend "b": field "ca_cert": {key}: no PEM certificate found (expected BEGIN CERTIFICATE)"#
+                ),
+            ),
+            (https(&bad_pem), format!(r#"backend "b": field "ca_cert": {bad_pem}: not a valid PEM file: "#)),
+            (https(&not_der), format!(r#"backend "b": field "ca_cert": {not_der}: certificate 1 cannot be a root: "#)),
+        ];
+        for (json, want) in cases {
+            let got = backend_err(&json);
+            assert!(got.starts_with(&want), "for {json}:\n got: {got}\nwant: {want}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

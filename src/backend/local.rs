@@ -7,7 +7,9 @@
 //! - The connection lives only as long as the process: a waiter thread
 //!   (`backend:<name>:wait`) owns the `Child` and blocks in `wait()`, so an
 //!   exit is seen the moment it happens and reaped at once (the pid shown is
-//!   never a zombie's); it then kills the connection.
+//!   never a zombie's); it then kills the rest of the process group (what the
+//!   server started may hold the port, and nobody else would stop it if the
+//!   server exited before serving) and the connection.
 //!
 //! The waiter signals the exit by dropping a channel sender: every clone of
 //! the receiver sees the disconnection, which `select!` and `recv_timeout`
@@ -79,6 +81,12 @@ impl LocalServer {
                 Ok(s) => s.to_string(),
                 Err(e) => format!("wait failed: {e}"),
             };
+            // Its children live on in its group after it exits (a shell
+            // that started the real server, a server that forked): kill
+            // them now. The group outlives its leader while it has members,
+            // so the pid cannot have been reused for another group; with no
+            // members left the signal finds nobody.
+            stdio::signal_group(pid, libc::SIGKILL);
             let conn = {
                 let mut g = w.lock();
                 g.status = Some(status);
@@ -223,6 +231,41 @@ mod tests {
         // Reaped: no /proc entry, not even a zombie.
         assert!(!std::path::Path::new(&format!("/proc/{}", s.pid)).exists());
         assert_eq!(s.stop(), "exit status: 7");
+    }
+
+    /// `pid` is alive (and not a zombie).
+    fn alive(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()))
+            .is_some_and(|state| state != 'Z')
+    }
+
+    /// A server that exits at once, leaving a child of its own behind (in
+    /// its group): the child is killed when the exit is seen, without
+    /// waiting for anyone to call `stop`.
+    #[test]
+    fn an_early_exit_kills_what_the_server_left_behind() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = std::env::temp_dir().join(format!("mcp-sentinel-local-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pidfile = dir.join("grandchild");
+        let script = format!("sleep 300 & echo $! > {}; exit 1", pidfile.display());
+        let s = LocalServer::start(&"t".into(), &sh(&script), &format!("http://127.0.0.1:{port}/")).unwrap();
+        assert!(s.wait_exit(Duration::from_secs(5)));
+        let grandchild: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while alive(grandchild) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let survived = alive(grandchild);
+        if survived {
+            // Do not leave it behind when the assertion fails.
+            stdio::signal_group(s.pid, libc::SIGKILL);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(!survived, "the server's child {grandchild} outlived it");
+        assert_eq!(s.exit_status().as_deref(), Some("exit status: 1"));
     }
 
     #[test]

@@ -543,11 +543,13 @@ impl Supervisor {
         let ctl = b.ctl.clone();
         let conn = match transport {
             Transport::Stdio(cmd) => stdio::open(&b.name, cmd, self.generation, ctl, b.stats.clone())?,
-            Transport::Sse { url, headers, local } => {
-                sse::open(&b.name, url, headers, local.as_ref(), self.generation, ctl, b.stats.clone(), b.timeout())?
+            Transport::Sse { url, headers, local, ca_cert } => {
+                let remote = sse::Remote::new(url, headers, ca_cert.as_ref());
+                sse::open(&b.name, &remote, local.as_ref(), self.generation, ctl, b.stats.clone(), b.timeout())?
             }
-            Transport::StreamableHttp { url, headers } => {
-                streamable::open(&b.name, url, headers, self.generation, ctl, b.stats.clone(), b.timeout())?
+            Transport::StreamableHttp { url, headers, ca_cert } => {
+                let remote = sse::Remote::new(url, headers, ca_cert.as_ref());
+                streamable::open(&b.name, &remote, self.generation, ctl, b.stats.clone(), b.timeout())?
             }
         };
         {

@@ -3,6 +3,13 @@
 //! the URL that `backend:<n>:poster` POSTs every message to. Optionally
 //! starts a local server process first (legacy config behaviour, see
 //! `local.rs`) and probes for readiness instead of sleeping.
+//!
+//! Also what both remote transports share ([`Remote`]): the HTTP agents
+//! (no redirects, the backend's own TLS roots), the bounds of what a
+//! backend may send, and the checks that keep a hostile backend from
+//! steering the gateway's credentials elsewhere: the `endpoint` must be on
+//! the stream's own origin, a 3xx is an error, never followed. See
+//! docs/security.md, "Hostile backends".
 
 use super::conn::{Conn, Outgoing};
 use super::local::{self, LocalServer};
@@ -11,45 +18,93 @@ use super::stdio;
 use super::wire;
 use super::SupervisorMsg;
 use crate::codec::sse::SseDecoder;
-use crate::config::{redact_url, scrub_url, Command};
+use crate::config::{redact_url, scrub_url, CaCert, Command};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// An agent for long-lived streams: connect timeout only, no read timeout
-/// (a stream may be quiet for hours; death is seen as EOF or an error).
-pub fn stream_agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_secs(10)))
-        .build()
-        .into()
+/// Most data one SSE event from a backend may carry (all its `data:` lines
+/// together). A larger event is dropped, with a warning, and memory never
+/// grows past this: a stream of `data:` lines that never ends its event
+/// would otherwise grow without bound. Same as the JSON body bound of a
+/// Streamable HTTP answer.
+pub const MAX_EVENT: usize = 64 * 1024 * 1024;
+
+/// How to reach one remote backend: its URL, the headers sent with every
+/// request, and the TLS roots (`ca_cert`) its agents verify against.
+#[derive(Clone)]
+pub struct Remote {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    /// `ca_cert`: the only roots for this backend; `None`: the built-in
+    /// (webpki) roots.
+    tls: Option<ureq::tls::TlsConfig>,
 }
 
-/// An agent for request/response POSTs, bounded per call.
-pub fn post_agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_secs(10)))
-        .timeout_global(Some(timeout + Duration::from_secs(5)))
-        .build()
-        .into()
+impl Remote {
+    pub fn new(url: &str, headers: &[(String, String)], ca_cert: Option<&CaCert>) -> Remote {
+        let tls = ca_cert.map(|ca| {
+            let roots = ca.certs.iter().map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned()).collect();
+            ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots))).build()
+        });
+        Remote { url: url.to_owned(), headers: headers.to_vec(), tls }
+    }
+
+    /// An agent for long-lived streams: connect timeout only, no read
+    /// timeout (a stream may be quiet for hours; death is seen as EOF or an
+    /// error).
+    pub fn stream_agent(&self) -> ureq::Agent {
+        self.agent(None)
+    }
+
+    /// An agent for request/response POSTs, bounded per call.
+    pub fn post_agent(&self, timeout: Duration) -> ureq::Agent {
+        self.agent(Some(timeout + Duration::from_secs(5)))
+    }
+
+    fn agent(&self, global: Option<Duration>) -> ureq::Agent {
+        let mut cfg = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_global(global)
+            // Never follow a backend elsewhere: ureq would carry every
+            // configured header except Authorization and Cookie (an
+            // X-Api-Key, say) to wherever a 3xx points. A 3xx is an error
+            // naming its Location (see [`redirect`]).
+            .max_redirects(0);
+        if let Some(tls) = &self.tls {
+            cfg = cfg.tls_config(tls.clone());
+        }
+        cfg.build().into()
+    }
+
+    /// The warning for credentials sent in clear text (see
+    /// [`plain_http_warning`]), logged once when the backend starts: the
+    /// first attempt of a backend made at start or by a reload.
+    pub fn warn_if_plain(&self, name: &str, generation: u64) {
+        if generation == 1 {
+            if let Some(w) = plain_http_warning(name, &self.url, &self.headers) {
+                log::warn!("{w}");
+            }
+        }
+    }
 }
 
-#[allow(clippy::too_many_arguments)]
 pub fn open(
     name: &Arc<str>,
-    url: &str,
-    headers: &[(String, String)],
+    remote: &Remote,
     local: Option<&Command>,
     generation: u64,
     supervisor: Sender<SupervisorMsg>,
     stats: Arc<Stats>,
     timeout: Duration,
 ) -> Result<Arc<Conn>, String> {
+    remote.warn_if_plain(name, generation);
+    let url = remote.url.as_str();
     let server = local.map(|cmd| LocalServer::start(name, cmd, url)).transpose()?;
-    let resp = match get_stream(url, headers, server.as_ref(), timeout) {
+    let agent = remote.stream_agent();
+    let resp = match get_stream(name, remote, &agent, server.as_ref(), timeout) {
         Ok(r) => r,
         Err(e) => {
             if let Some(s) = &server {
@@ -60,15 +115,23 @@ pub fn open(
     };
     let (conn, out_rx) = Conn::new(name.clone(), generation, server.as_ref().map(|s| s.pid), supervisor, stats);
     let exited = server.as_ref().map(LocalServer::exited);
-    if let Some(s) = server {
-        // Attach before anything can fail: from here the process's exit
-        // ends the connection, and closing the connection stops the process.
-        let attached = s.attach(&conn);
-        conn.set_closer(s.closer());
-        if let Err(e) = attached {
-            conn.close(&e);
-            return Err(e);
-        }
+    // Attach before anything can fail: from here the process's exit ends
+    // the connection, and closing the connection stops the process.
+    let (attached, stop_server) = match server {
+        Some(s) => (s.attach(&conn), Some(s.closer())),
+        None => (Ok(()), None),
+    };
+    // Closing also shuts the stream's socket: the reader thread is blocked
+    // reading it, and a backend that keeps a dropped stream open and quiet
+    // would otherwise hold that thread and socket for as long as it likes,
+    // one more with each attempt.
+    conn.set_closer(Box::new(move || {
+        agent.shutdown();
+        stop_server.and_then(|stop| stop())
+    }));
+    if let Err(e) = attached {
+        conn.close(&e);
+        return Err(e);
     }
     let (ep_tx, ep_rx) = bounded::<String>(1);
     let base = url.to_owned();
@@ -86,11 +149,16 @@ pub fn open(
             return Err(format!("{} sent no `endpoint` event", redact_url(url)));
         }
     };
+    // Checked before anything is sent: the POSTs carry every configured
+    // header, and the messages themselves.
+    if let Err(e) = check_endpoint(name, url, &endpoint) {
+        conn.close(&e);
+        return Err(e);
+    }
     let c = conn.clone();
-    let headers = headers.to_vec();
-    let url = url.to_owned();
+    let remote = remote.clone();
     crate::thread::spawn(format!("backend:{name}:poster"), move || {
-        post_loop(&c, &endpoint, &url, &headers, &out_rx, timeout);
+        post_loop(&c, &endpoint, &remote, &out_rx, timeout);
         Ok(())
     })
     .map_err(|e| cannot_start(&conn, &e))?;
@@ -109,12 +177,13 @@ fn cannot_start(conn: &Conn, e: &std::io::Error) -> String {
 /// 100 ms (or at once when the server exits) until `min(timeout, 30 s)`:
 /// it needs a moment to bind, and sleeping a fixed time would be a guess.
 fn get_stream(
-    url: &str,
-    headers: &[(String, String)],
+    name: &str,
+    remote: &Remote,
+    agent: &ureq::Agent,
     server: Option<&LocalServer>,
     timeout: Duration,
 ) -> Result<ureq::http::Response<ureq::Body>, String> {
-    let agent = stream_agent();
+    let url = remote.url.as_str();
     let deadline = Instant::now() + timeout.min(Duration::from_secs(30));
     loop {
         if let Some(s) = server.filter(|s| s.has_exited()) {
@@ -122,12 +191,15 @@ fn get_stream(
             return Err(format!("{} before serving ({status})", local::EXITED));
         }
         let mut req = agent.get(url).header("Accept", "text/event-stream");
-        for (k, v) in headers {
+        for (k, v) in &remote.headers {
             req = req.header(k, v);
         }
         match req.call() {
             Ok(r) if r.status() == 200 => return Ok(r),
-            Ok(r) => return Err(format!("GET {} answered HTTP {}", redact_url(url), r.status())),
+            Ok(r) => {
+                let why = redirect(&r, url).unwrap_or_else(|| format!("answered HTTP {}", r.status()));
+                return Err(format!("backend '{name}': GET {} {why}", redact_url(url)));
+            }
             Err(e) => match server {
                 Some(s) if Instant::now() < deadline => {
                     s.wait_exit(Duration::from_millis(100));
@@ -149,7 +221,7 @@ fn read_stream(
     mut endpoint: Option<Sender<String>>,
     exited: Option<&Receiver<()>>,
 ) {
-    let mut dec = SseDecoder::new(stdio::MAX_LINE);
+    let mut dec = SseDecoder::with_limits(stdio::MAX_LINE, MAX_EVENT);
     let mut buf = vec![0u8; 16 * 1024];
     let why = loop {
         let n = match body.read(&mut buf) {
@@ -173,6 +245,7 @@ fn read_stream(
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => break,
+                // A line or an event over its bound: dropped, the stream goes on.
                 Err(e) => log::warn!("backend '{}': {e}", conn.backend),
             }
         }
@@ -201,20 +274,15 @@ pub fn dispatch_data(conn: &Conn, data: &str, request: Option<i64>) -> bool {
     })
 }
 
-/// POSTs each message to `endpoint`. `url` (the stream's) is there to keep
-/// its secrets out of error texts: the endpoint often shares its query.
-fn post_loop(
-    conn: &Conn,
-    endpoint: &str,
-    url: &str,
-    headers: &[(String, String)],
-    rx: &Receiver<Outgoing>,
-    timeout: Duration,
-) {
-    let agent = post_agent(timeout);
+/// POSTs each message to `endpoint` (checked: on the stream's origin).
+/// The stream's URL is there to keep its secrets out of error texts: the
+/// endpoint often shares its query.
+fn post_loop(conn: &Conn, endpoint: &str, remote: &Remote, rx: &Receiver<Outgoing>, timeout: Duration) {
+    let url = remote.url.as_str();
+    let agent = remote.post_agent(timeout);
     while let Ok(msg) = rx.recv() {
         let mut req = agent.post(endpoint).header("Content-Type", "application/json");
-        for (k, v) in headers {
+        for (k, v) in &remote.headers {
             req = req.header(k, v);
         }
         match req.send(&msg.bytes[..]) {
@@ -223,7 +291,11 @@ fn post_loop(
                 conn.died("the server forgot our session (HTTP 404)");
                 return;
             }
-            Ok(r) => fail_request(conn, msg.request_id, &format!("POST answered HTTP {}", r.status())),
+            Ok(r) => {
+                let why = redirect(&r, endpoint).map(|w| scrub_url(&w, url));
+                let why = why.unwrap_or_else(|| format!("answered HTTP {}", r.status()));
+                fail_request(conn, msg.request_id, &format!("POST {why}"));
+            }
             Err(e) => {
                 let e = scrub_url(&scrub(&e, endpoint), url);
                 conn.died(&format!("POST {} failed: {e}", redact_url(endpoint)));
@@ -256,14 +328,18 @@ pub fn fail_request(conn: &Conn, id: Option<i64>, why: &str) {
     conn.handle_incoming(err);
 }
 
-/// Resolves an endpoint (absolute URL, absolute path, or relative path)
-/// against the URL of the stream it came from.
+/// Resolves an endpoint (absolute URL, network-path `//host/…`, absolute
+/// path, or relative path) against the URL of the stream it came from.
+/// Where the result points is checked separately ([`check_endpoint`]).
 pub fn resolve(base: &str, ep: &str) -> String {
-    if ep.starts_with("http://") || ep.starts_with("https://") {
+    if has_scheme(ep) {
         return ep.to_owned();
     }
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let origin_end = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
+    if ep.starts_with("//") {
+        return format!("{}{ep}", &base[..scheme_end.saturating_sub(2)]);
+    }
+    let origin_end = base[scheme_end..].find(['/', '?', '#']).map_or(base.len(), |i| scheme_end + i);
     if ep.starts_with('/') {
         return format!("{}{ep}", &base[..origin_end]);
     }
@@ -271,6 +347,124 @@ pub fn resolve(base: &str, ep: &str) -> String {
     let path = path.split(['?', '#']).next().unwrap_or("");
     let dir = path.rfind('/').map_or("/", |i| &path[..=i]);
     format!("{}{dir}{ep}", &base[..origin_end])
+}
+
+/// Whether `s` starts with a URI scheme (`ALPHA *(ALPHA / DIGIT / + - .) ":"`).
+fn has_scheme(s: &str) -> bool {
+    let Some((scheme, _)) = s.split_once(':') else { return false };
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        && !scheme.contains(['/', '?', '#'])
+}
+
+/// Scheme, host and port of a URL, read by the same parser the HTTP client
+/// connects with, lower-cased, default port filled in.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Origin {
+    pub scheme: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+    }
+}
+
+/// The [`Origin`] of an http(s) URL; `None` for anything else.
+pub fn origin_of(url: &str) -> Option<Origin> {
+    let uri: ureq::http::Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let default = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    let host = uri.host()?.to_ascii_lowercase();
+    if host.is_empty() {
+        return None;
+    }
+    Some(Origin { port: uri.port_u16().unwrap_or(default), scheme, host })
+}
+
+/// The `endpoint` a legacy SSE stream named must be on the stream's own
+/// origin (scheme, host and port): every message, with every configured
+/// header, is POSTed there. Anything else (another host or port, a
+/// downgrade from https to http, an internal address) is refused, and the
+/// error names the backend and the endpoint, redacted.
+pub fn check_endpoint(name: &str, url: &str, endpoint: &str) -> Result<(), String> {
+    let stream = origin_of(url);
+    let target = origin_of(endpoint);
+    if stream.is_some() && stream == target {
+        return Ok(());
+    }
+    let expected = stream.map_or_else(|| redact_url(url), |o| o.to_string());
+    Err(format!(
+        "backend '{name}' named the endpoint {}, which is not on its stream's origin ({expected}); refused, nothing was sent to it",
+        shown(endpoint, url)
+    ))
+}
+
+/// The error text for a 3xx answer to a request for `url`: the status and
+/// where it pointed (redacted). `None` if the answer is not a 3xx.
+pub fn redirect(resp: &ureq::http::Response<ureq::Body>, url: &str) -> Option<String> {
+    let status = resp.status();
+    if !status.is_redirection() {
+        return None;
+    }
+    let to = match resp.headers().get("location") {
+        Some(v) => shown(&resolve(url, String::from_utf8_lossy(v.as_bytes()).trim()), url),
+        None => "nowhere (no Location)".to_owned(),
+    };
+    Some(format!("answered HTTP {} redirecting to {to}; redirects from backends are not followed", status.as_u16()))
+}
+
+/// A URL a backend sent (an endpoint, a Location), fit for an error or a
+/// log line: its own secrets and those of the configured `url` hidden,
+/// control characters escaped, at most 200 bytes.
+fn shown(sent: &str, url: &str) -> String {
+    wire::snippet(scrub_url(&redact_url(sent), url).as_bytes())
+}
+
+/// A warning when a backend's credentials (headers, URL user info, a
+/// secret-looking query value) would cross the network in clear text:
+/// an `http://` URL to a host that is not loopback. Names the backend and
+/// the kinds of credentials (header names, never values).
+pub fn plain_http_warning(name: &str, url: &str, headers: &[(String, String)]) -> Option<String> {
+    let origin = origin_of(url)?;
+    if origin.scheme != "http" || is_loopback(&origin.host) {
+        return None;
+    }
+    let mut what = Vec::new();
+    if !headers.is_empty() {
+        let names: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
+        what.push(format!("headers {}", names.join(", ")));
+    }
+    let rest = url.split_once("://").map_or("", |(_, r)| r);
+    let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    if authority.contains('@') {
+        what.push("user info in the URL".to_owned());
+    }
+    let probe = format!("http://h{tail}");
+    if redact_url(&probe) != probe {
+        what.push("a secret in the URL's query".to_owned());
+    }
+    if what.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "backend '{name}': {origin} is plain HTTP to a host that is not loopback, and every request to it carries \
+         credentials ({}) that anyone on the network path can read; use https:// (with ca_cert for a private CA)",
+        what.join("; ")
+    ))
+}
+
+/// `localhost`, 127.0.0.0/8 or ::1.
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -285,5 +479,78 @@ mod tests {
         assert_eq!(resolve("https://h/a/b/sse?x=1", "m?s=2"), "https://h/a/b/m?s=2");
         assert_eq!(resolve(b, "https://other/x"), "https://other/x");
         assert_eq!(resolve("http://h", "/m"), "http://h/m");
+        assert_eq!(resolve("http://h?x=1", "m"), "http://h/m");
+        assert_eq!(resolve(b, "HTTP://Other/x"), "HTTP://Other/x");
+        assert_eq!(resolve(b, "//other:1/x"), "http://other:1/x");
+        assert_eq!(resolve(b, "ftp://other/x"), "ftp://other/x");
+        assert_eq!(resolve(b, "m:1"), "m:1");
+        assert_eq!(resolve(b, "./m?a:b"), "http://127.0.0.1:9101/./m?a:b");
+    }
+
+    #[test]
+    fn origins() {
+        let o = |u: &str| origin_of(u).map(|o| o.to_string());
+        assert_eq!(o("http://127.0.0.1:9101/sse").as_deref(), Some("http://127.0.0.1:9101"));
+        assert_eq!(o("HTTPS://Example.COM/x?y").as_deref(), Some("https://example.com:443"));
+        assert_eq!(o("http://u:p@h/x").as_deref(), Some("http://h:80"));
+        assert_eq!(o("http://127.0.0.1:9101@evil.example/x").as_deref(), Some("http://evil.example:80"));
+        assert_eq!(o("http://[::1]:8/x").as_deref(), Some("http://[::1]:8"));
+        assert_eq!(o("ftp://h/x"), None);
+        assert_eq!(o("/relative"), None);
+        assert_eq!(o("http://h\\@127.0.0.1/"), None, "not a URL the client would connect to");
+    }
+
+    #[test]
+    fn endpoints_must_stay_on_the_streams_origin() {
+        let url = "https://h.example:8443/sse?token=SECRET1";
+        for ok in
+            ["https://h.example:8443/messages?sessionId=1", "HTTPS://H.EXAMPLE:8443/m", "https://u@h.example:8443/"]
+        {
+            assert_eq!(check_endpoint("b", url, ok), Ok(()), "{ok}");
+        }
+        assert_eq!(check_endpoint("b", "http://h/sse", "http://h:80/m"), Ok(()), "the default port is the same port");
+        let refused = [
+            ("http://h.example:8443/m", "http://h.example:8443/m"),
+            ("https://h.example/m", "https://h.example/m"),
+            ("https://other.example:8443/m", "https://other.example:8443/m"),
+            ("https://h.example:8443@other.example/m", "https://h.example:***@other.example/m"),
+            ("http://169.254.169.254/latest?token=SECRET1", "http://169.254.169.254/latest?token=***"),
+            ("javascript:alert(1)", "javascript:alert(1)"),
+            ("https://h.example:8443\u{1b}[2J/x", "https://h.example:8443\\u{1b}[2J/x"),
+        ];
+        for (ep, shown) in refused {
+            let e = check_endpoint("b", url, ep).unwrap_err();
+            assert_eq!(
+                e,
+                format!(
+                    "backend 'b' named the endpoint {shown}, which is not on its stream's origin \
+                     (https://h.example:8443); refused, nothing was sent to it"
+                ),
+                "{ep}"
+            );
+            assert!(!e.contains("SECRET1"));
+        }
+    }
+
+    #[test]
+    fn plain_http_with_credentials_is_warned_about() {
+        let h = |k: &str| vec![(k.to_owned(), "SECRET2".to_owned())];
+        let w = plain_http_warning("api", "http://10.0.0.5:8080/mcp", &h("X-Api-Key")).unwrap();
+        assert_eq!(
+            w,
+            "backend 'api': http://10.0.0.5:8080 is plain HTTP to a host that is not loopback, and every request \
+             to it carries credentials (headers X-Api-Key) that anyone on the network path can read; use https:// \
+             (with ca_cert for a private CA)"
+        );
+        let w = plain_http_warning("u", "http://user:SECRET2@mcp.example/sse?api_key=SECRET2", &[]).unwrap();
+        assert!(w.contains("credentials (user info in the URL; a secret in the URL's query)"), "{w}");
+        assert!(!w.contains("SECRET2"), "{w}");
+        assert!(plain_http_warning("q", "http://mcp.example/sse?token=t", &[]).is_some());
+        // Nothing to warn about: TLS, loopback, or no credentials.
+        assert_eq!(plain_http_warning("a", "https://10.0.0.5/mcp", &h("Authorization")), None);
+        for local in ["http://127.0.0.1:1/mcp", "http://127.8.9.10/x", "http://localhost/x", "http://[::1]:3/x"] {
+            assert_eq!(plain_http_warning("a", local, &h("Authorization")), None, "{local}");
+        }
+        assert_eq!(plain_http_warning("a", "http://mcp.example/mcp?page=2", &[]), None);
     }
 }

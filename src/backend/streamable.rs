@@ -4,10 +4,12 @@
 //! that one slow call does not hold up the rest; a `backend:<n>:get` thread
 //! holds the optional GET stream for the backend's own notifications
 //! (list_changed). `Mcp-Session-Id` and `MCP-Protocol-Version` are sent
-//! once known; the session is DELETEd on close.
+//! once known; the session is DELETEd on close. Redirects are never
+//! followed (a 3xx is an error naming its Location), and an SSE answer is
+//! bounded per line and per event.
 
 use super::conn::{Conn, Outgoing};
-use super::sse::{dispatch_data, fail_request, post_agent, scrub, stream_agent};
+use super::sse::{dispatch_data, fail_request, redirect, scrub, Remote, MAX_EVENT};
 use super::stats::Stats;
 use super::stdio::MAX_LINE;
 use super::wire;
@@ -26,14 +28,16 @@ const POSTERS: usize = 4;
 const MAX_BODY: u64 = 64 * 1024 * 1024;
 
 struct Target {
-    url: String,
-    headers: Vec<(String, String)>,
+    remote: Remote,
+    /// The agent of the GET stream, kept to shut its socket when the
+    /// connection closes (its reader thread is blocked reading it).
+    stream: ureq::Agent,
     session: Mutex<Option<String>>,
 }
 
 impl Target {
     fn apply<B>(&self, mut req: ureq::RequestBuilder<B>, conn: &Conn) -> ureq::RequestBuilder<B> {
-        for (k, v) in &self.headers {
+        for (k, v) in &self.remote.headers {
             req = req.header(k.as_str(), v.as_str());
         }
         if let Some(s) = self.session.lock().as_deref() {
@@ -48,28 +52,29 @@ impl Target {
 
 pub fn open(
     name: &Arc<str>,
-    url: &str,
-    headers: &[(String, String)],
+    remote: &Remote,
     generation: u64,
     supervisor: Sender<SupervisorMsg>,
     stats: Arc<Stats>,
     timeout: Duration,
 ) -> Result<Arc<Conn>, String> {
+    remote.warn_if_plain(name, generation);
     let (conn, out_rx) = Conn::new(name.clone(), generation, None, supervisor, stats);
-    let target = Arc::new(Target { url: url.to_owned(), headers: headers.to_vec(), session: Mutex::new(None) });
+    let target = Arc::new(Target { remote: remote.clone(), stream: remote.stream_agent(), session: Mutex::new(None) });
     let t = target.clone();
     let weak = Arc::downgrade(&conn);
     conn.set_closer(Box::new(move || {
         // End the server-side session; best effort, bounded.
         let session = t.session.lock().take();
         if let Some(s) = session {
-            let agent = post_agent(Duration::from_secs(2));
-            let mut req = agent.delete(&t.url).header("Mcp-Session-Id", &s);
-            for (k, v) in &t.headers {
+            let agent = t.remote.post_agent(Duration::from_secs(2));
+            let mut req = agent.delete(&t.remote.url).header("Mcp-Session-Id", &s);
+            for (k, v) in &t.remote.headers {
                 req = req.header(k.as_str(), v.as_str());
             }
             let _ = req.call();
         }
+        t.stream.clone().shutdown();
         drop(weak);
         None
     }));
@@ -93,10 +98,10 @@ pub fn open(
 }
 
 fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>, timeout: Duration) {
-    let agent = post_agent(timeout);
+    let agent = t.remote.post_agent(timeout);
     while let Ok(msg) = rx.recv() {
         let req = agent
-            .post(&t.url)
+            .post(&t.remote.url)
             .header("Content-Type", "application/json")
             .header("Accept", "application/json, text/event-stream");
         let req = t.apply(req, conn);
@@ -104,15 +109,15 @@ fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>, timeout: Duration
             Ok(r) => r,
             // A slow answer fails only its own call (its deadline passed).
             Err(e @ ureq::Error::Timeout(_)) => {
-                fail_request(conn, msg.request_id, &format!("POST failed: {}", scrub(&e, &t.url)));
+                fail_request(conn, msg.request_id, &format!("POST failed: {}", scrub(&e, &t.remote.url)));
                 continue;
             }
             // Anything else (refused, reset, DNS) means the server is gone:
             // the supervisor reconnects with backoff and the state says so.
             Err(e) => {
-                let e = scrub(&e, &t.url);
+                let e = scrub(&e, &t.remote.url);
                 fail_request(conn, msg.request_id, &format!("POST failed: {e}"));
-                conn.died(&format!("POST {} failed: {e}", redact_url(&t.url)));
+                conn.died(&format!("POST {} failed: {e}", redact_url(&t.remote.url)));
                 return;
             }
         };
@@ -128,7 +133,8 @@ fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>, timeout: Duration
             return;
         }
         if !(200..300).contains(&status) {
-            fail_request(conn, msg.request_id, &format!("POST answered HTTP {status}"));
+            let why = redirect(&resp, &t.remote.url).unwrap_or_else(|| format!("answered HTTP {status}"));
+            fail_request(conn, msg.request_id, &format!("POST {why}"));
             continue;
         }
         if status == 202 || status == 204 {
@@ -147,7 +153,9 @@ fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>, timeout: Duration
         }
         match body.into_with_config().limit(MAX_BODY).read_to_vec() {
             Ok(bytes) => answer_body(conn, &bytes, request),
-            Err(e) => fail_request(conn, request, &format!("reading the response failed: {}", scrub(&e, &t.url))),
+            Err(e) => {
+                fail_request(conn, request, &format!("reading the response failed: {}", scrub(&e, &t.remote.url)))
+            }
         }
     }
 }
@@ -175,7 +183,7 @@ fn answer_body(conn: &Conn, bytes: &[u8], request: Option<i64>) {
 /// Reads an event stream (a POST's SSE response, or the GET stream) to its
 /// end. Returns whether it carried the answer to gateway request `request`.
 fn read_events(conn: &Conn, mut body: impl Read, request: Option<i64>) -> bool {
-    let mut dec = SseDecoder::new(MAX_LINE);
+    let mut dec = SseDecoder::with_limits(MAX_LINE, MAX_EVENT);
     let mut buf = vec![0u8; 16 * 1024];
     let mut answered = false;
     loop {
@@ -184,9 +192,15 @@ fn read_events(conn: &Conn, mut body: impl Read, request: Option<i64>) -> bool {
             Ok(n) => n,
         };
         dec.push(&buf[..n]);
-        while let Ok(Some(ev)) = dec.next_event() {
-            if ev.event == "message" && !ev.data.is_empty() {
-                answered |= dispatch_data(conn, &ev.data, request);
+        loop {
+            match dec.next_event() {
+                Ok(Some(ev)) if ev.event == "message" && !ev.data.is_empty() => {
+                    answered |= dispatch_data(conn, &ev.data, request);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                // A line or an event over its bound: dropped, the stream goes on.
+                Err(e) => log::warn!("backend '{}': {e}", conn.backend),
             }
         }
         if !conn.is_alive() {
@@ -209,13 +223,15 @@ fn get_stream(conn: &Conn, t: &Target) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let agent = stream_agent();
-    let req = t.apply(agent.get(&t.url).header("Accept", "text/event-stream"), conn);
+    let req = t.apply(t.stream.get(&t.remote.url).header("Accept", "text/event-stream"), conn);
     match req.call() {
         Ok(r) if r.status() == 200 => {
             read_events(conn, r.into_body().into_reader(), None);
         }
-        Ok(r) => log::debug!("backend '{}': no GET stream (HTTP {})", conn.backend, r.status()),
-        Err(e) => log::debug!("backend '{}': GET stream failed: {}", conn.backend, scrub(&e, &t.url)),
+        Ok(r) => match redirect(&r, &t.remote.url) {
+            Some(why) => log::warn!("backend '{}': no GET stream: GET {why}", conn.backend),
+            None => log::debug!("backend '{}': no GET stream (HTTP {})", conn.backend, r.status()),
+        },
+        Err(e) => log::debug!("backend '{}': GET stream failed: {}", conn.backend, scrub(&e, &t.remote.url)),
     }
 }
