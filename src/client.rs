@@ -25,7 +25,8 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_BODY: u64 = 16 * 1024 * 1024;
 
 /// Where the bearer token comes from. The token itself is read at each call,
-/// so a token file the server (re)writes after the TUI started is picked up.
+/// so a token file the server (re)writes after the TUI started is picked up:
+/// a server without configured tokens writes a new one at every start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenSource {
     None,
@@ -505,10 +506,17 @@ pub fn read_token(source: &TokenSource) -> Result<Option<String>, String> {
             Ok(_) => Err(format!("environment variable {var} is empty")),
             Err(_) => Err(format!("environment variable {var} is not set")),
         },
-        TokenSource::File(path) => match std::fs::read_to_string(path) {
-            Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_string())),
+        // By the gateway's rules for token files (crate::secfile): a file
+        // others can change, or one reached through their directory or
+        // link, is not sent; nor is anything over 64 KiB. A token readable
+        // by others is sent (the TUI has no log to warn in).
+        TokenSource::File(path) => match crate::secfile::read_operator_secret(path, crate::secfile::TOKEN_LIMIT) {
+            Ok(r) if !r.text.trim().is_empty() => Ok(Some(r.text.trim().to_string())),
             Ok(_) => Err(format!("token file {} is empty", path.display())),
-            Err(e) => Err(format!("cannot read token file {}: {}", path.display(), io_reason(&e))),
+            Err(e) if matches!(e.kind, crate::secfile::ErrorKind::NotFound | crate::secfile::ErrorKind::Io) => {
+                Err(format!("cannot read token file {}: {}", path.display(), e.reason))
+            }
+            Err(e) => Err(format!("token file {e}")),
         },
     }
 }
@@ -914,6 +922,50 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(seen.recv().unwrap().url, "/manage/v1/health");
+    }
+
+    #[test]
+    fn token_file_is_read_again_for_every_request() {
+        // A server without configured tokens writes a new one at each
+        // start: the same client must follow without being rebuilt.
+        let (url, seen) = fake_server(2, |_| (200, r#"{"server": {"state": "ready"}}"#.into()));
+        let dir = std::env::temp_dir().join(format!("mcp-sentinel-token-reread-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("manage.token");
+        crate::secfile::write_atomic(&f, b"first\n").unwrap();
+        let mut t = target(&url);
+        t.token = TokenSource::File(f.clone());
+        let c = Client::new(&t).unwrap();
+        c.status().unwrap();
+        assert_eq!(seen.recv().unwrap().auth.as_deref(), Some("Bearer first"));
+        crate::secfile::write_atomic(&f, b"second\n").unwrap();
+        c.status().unwrap();
+        assert_eq!(seen.recv().unwrap().auth.as_deref(), Some("Bearer second"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn token_file_others_can_change_is_not_sent() {
+        use std::os::unix::fs::PermissionsExt;
+        let (url, seen) = fake_server(1, |_| (200, "{}".into()));
+        let dir = std::env::temp_dir().join(format!("mcp-sentinel-token-unsafe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("manage.token");
+        std::fs::write(&f, "planted\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let mut t = target(&url);
+        t.token = TokenSource::File(f.clone());
+        let e = Client::new(&t).unwrap().status().unwrap_err();
+        match &e {
+            ClientError::NoToken(m) => assert!(m.contains("can be written by other users (mode 0666)"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(&f, "a".repeat(64 * 1024 + 1)).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let e = Client::new(&t).unwrap().status().unwrap_err();
+        assert!(e.to_string().contains("larger than 64 KiB"), "{e}");
+        assert!(seen.try_recv().is_err(), "nothing reached the server");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

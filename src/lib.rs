@@ -11,6 +11,7 @@ pub mod manage;
 pub mod profiles;
 pub mod registry;
 pub mod runtime;
+pub mod secfile;
 pub mod server;
 pub mod session;
 pub mod thread;

@@ -10,11 +10,18 @@
 //!
 //! Paths come in through [`Paths`], so tests never touch the process
 //! environment.
+//!
+//! The file decides where the TUI sends tokens, so it is read and written
+//! through [`crate::secfile`]: a link, another user's file, or a file or
+//! directory others can write is refused (exit 78); one others can read is
+//! a warning on stderr (printed before the TUI takes the terminal). Saving
+//! writes a randomly named temporary file (`O_EXCL`, `O_NOFOLLOW`, 0600)
+//! and renames it over the old one.
 
 use crate::client::{Target, TokenSource};
+use crate::secfile;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Name of the implicit profile.
@@ -60,6 +67,9 @@ pub enum ProfileError {
     NoHome(String),
     /// The profiles file exists but is not valid (exit 78, a configuration error).
     Corrupt { file: PathBuf, reason: String },
+    /// The profiles file, or its directory, breaks the rules for files that
+    /// steer secrets: a link, another user's, writable by others (exit 78).
+    Unsafe { file: PathBuf, reason: String },
     /// Reading or writing the file failed (exit 1).
     Io { file: PathBuf, reason: String },
     /// A user mistake on the command line: unknown or duplicate name (exit 2).
@@ -70,7 +80,7 @@ impl ProfileError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ProfileError::NoHome(_) | ProfileError::Io { .. } => 1,
-            ProfileError::Corrupt { .. } => 78,
+            ProfileError::Corrupt { .. } | ProfileError::Unsafe { .. } => 78,
             ProfileError::Usage(_) => 2,
         }
     }
@@ -83,7 +93,9 @@ impl fmt::Display for ProfileError {
             ProfileError::Corrupt { file, reason } => {
                 write!(f, "{}: {reason} (fix or delete the file)", file.display())
             }
-            ProfileError::Io { file, reason } => write!(f, "{}: {reason}", file.display()),
+            ProfileError::Io { file, reason } | ProfileError::Unsafe { file, reason } => {
+                write!(f, "{}: {reason}", file.display())
+            }
         }
     }
 }
@@ -158,14 +170,34 @@ impl Loaded {
     }
 }
 
-/// Reads the file; `Ok(None)` if it does not exist.
+/// Reads the file; `Ok(None)` if it does not exist. Warnings (the file is
+/// readable by others) go to stderr.
 pub fn read(path: &Path) -> Result<Option<ProfileFile>, ProfileError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(ProfileError::Io { file: path.into(), reason: format!("cannot read: {e}") }),
+    let read = match secfile::read_own(path, secfile::PROFILES_LIMIT) {
+        Ok(r) => r,
+        Err(e) if e.kind == secfile::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(file_error(e)),
     };
-    parse(&text).map(Some).map_err(|reason| ProfileError::Corrupt { file: path.into(), reason })
+    let file = parse(&read.text).map_err(|reason| ProfileError::Corrupt { file: path.into(), reason })?;
+    // After the parse, so a file that is refused gets its one error line only.
+    if let Some(mode) = read.readable_by_others {
+        eprintln!(
+            "mcp-sentinel: warning: {} can be read by other users (mode {mode:04o}); run chmod 600 on it",
+            path.display()
+        );
+    }
+    Ok(Some(file))
+}
+
+/// A [`secfile::Error`] as a profile error: a broken rule is a
+/// configuration error, any other failure an I/O one.
+fn file_error(e: secfile::Error) -> ProfileError {
+    match e.kind {
+        secfile::ErrorKind::Unsafe | secfile::ErrorKind::TooLarge => {
+            ProfileError::Unsafe { file: e.path, reason: e.reason }
+        }
+        secfile::ErrorKind::NotFound | secfile::ErrorKind::Io => ProfileError::Io { file: e.path, reason: e.reason },
+    }
 }
 
 /// Parses and validates the file's text; the error names the field.
@@ -215,58 +247,16 @@ pub fn load(paths: &Paths) -> Result<Loaded, ProfileError> {
     }
 }
 
-/// Writes the file atomically with mode 0600: a temporary file in the same
-/// directory, permissions set, flushed to disk, then renamed over the old
-/// one, so a reader never sees half a file and the mode is never wider.
+/// Writes the file atomically with mode 0600 ([`secfile::write_atomic`]):
+/// a new, randomly named file in the same directory (`O_EXCL`,
+/// `O_NOFOLLOW`), flushed, then renamed over the old one, so a reader never
+/// sees half a file and the mode is never wider. A missing directory is
+/// created 0700.
 pub fn save(path: &Path, file: &ProfileFile) -> Result<(), ProfileError> {
-    let io = |what: &str, e: std::io::Error| ProfileError::Io { file: path.into(), reason: format!("{what}: {e}") };
-    let dir =
-        path.parent().ok_or_else(|| ProfileError::Io { file: path.into(), reason: "no parent directory".into() })?;
-    create_private_dir(dir).map_err(|e| io("cannot create directory", e))?;
-    let mut text = serde_json::to_string_pretty(file).map_err(|e| io("cannot encode", std::io::Error::other(e)))?;
+    let mut text = serde_json::to_string_pretty(file)
+        .map_err(|e| ProfileError::Io { file: path.into(), reason: format!("cannot encode: {e}") })?;
     text.push('\n');
-    let tmp = dir.join(format!(".profiles.json.{}.tmp", std::process::id()));
-    let result = write_private(&tmp, text.as_bytes()).and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io("cannot write", e));
-    }
-    // Make the rename itself durable; failure here loses nothing already written.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-#[cfg(unix)]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
-}
-
-#[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)
-}
-
-fn write_private(tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(tmp)?;
-    // The mode given at creation is filtered by the umask and ignored for a
-    // leftover file; set it explicitly before the rename publishes it.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    f.write_all(bytes)?;
-    f.sync_all()
+    secfile::write_atomic(path, text.as_bytes()).map_err(file_error)
 }
 
 // ---- operations behind `mcp-sentinel profile ...`
@@ -540,6 +530,55 @@ mod tests {
         add(&paths, prof("dev", "http://127.0.0.1:9101")).unwrap();
         let mode = std::fs::metadata(&paths.profiles_file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn save_never_follows_a_planted_temporary_name() {
+        // The temporary name was `.profiles.json.<pid>.tmp`, opened without
+        // O_EXCL: a link planted there had its target truncated and written.
+        let t = Tmp::new("plant");
+        let paths = t.paths();
+        let dir = paths.profiles_file.parent().unwrap().to_path_buf();
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = t.0.join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(format!(".profiles.json.{}.tmp", std::process::id()))).unwrap();
+        add(&paths, prof("dev", "http://127.0.0.1:9101")).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(load(&paths).unwrap().file.profiles.len(), 2);
+    }
+
+    #[test]
+    fn unsafe_profiles_file_is_refused() {
+        let t = Tmp::new("unsafe");
+        let paths = t.paths();
+        let dir = paths.profiles_file.parent().unwrap().to_path_buf();
+        std::fs::create_dir_all(&dir).unwrap();
+        // A link: where the TUI sends tokens would be someone else's choice.
+        let elsewhere = t.0.join("elsewhere.json");
+        std::fs::write(&elsewhere, r#"{"profiles": [{"name": "x", "url": "http://127.0.0.1:1"}]}"#).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &paths.profiles_file).unwrap();
+        let e = load(&paths).unwrap_err();
+        assert_eq!(e.exit_code(), 78);
+        assert!(e.to_string().contains("is a symbolic link"), "{e}");
+        assert!(add(&paths, prof("y", "http://h")).is_err(), "never replaced either");
+        assert!(std::fs::symlink_metadata(&paths.profiles_file).unwrap().file_type().is_symlink());
+        // Writable by others.
+        std::fs::remove_file(&paths.profiles_file).unwrap();
+        std::fs::write(&paths.profiles_file, r#"{"profiles": []}"#).unwrap();
+        std::fs::set_permissions(&paths.profiles_file, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = load(&paths).unwrap_err();
+        assert_eq!(e.exit_code(), 78);
+        let msg = e.to_string();
+        assert!(msg.starts_with(&paths.profiles_file.display().to_string()), "{msg}");
+        assert!(msg.contains("can be written by other users (mode 0666)"), "{msg}");
+        // In a directory others can write.
+        std::fs::set_permissions(&paths.profiles_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = load(&paths).unwrap_err();
+        assert!(e.to_string().contains("can be written by other users (mode 0777)"), "{e}");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(load(&paths).is_ok());
     }
 
     #[test]

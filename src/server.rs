@@ -79,21 +79,15 @@ pub fn run_combined(args: ServerArgs) -> ExitCode {
         eprintln!("mcp-sentinel: the combined mode needs a terminal; use 'mcp-sentinel server' (or --no-tui) to run without one");
         return ExitCode::from(EXIT_USAGE);
     }
-    let log_path = crate::util::state_home()
-        .map(|d| d.join("mcp-sentinel").join("combined.log"))
-        .unwrap_or_else(|| std::env::temp_dir().join("mcp-sentinel-combined.log"));
-    let file = log_path
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| std::fs::OpenOptions::new().create(true).append(true).open(&log_path));
-    match file {
-        Ok(f) => {
-            eprintln!("mcp-sentinel: server log: {}", log_path.display());
+    match open_combined_log(crate::util::state_home()) {
+        Ok((path, f, notes)) => {
+            eprintln!("mcp-sentinel: server log: {}", path.display());
+            notes.iter().for_each(|n| eprintln!("mcp-sentinel: {n}"));
             init_logging_to(args.log_level.as_deref(), Some(f));
         }
         Err(e) => {
-            eprintln!("mcp-sentinel: cannot open the log file {}: {e}; logging is off", log_path.display());
-            init_logging_to(Some("off"), None);
+            eprintln!("mcp-sentinel: {e}");
+            return ExitCode::from(EXIT_CONFIG);
         }
     }
     let token = match crate::util::random_hex(32) {
@@ -129,6 +123,24 @@ pub fn run_combined(args: ServerArgs) -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// The combined mode's log, `<state home>/mcp-sentinel/combined.log`,
+/// opened for appending by the rules for the gateway's own files
+/// ([`crate::secfile::open_append`]: 0600, directories 0700, no link, not
+/// another user's; an old 0644 file is set to 0600). There is no fallback
+/// in a shared directory such as `/tmp`: with no state home, an error.
+/// Returns the path, the file and notes to print.
+fn open_combined_log(
+    state_home: Option<std::path::PathBuf>,
+) -> Result<(std::path::PathBuf, std::fs::File, Vec<String>), String> {
+    let path = state_home
+        .ok_or("cannot place the combined mode's log file: set XDG_STATE_HOME or HOME to an absolute path")?
+        .join("mcp-sentinel")
+        .join("combined.log");
+    let (f, notes) = crate::secfile::open_append(&path, crate::secfile::Readers::Tighten)
+        .map_err(|e| format!("combined-mode log file {e}"))?;
+    Ok((path, f, notes))
 }
 
 /// A started gateway: listeners bound, backends not yet started (the admin
@@ -336,4 +348,42 @@ fn forward_signals(rt: &Arc<Runtime>) -> std::io::Result<()> {
         Ok(())
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_combined_log;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(p: &std::path::Path) -> u32 {
+        std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn combined_log_has_no_shared_fallback_and_is_private() {
+        // No state home: an error naming what to set, never a file in /tmp.
+        let e = open_combined_log(None).unwrap_err();
+        assert!(e.contains("set XDG_STATE_HOME or HOME"), "{e}");
+        let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let home = std::env::temp_dir().join(format!("mcp-sentinel-combined-{}-{n}", std::process::id()));
+        let (path, _f, notes) = open_combined_log(Some(home.clone())).unwrap();
+        assert_eq!(path, home.join("mcp-sentinel/combined.log"));
+        assert!(notes.is_empty());
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        // A 0644 log left by an earlier version is made private.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (_, _f, notes) = open_combined_log(Some(home.clone())).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        // A link planted in its place is refused, its target untouched.
+        std::fs::remove_file(&path).unwrap();
+        let victim = home.join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let e = open_combined_log(Some(home.clone())).unwrap_err();
+        assert!(e.starts_with("combined-mode log file ") && e.contains("is a symbolic link"), "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        let _ = std::fs::remove_dir_all(&home);
+    }
 }

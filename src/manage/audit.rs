@@ -1,6 +1,8 @@
 //! The audit trail: one JSON line per auth failure and per admin action,
 //! appended to `manage.audit_log` (if set) and mirrored as a ring event.
 //! The token itself is never recorded, only the name of the token used.
+//! Opened once at start (main thread) through [`crate::secfile::open_append`];
+//! lines are written by the manage listener's workers.
 
 use crate::runtime::events::{EventRing, Level};
 use parking_lot::Mutex;
@@ -45,12 +47,19 @@ struct FailWindow {
 }
 
 impl Audit {
-    /// Opens (creating, mode 0600) the audit file for appending. Errors name
-    /// the file.
+    /// Opens the audit file for appending (`O_APPEND`, `O_NOFOLLOW`), creating
+    /// it with mode 0600 and its missing directories with mode 0700. A link,
+    /// another user's file, or a file or directory others can write is
+    /// refused. Errors name the setting and the file.
     pub fn open(path: Option<&Path>, ring: Arc<EventRing>) -> Result<Audit, String> {
         let file = match path {
             None => None,
-            Some(p) => Some(open_append(p).map_err(|e| format!("manage.audit_log {}: {e}", p.display()))?),
+            Some(p) => {
+                let (f, notes) = crate::secfile::open_append(p, crate::secfile::Readers::Keep)
+                    .map_err(|e| format!("manage.audit_log: {e}"))?;
+                notes.iter().for_each(|n| log::info!("manage.audit_log: {n}"));
+                Some(f)
+            }
         };
         let fails = FailWindow { start: std::time::Instant::now(), shown: 0, suppressed: 0 };
         Ok(Audit { path: path.map(Path::to_path_buf), file: Mutex::new(file), ring, fails: Mutex::new(fails) })
@@ -122,10 +131,3 @@ impl Audit {
     }
 }
 
-fn open_append(p: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(p)
-}

@@ -1,11 +1,16 @@
 //! Bearer tokens for the management API: where they come from
 //! (`token_env`, `token_file`, `sha256`, or a generated admin token written
-//! to a 0600 file), and the check itself. Only SHA-256 digests are kept in
-//! memory; a presented token is hashed and compared against every digest
-//! in constant time, so neither the match position nor a prefix leaks.
+//! to a 0600 file, a new one at each start), and the check itself. Only
+//! SHA-256 digests are kept in memory; a presented token is hashed and
+//! compared against every digest in constant time, so neither the match
+//! position nor a prefix leaks. Runs on the main thread at start-up
+//! (loading) and on the manage listener's workers (checking).
+//!
+//! Token files go through [`crate::secfile`]: a `token_file` is refused
+//! when others can change it, and the generated file is written atomically
+//! with `O_EXCL`/`O_NOFOLLOW` in a checked directory.
 
 use crate::config::{ManageConfig, TokenSource};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub type Digest = [u8; 32];
@@ -104,9 +109,17 @@ impl Auth {
                     secret_digest(&v).ok_or_else(|| format!("{what}: environment variable {var} is empty"))?
                 }
                 TokenSource::File(path) => {
-                    let v = std::fs::read_to_string(path)
-                        .map_err(|e| format!("{what}: cannot read token file {}: {e}", path.display()))?;
-                    secret_digest(&v).ok_or_else(|| format!("{what}: token file {} is empty", path.display()))?
+                    let read = crate::secfile::read_operator_secret(path, crate::secfile::TOKEN_LIMIT)
+                        .map_err(|e| format!("{what}: token file {e}"))?;
+                    if let Some(mode) = read.readable_by_others {
+                        log::warn!(
+                            "{what}: token file {} can be read by other users (mode {mode:04o}), and each of them can \
+                             use this token; run chmod 600 on it",
+                            path.display()
+                        );
+                    }
+                    secret_digest(&read.text)
+                        .ok_or_else(|| format!("{what}: token file {} is empty", path.display()))?
                 }
             };
             tokens.push(Token { name: t.name.clone(), admin: t.admin, digest });
@@ -114,20 +127,18 @@ impl Auth {
         Ok(Auth { tokens })
     }
 
-    /// With no tokens configured: reuses the token in `path` if there is
-    /// one, else writes a new random one there (0600, directory 0700).
-    /// Returns the auth and whether the file was created.
-    pub fn generated(path: &Path) -> Result<(Auth, bool), String> {
-        let shown = path.display();
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if let Some(digest) = secret_digest(&text) {
-                return Ok((Auth::new(vec![Token { name: "generated".into(), admin: true, digest }]), false));
-            }
-        }
+    /// With no tokens configured: writes a new random admin token to
+    /// `path` and trusts only that one. What the file held before is never
+    /// read: a token captured or planted while the gateway was down is dead
+    /// once it starts. The write is atomic (a reader sees the old token or
+    /// the new one), mode 0600, missing directories 0700; an unsafe
+    /// directory, a link or another user's file at `path` is refused.
+    pub fn generated(path: &Path) -> Result<Auth, String> {
         let token = crate::util::random_hex(32).map_err(|e| format!("cannot generate a token: {e}"))?;
-        write_secret(path, &token).map_err(|e| format!("cannot write the token file {shown}: {e}"))?;
+        crate::secfile::write_atomic(path, format!("{token}\n").as_bytes())
+            .map_err(|e| format!("management token file {e}"))?;
         let digest = sha256(token.as_bytes());
-        Ok((Auth::new(vec![Token { name: "generated".into(), admin: true, digest }]), true))
+        Ok(Auth::new(vec![Token { name: "generated".into(), admin: true, digest }]))
     }
 
     /// Checks an `Authorization` header value for `scope`.
@@ -158,23 +169,6 @@ impl Auth {
 fn secret_digest(text: &str) -> Option<Digest> {
     let t = text.trim();
     (!t.is_empty()).then(|| sha256(t.as_bytes()))
-}
-
-/// Writes `secret` to `path` with mode 0600 from the first byte (the file
-/// is created with that mode, never widened later), directory 0700.
-fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    }
-    let tmp = path.with_extension("token.tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-    f.write_all(secret.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
@@ -236,12 +230,11 @@ mod tests {
     }
 
     #[test]
-    fn generated_token_file_is_private_and_reused() {
+    fn generated_token_file_is_private_and_rotated() {
         let dir = std::env::temp_dir().join(format!("mcp-sentinel-auth-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("state/manage-9001.token");
-        let (a, created) = Auth::generated(&path).expect("generated");
-        assert!(created);
+        let a = Auth::generated(&path).expect("generated");
         let mode = std::fs::metadata(&path).expect("file").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let dmode = std::fs::metadata(path.parent().expect("dir")).expect("dir").permissions().mode() & 0o777;
@@ -249,9 +242,12 @@ mod tests {
         let token = std::fs::read_to_string(&path).expect("read");
         assert_eq!(token.trim().len(), 64);
         assert!(a.check(Some(&format!("Bearer {}", token.trim())), Scope::Admin).is_ok());
-        let (b, created) = Auth::generated(&path).expect("reused");
-        assert!(!created);
-        assert!(b.check(Some(&format!("Bearer {}", token.trim())), Scope::Admin).is_ok());
+        // A second start never reuses the file's token.
+        let b = Auth::generated(&path).expect("rotated");
+        let second = std::fs::read_to_string(&path).expect("read");
+        assert_ne!(second, token);
+        assert_eq!(b.check(Some(&format!("Bearer {}", token.trim())), Scope::Admin), Err(Denied::Invalid));
+        assert!(b.check(Some(&format!("Bearer {}", second.trim())), Scope::Admin).is_ok());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

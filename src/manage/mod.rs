@@ -22,8 +22,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Builds the API for a listener bound at `port`: loads the configured
-/// tokens, or generates/reuses the admin token file. Errors are
-/// configuration errors (exit 78).
+/// tokens, or writes a new generated admin token (a new one at every
+/// start, never the file's old one). Warns about a configuration file
+/// others can change. Errors are configuration errors (exit 78).
 pub fn build_api(
     rt: &Arc<Runtime>,
     port: u16,
@@ -31,6 +32,11 @@ pub fn build_api(
     extra_admin_token: Option<&str>,
 ) -> Result<Arc<api::Api>, String> {
     let cfg = rt.config();
+    if let Some(p) = &cfg.path {
+        for w in crate::secfile::config_warnings(p) {
+            log::warn!("configuration file {w}");
+        }
+    }
     let mut auth = if cfg.manage.tokens.is_empty() {
         let path: PathBuf = match token_file {
             Some(p) => p.to_path_buf(),
@@ -38,12 +44,8 @@ pub fn build_api(
                 "cannot place the management token file: set XDG_STATE_HOME or HOME, or pass --manage-token-file",
             )?,
         };
-        let (a, created) = auth::Auth::generated(&path)?;
-        if created {
-            log::info!("management API admin token written to {} (mode 0600)", path.display());
-        } else {
-            log::info!("management API admin token read from {}", path.display());
-        }
+        let a = auth::Auth::generated(&path)?;
+        log::info!("management API admin token written to {} (mode 0600, a new one at each start)", path.display());
         a
     } else {
         auth::Auth::from_config(&cfg.manage)?
@@ -87,7 +89,23 @@ pub fn start(
 ) -> Result<Listener, (String, bool)> {
     let cfg = rt.config();
     let tls = match &cfg.manage.tls {
-        Some(t) => Some(crate::http::tls::load("manage.tls", &t.cert, &t.key).map_err(|e| (e, true))?),
+        Some(t) => {
+            // Before the key is read: refuse one others can replace. A
+            // missing or unreadable key is left for tls::load to report.
+            match crate::secfile::check_operator_secret(&t.key) {
+                Ok(Some(mode)) => log::warn!(
+                    "manage.tls.key: {} can be read by other users (mode {mode:04o}), and each of them can \
+                     impersonate this server; run chmod 600 on it",
+                    t.key.display()
+                ),
+                Ok(None) => {}
+                Err(e) if e.kind == crate::secfile::ErrorKind::Unsafe => {
+                    return Err((format!("manage.tls.key: {e}"), true))
+                }
+                Err(_) => {}
+            }
+            Some(crate::http::tls::load("manage.tls", &t.cert, &t.key).map_err(|e| (e, true))?)
+        }
         None => None,
     };
     let bound = crate::http::bind(&cfg.manage.listen).map_err(|e| (e, false))?;
