@@ -6,10 +6,16 @@
 //! read whichever snapshot they hold. The list results are serialized once
 //! here, so `tools/list` costs a copy, not a serialization.
 //!
+//! Resource templates route `resources/read` and `completion/complete` by
+//! URI; the matcher, its bounds and why it never backtracks are in
+//! `registry/template.rs`.
+//!
 //! Beside the lists, a lookup that is never listed: the tool and prompt
 //! names that backends which are not connected now exposed last. Lists show
 //! only what can be called now; a call to one of those names is answered
 //! "backend 'x' is not available (…)" instead of "Unknown tool".
+
+mod template;
 
 use crate::backend::Discovered;
 use crate::config::ToolFilter;
@@ -18,6 +24,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
+use template::{Matcher, Template, TooManyParts};
 
 pub struct ToolEntry {
     pub name: String,
@@ -36,7 +43,9 @@ pub struct TemplateEntry {
     pub uri_template: String,
     pub backend: Arc<str>,
     pub def: Value,
-    template: Template,
+    /// `None` for a template of more than [`template::MAX_PARTS`] parts:
+    /// listed, but matched against no URI.
+    template: Option<Template>,
 }
 
 pub struct PromptEntry {
@@ -71,6 +80,7 @@ pub struct Registry {
     pub conflicts: Vec<Conflict>,
     tool_idx: HashMap<String, usize>,
     resource_idx: HashMap<String, usize>,
+    template_idx: HashMap<String, usize>,
     prompt_idx: HashMap<String, usize>,
     /// Exposed name → backend, for backends that are not connected: the
     /// names they exposed last (prefix and filter applied), none that a
@@ -154,16 +164,30 @@ impl Registry {
             }
             for t in &s.caps.resource_templates {
                 let Some(ut) = str_field(t, "uriTemplate") else { continue };
-                if let Some(prev) = r.templates.iter().find(|e| e.uri_template == ut) {
-                    let kept = prev.backend.clone();
-                    r.conflicts.push(conflict("resource_template", ut, &kept, &s.backend));
+                if let Some(&i) = r.template_idx.get(ut) {
+                    r.conflicts.push(conflict("resource_template", ut, &r.templates[i].backend, &s.backend));
                     continue;
                 }
+                r.template_idx.insert(ut.to_owned(), r.templates.len());
+                let template = match Template::parse(ut) {
+                    Ok(t) => Some(t),
+                    Err(TooManyParts { parts }) => {
+                        log::warn!(
+                            "backend '{}': resource template \"{}\" has {parts} parts, more than the {} a template \
+                             may have to route by; it is listed, but resources/read and completion/complete route \
+                             no URI by it",
+                            s.backend,
+                            crate::util::printable(ut, 200),
+                            template::MAX_PARTS,
+                        );
+                        None
+                    }
+                };
                 r.templates.push(TemplateEntry {
                     uri_template: ut.to_owned(),
                     backend: s.backend.clone(),
                     def: t.clone(),
-                    template: Template::parse(ut),
+                    template,
                 });
             }
             for p in &s.caps.prompts {
@@ -205,17 +229,26 @@ impl Registry {
     }
 
     /// The backend that serves `uri`: a listed resource first, then the
-    /// first (config order) template that matches it.
+    /// first (config order) template that matches it. A URI over
+    /// `template::MAX_URI_BYTES` (8 KiB) matches no template; each template
+    /// costs at most one pass per part over the URI (`registry/template.rs`).
     pub fn resource_owner(&self, uri: &str) -> Option<&Arc<str>> {
         if let Some(&i) = self.resource_idx.get(uri) {
             return Some(&self.resources[i].backend);
         }
-        self.templates.iter().find(|t| t.template.matches(uri)).map(|t| &t.backend)
+        let mut m = Matcher::default();
+        self.templates
+            .iter()
+            .find(|t| t.template.as_ref().is_some_and(|tpl| tpl.matches(uri, &mut m)))
+            .map(|t| &t.backend)
     }
 
     /// The backend for a completion reference to a resource (template).
     pub fn resource_ref_owner(&self, uri: &str) -> Option<&Arc<str>> {
-        self.templates.iter().find(|t| t.uri_template == uri).map(|t| &t.backend).or_else(|| self.resource_owner(uri))
+        match self.template_idx.get(uri) {
+            Some(&i) => Some(&self.templates[i].backend),
+            None => self.resource_owner(uri),
+        }
     }
 
     /// Which list kinds differ from `old` (tools, resources incl. templates,
@@ -238,67 +271,6 @@ fn conflict(kind: &'static str, name: &str, kept: &str, dropped: &str) -> Confli
 
 fn raw(v: &Value) -> Option<Box<RawValue>> {
     serde_json::value::to_raw_value(v).ok()
-}
-
-/// A parsed RFC 6570 URI template, enough to decide whether a URI could
-/// have come from it (we route reads, we never expand).
-#[derive(Debug)]
-struct Template {
-    parts: Vec<Part>,
-}
-
-#[derive(Debug)]
-enum Part {
-    Lit(String),
-    /// `{var}`: one or more characters up to a `/`, `?` or `#`.
-    Simple,
-    /// `{+var}`, `{#var}`, `{/var}`, `{.var}`, `{;var}`: anything, possibly empty.
-    Reserved,
-    /// `{?a,b}` / `{&a}`: an optional query part; anything, possibly empty.
-    Query,
-}
-
-impl Template {
-    fn parse(t: &str) -> Template {
-        let mut parts = Vec::new();
-        let mut rest = t;
-        while let Some(open) = rest.find('{') {
-            let Some(close) = rest[open..].find('}').map(|c| open + c) else { break };
-            if open > 0 {
-                parts.push(Part::Lit(rest[..open].to_owned()));
-            }
-            let expr = &rest[open + 1..close];
-            parts.push(match expr.chars().next() {
-                Some('?' | '&') => Part::Query,
-                Some('+' | '#' | '/' | '.' | ';') => Part::Reserved,
-                _ => Part::Simple,
-            });
-            rest = &rest[close + 1..];
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Lit(rest.to_owned()));
-        }
-        Template { parts }
-    }
-
-    fn matches(&self, uri: &str) -> bool {
-        match_parts(&self.parts, uri.as_bytes())
-    }
-}
-
-fn match_parts(parts: &[Part], s: &[u8]) -> bool {
-    let Some((first, rest)) = parts.split_first() else {
-        return s.is_empty();
-    };
-    match first {
-        Part::Lit(l) => s.starts_with(l.as_bytes()) && match_parts(rest, &s[l.len()..]),
-        Part::Simple => {
-            // At least one character, none of them a delimiter.
-            let max = s.iter().position(|b| matches!(b, b'/' | b'?' | b'#')).unwrap_or(s.len());
-            (1..=max).any(|n| match_parts(rest, &s[n..]))
-        }
-        Part::Reserved | Part::Query => (0..=s.len()).any(|n| match_parts(rest, &s[n..])),
-    }
 }
 
 #[cfg(test)]
@@ -387,6 +359,27 @@ mod tests {
         assert_eq!(owner("search://x").as_deref(), Some("b"));
         assert_eq!(owner("nope://x").as_deref(), None);
         assert_eq!(r.resource_ref_owner("demo://a/items/{id}").map(|b| b.to_string()).as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn oversized_templates_and_long_uris_route_nothing() {
+        let none = ToolFilter::default();
+        let big = format!("x://{}", "{a}-".repeat(2_500));
+        let long_resource = format!("file:///{}", "a".repeat(10_000));
+        let a = caps(&[], &[&long_resource], &[&big, "x://{+a}/{+b}.md"], &[]);
+        let r = Registry::build(&[Source { backend: "a".into(), prefix: None, filter: &none, caps: &a }]);
+        let owner = |u: &str| r.resource_owner(u).map(|b| b.to_string());
+        // Listed, but not matched: this URI is one `big` would match.
+        assert_eq!(r.templates.len(), 2);
+        assert_eq!(owner(&format!("x://{}", "a-".repeat(2_500))), None);
+        // Its exact text still names its backend for completion.
+        assert_eq!(r.resource_ref_owner(&big).map(|b| b.to_string()).as_deref(), Some("a"));
+        // The other template routes up to the URI cap, not past it.
+        let at_cap = format!("x://{}.md", "/".repeat(template::MAX_URI_BYTES - 7));
+        assert_eq!(owner(&at_cap).as_deref(), Some("a"));
+        assert_eq!(owner(&format!("x:///{}", &at_cap[4..])), None, "one byte over the cap");
+        // A listed resource is found by its exact URI at any length.
+        assert_eq!(owner(&long_resource).as_deref(), Some("a"));
     }
 
     #[test]

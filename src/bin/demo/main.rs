@@ -16,7 +16,7 @@ use std::io::{BufRead, Write};
 use std::sync::Arc;
 
 const USAGE: &str =
-    "usage: mcp-sentinel-demo [--name NAME] [--sse ADDR | --http ADDR] [--mute] [--garbage] [--page-size N] [--pad-tools N]";
+    "usage: mcp-sentinel-demo [--name NAME] [--sse ADDR | --http ADDR] [--mute] [--garbage] [--page-size N] [--pad-tools N] [--template URI_TEMPLATE]...";
 
 /// Which transport to serve.
 #[derive(Debug, PartialEq)]
@@ -34,6 +34,7 @@ pub struct Opts {
     pub garbage: bool,
     pub page_size: usize,
     pub pad_tools: usize,
+    pub templates: Vec<String>,
 }
 
 fn parse_args() -> Result<Opts, lexopt::Error> {
@@ -45,6 +46,7 @@ fn parse_args() -> Result<Opts, lexopt::Error> {
         garbage: false,
         page_size: 2,
         pad_tools: 0,
+        templates: Vec::new(),
     };
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next()? {
@@ -56,6 +58,7 @@ fn parse_args() -> Result<Opts, lexopt::Error> {
             Long("garbage") => o.garbage = true,
             Long("page-size") => o.page_size = p.value()?.parse()?,
             Long("pad-tools") => o.pad_tools = p.value()?.parse()?,
+            Long("template") => o.templates.push(p.value()?.string()?),
             Short('h') | Long("help") => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -80,6 +83,7 @@ fn main() {
     };
     let mut srv = Server::new(&opts.name, opts.page_size);
     srv.pad_tools = opts.pad_tools;
+    srv.templates = opts.templates.clone();
     let srv = Arc::new(srv);
     let r = match &opts.transport {
         Transport::Stdio => serve_stdio(&srv, &opts),

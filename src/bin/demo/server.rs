@@ -32,6 +32,11 @@ pub struct Server {
     /// Extra inert tools with ~1 KB descriptions (`--pad-tools`), for
     /// benchmarks that need a realistic, ~10 KB `tools/list`.
     pub pad_tools: usize,
+    /// More resource templates (`--template`), listed after the items
+    /// template, for the gateway's routing tests. Any URI the demo does not
+    /// serve otherwise is read as if one of them matched it: the demo does
+    /// not match URIs, the gateway routed the read here.
+    pub templates: Vec<String>,
     /// How many `extra_<n>` tools `add_tool` has registered.
     extra_tools: Mutex<u32>,
     /// Set by `freeze`: from then on the process answers nothing at all,
@@ -79,6 +84,7 @@ impl Server {
             name: name.to_owned(),
             page_size,
             pad_tools: 0,
+            templates: Vec::new(),
             extra_tools: Mutex::new(0),
             frozen: AtomicBool::new(false),
         }
@@ -140,8 +146,12 @@ impl Server {
     }
 
     fn templates(&self) -> Vec<Value> {
-        vec![json!({"uriTemplate": format!("demo://{}/items/{{id}}", self.name), "name": "item",
-            "description": "One item by id", "mimeType": "text/plain"})]
+        let mut all = vec![json!({"uriTemplate": format!("demo://{}/items/{{id}}", self.name), "name": "item",
+            "description": "One item by id", "mimeType": "text/plain"})];
+        for (i, t) in self.templates.iter().enumerate() {
+            all.push(json!({"uriTemplate": t, "name": format!("template_{}", i + 1), "mimeType": "text/plain"}));
+        }
+        all
     }
 
     fn prompts(&self) -> Vec<Value> {
@@ -157,6 +167,8 @@ impl Server {
             ("application/json", json!({"server": n, "pageSize": self.page_size}).to_string())
         } else if let Some(id) = uri.strip_prefix(&format!("demo://{n}/items/")).filter(|s| !s.is_empty()) {
             ("text/plain", format!("item {id} from {n}"))
+        } else if !self.templates.is_empty() {
+            ("text/plain", format!("read by template from {n}"))
         } else {
             return Err(
                 ErrorObj::new(code::INVALID_PARAMS, format!("Unknown resource: {uri}")).with_data(json!({"uri": uri}))
@@ -573,6 +585,17 @@ mod tests {
         assert!(e["error"]["message"].as_str().unwrap().contains("demo://t/nope"));
         let r = call(&s, &x, "resources/templates/list", json!({}));
         assert_eq!(r["result"]["resourceTemplates"][0]["uriTemplate"], "demo://t/items/{id}");
+        // --template: listed after the items template; any other URI is read.
+        let (mut s, x) = setup();
+        s.templates = vec!["x://{+a}/{+b}.md".into()];
+        let r = call(&s, &x, "resources/templates/list", json!({}));
+        assert_eq!(r["result"]["resourceTemplates"][1]["uriTemplate"], "x://{+a}/{+b}.md");
+        let r = call(&s, &x, "resources/read", json!({"uri": "x://p/q.md"}));
+        assert_eq!(
+            r["result"]["contents"][0],
+            json!({"uri": "x://p/q.md", "mimeType": "text/plain", "text": "read by template from t"})
+        );
+        let (s, x) = setup();
         let r = call(&s, &x, "prompts/get", json!({"name": "greet", "arguments": {"name": "Ann"}}));
         assert_eq!(r["result"]["messages"][0]["content"]["text"], "Hello, Ann! (from t)");
         assert_eq!(call(&s, &x, "prompts/get", json!({"name": "greet"}))["error"]["code"], -32602);
