@@ -169,7 +169,11 @@ fn request(rt: &Runtime, session: &Arc<Session>, id: Id, m: &str, params: Option
                         // A tool of a backend that is down: say so, naming it.
                         return match reg.offline_tool(name).and_then(|b| rt.unavailable(b)) {
                             Some(e) => Handled::Now(Message::error(Some(id), e)),
-                            None => err(id, code::INVALID_PARAMS, format!("Unknown tool: {name}")),
+                            None => err(
+                                id,
+                                code::INVALID_PARAMS,
+                                format!("Unknown tool: {}", crate::util::printable(name, 200)),
+                            ),
                         };
                     }
                 }
@@ -179,7 +183,11 @@ fn request(rt: &Runtime, session: &Arc<Session>, id: Id, m: &str, params: Option
                     None => {
                         return match reg.offline_prompt(name).and_then(|b| rt.unavailable(b)) {
                             Some(e) => Handled::Now(Message::error(Some(id), e)),
-                            None => err(id, code::INVALID_PARAMS, format!("Unknown prompt: {name}")),
+                            None => err(
+                                id,
+                                code::INVALID_PARAMS,
+                                format!("Unknown prompt: {}", crate::util::printable(name, 200)),
+                            ),
                         };
                     }
                 }
@@ -197,7 +205,9 @@ fn request(rt: &Runtime, session: &Arc<Session>, id: Id, m: &str, params: Option
                     let b = b.clone();
                     forward(rt, id, &b, m, params)
                 }
-                None => err(id, code::INVALID_PARAMS, format!("Unknown resource: {uri}")),
+                None => {
+                    err(id, code::INVALID_PARAMS, format!("Unknown resource: {}", crate::util::printable(uri, 200)))
+                }
             }
         }
         method::COMPLETE => {
@@ -211,14 +221,26 @@ fn request(rt: &Runtime, session: &Arc<Session>, id: Id, m: &str, params: Option
                             params["ref"]["name"] = Value::from(p.original.clone());
                             p.backend.clone()
                         }
-                        None => return err(id, code::INVALID_PARAMS, format!("Unknown prompt: {name}")),
+                        None => {
+                            return err(
+                                id,
+                                code::INVALID_PARAMS,
+                                format!("Unknown prompt: {}", crate::util::printable(name, 200)),
+                            )
+                        }
                     }
                 }
                 Some("ref/resource") => {
                     let uri = r.get("uri").and_then(Value::as_str).unwrap_or("");
                     match reg.resource_ref_owner(uri) {
                         Some(b) => b.clone(),
-                        None => return err(id, code::INVALID_PARAMS, format!("Unknown resource: {uri}")),
+                        None => {
+                            return err(
+                                id,
+                                code::INVALID_PARAMS,
+                                format!("Unknown resource: {}", crate::util::printable(uri, 200)),
+                            )
+                        }
                     }
                 }
                 _ => return err(id, code::INVALID_PARAMS, "params.ref must be a ref/prompt or ref/resource"),

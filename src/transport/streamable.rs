@@ -4,7 +4,7 @@
 //!   get `application/json`, or `text/event-stream` once the backend sends
 //!   progress the client asked for; notifications and responses get 202
 //!   with no body. A forwarded call holds no thread while the backend
-//!   works: its [`HttpCall`] is the call's sink, and whoever learns the
+//!   works: its `HttpCall` is the call's sink, and whoever learns the
 //!   outcome writes the response.
 //! - `GET`: the session's stream for unsolicited messages (list_changed),
 //!   one per session.
