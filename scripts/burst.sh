@@ -52,6 +52,8 @@ RESULTS=$WORK/burst.jsonl
 status=0
 for run in $(seq "$RUNS"); do
     for kind in initialize sse; do
+        # Emptied first, so start_gateway cannot read the previous one's port.
+        : >"$WORK/gateway.log"
         start_gateway 30
         # Bounded: every attempt and every DELETE waits at most 5 s.
         if ! timeout $((ROUNDS * 11 + 60)) "$REL/mcp-sentinel-loadgen" burst --url "$URL" --kind "$kind" \

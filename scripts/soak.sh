@@ -36,6 +36,8 @@
 # gateway log, loadgen summary, report) stay in target/soak/. Every process
 # it starts is killed by PID on exit; traffic stays on 127.0.0.1.
 set -euo pipefail
+# A command that fails under `set -e` says where, instead of a silent exit.
+trap 'echo "soak.sh: line $LINENO: a command failed (exit $?)" >&2' ERR
 
 DURATION=600
 KILL_EVERY=20
@@ -81,7 +83,9 @@ LG_PID=""
 # the gateway dies or is killed before it stops them, they are still ours
 # to end, and the start time makes sure a reused pid is left alone.
 KNOWN=""
-starttime() { awk '{print $22}' "/proc/$1/stat" 2>/dev/null; }
+# Empty for a process that is gone (never a failure: `set -e` is on and a
+# backend may exit between `ps` and this read).
+starttime() { awk '{print $22}' "/proc/$1/stat" 2>/dev/null || true; }
 remember_descendants() {
     local p k=""
     for p in $(descendants "$GW_PID"); do k="$k $p:$(starttime "$p")"; done
@@ -121,11 +125,14 @@ descendants() {
 }
 
 # sample NAME: RSS (KiB), threads and open fds of the gateway, into $OUT/samples.
+# "-" for a figure that cannot be read (the gateway just died).
 sample() {
     local rss threads fds
-    rss=$(awk '/^VmRSS/ {print $2}' "/proc/$GW_PID/status")
-    threads=$(awk '/^Threads/ {print $2}' "/proc/$GW_PID/status")
+    rss=$(awk '/^VmRSS/ {print $2}' "/proc/$GW_PID/status" 2>/dev/null || true)
+    threads=$(awk '/^Threads/ {print $2}' "/proc/$GW_PID/status" 2>/dev/null || true)
     fds=$(find "/proc/$GW_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+    rss=${rss:--}
+    threads=${threads:--}
     echo "$1 $rss $threads $fds" >>"$OUT/samples"
     log "sample $1: VmRSS ${rss} KiB, ${threads} threads, ${fds} fds"
 }
@@ -287,6 +294,8 @@ fi
 [[ $MID_DONE == 1 ]] || echo "middle - - -" >>"$OUT/samples"
 grep -q '^end ' "$OUT/samples" || echo "end - - -" >>"$OUT/samples"
 
+# The report's own verdict is the exit code from here on.
+trap - ERR
 set +e
 OUT=$OUT DURATION=$DURATION KILLS=$KILLS RELOADS=$RELOADS RELOAD_FAILED=$RELOAD_FAILED \
     CHILDREN_START=$CHILDREN_START CHILDREN_END=$CHILDREN_END LG_RC=$LG_RC GW_DIED=$GW_DIED IDLE_OK=$IDLE_OK \
