@@ -11,12 +11,13 @@ mod server;
 
 use mcp_sentinel::codec::jsonrpc::{parse_one, Message};
 use parking_lot::Mutex;
-use server::{handle, run_effects, Server, Session, Sink};
+use server::{handle, run_effects, Chaos, Server, Session, Sink};
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 
 const USAGE: &str =
-    "usage: mcp-sentinel-demo [--name NAME] [--sse ADDR | --http ADDR] [--mute] [--garbage] [--page-size N] [--pad-tools N] [--template URI_TEMPLATE]...";
+    "usage: mcp-sentinel-demo [--name NAME] [--sse ADDR | --http ADDR] [--mute] [--garbage] [--page-size N]
+                         [--pad-tools N] [--template URI_TEMPLATE]... [--chaos-crash P] [--chaos-hang P]";
 
 /// Which transport to serve.
 #[derive(Debug, PartialEq)]
@@ -35,9 +36,26 @@ pub struct Opts {
     pub page_size: usize,
     pub pad_tools: usize,
     pub templates: Vec<String>,
+    /// Failure injection on `tools/call` (soak tests).
+    pub chaos: Chaos,
+}
+
+/// A probability flag's value: a number from 0 to 1.
+fn probability(p: &mut lexopt::Parser) -> Result<f64, lexopt::Error> {
+    use lexopt::ValueExt;
+    let v: f64 = p.value()?.parse()?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("expected a probability from 0 to 1, found {v}").into())
+    }
 }
 
 fn parse_args() -> Result<Opts, lexopt::Error> {
+    parse_from(std::env::args_os().skip(1))
+}
+
+fn parse_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Opts, lexopt::Error> {
     use lexopt::prelude::*;
     let mut o = Opts {
         name: "demo".into(),
@@ -47,8 +65,9 @@ fn parse_args() -> Result<Opts, lexopt::Error> {
         page_size: 2,
         pad_tools: 0,
         templates: Vec::new(),
+        chaos: Chaos::default(),
     };
-    let mut p = lexopt::Parser::from_env();
+    let mut p = lexopt::Parser::from_args(args);
     while let Some(arg) = p.next()? {
         match arg {
             Long("name") => o.name = p.value()?.string()?,
@@ -59,6 +78,8 @@ fn parse_args() -> Result<Opts, lexopt::Error> {
             Long("page-size") => o.page_size = p.value()?.parse()?,
             Long("pad-tools") => o.pad_tools = p.value()?.parse()?,
             Long("template") => o.templates.push(p.value()?.string()?),
+            Long("chaos-crash") => o.chaos.crash = probability(&mut p).map_err(|e| flag_error("--chaos-crash", e))?,
+            Long("chaos-hang") => o.chaos.hang = probability(&mut p).map_err(|e| flag_error("--chaos-hang", e))?,
             Short('h') | Long("help") => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -70,7 +91,15 @@ fn parse_args() -> Result<Opts, lexopt::Error> {
             _ => return Err(arg.unexpected()),
         }
     }
+    if o.chaos.crash + o.chaos.hang > 1.0 {
+        return Err("--chaos-crash plus --chaos-hang must not exceed 1".into());
+    }
     Ok(o)
+}
+
+/// Names the flag in a value error (lexopt's own message does not).
+fn flag_error(flag: &str, e: lexopt::Error) -> lexopt::Error {
+    format!("{flag}: {e}").into()
 }
 
 fn main() {
@@ -81,7 +110,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let mut srv = Server::new(&opts.name, opts.page_size);
+    let mut srv = Server::new(&opts.name, opts.page_size).with_chaos(opts.chaos);
     srv.pad_tools = opts.pad_tools;
     srv.templates = opts.templates.clone();
     let srv = Arc::new(srv);
@@ -125,4 +154,33 @@ fn serve_stdio(srv: &Arc<Server>, opts: &Opts) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Opts, String> {
+        parse_from(args.iter().map(std::ffi::OsString::from)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn chaos_flags() {
+        assert_eq!(parse(&[]).unwrap().chaos, Chaos::default());
+        let o = parse(&["--chaos-crash", "0.1", "--chaos-hang", "0.25"]).unwrap();
+        assert_eq!(o.chaos, Chaos { crash: 0.1, hang: 0.25 });
+        let e = parse(&["--chaos-crash", "1.5"]).unwrap_err();
+        assert!(e.contains("--chaos-crash") && e.contains("probability"), "{e}");
+        assert!(parse(&["--chaos-hang", "x"]).unwrap_err().contains("--chaos-hang"));
+        assert!(parse(&["--chaos-crash", "0.6", "--chaos-hang", "0.6"]).unwrap_err().contains("exceed 1"));
+    }
+
+    #[test]
+    fn other_flags_still_parse() {
+        let o = parse(&["--name", "n", "--sse", "127.0.0.1:0", "--page-size", "0", "--mute"]).unwrap();
+        assert_eq!(
+            (o.name.as_str(), o.transport, o.page_size, o.mute),
+            ("n", Transport::Sse("127.0.0.1:0".into()), 0, true)
+        );
+    }
 }

@@ -42,6 +42,49 @@ pub struct Server {
     /// Set by `freeze`: from then on the process answers nothing at all,
     /// like a server that hangs while its pipes stay open.
     frozen: AtomicBool,
+    chaos: Chaos,
+    /// SplitMix64 state for the chaos rolls.
+    rng: Mutex<u64>,
+}
+
+/// Failure injection for soak tests (`--chaos-crash P`, `--chaos-hang P`):
+/// each `tools/call` first rolls once; below `crash` the process exits with
+/// code 3, below `crash + hang` the call is never answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Chaos {
+    pub crash: f64,
+    pub hang: f64,
+}
+
+/// What a chaos roll decided for one call.
+#[derive(Debug, PartialEq)]
+enum Fate {
+    Serve,
+    Crash,
+    Hang,
+}
+
+impl Chaos {
+    /// `roll` is uniform in [0, 1).
+    fn fate(&self, roll: f64) -> Fate {
+        if roll < self.crash {
+            Fate::Crash
+        } else if roll < self.crash + self.hang {
+            Fate::Hang
+        } else {
+            Fate::Serve
+        }
+    }
+}
+
+/// One SplitMix64 step: a uniform value in [0, 1) from the state.
+fn next_unit(state: &mut u64) -> f64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// State of one client connection (stdio, one SSE session, one HTTP session).
@@ -87,12 +130,29 @@ impl Server {
             templates: Vec::new(),
             extra_tools: Mutex::new(0),
             frozen: AtomicBool::new(false),
+            chaos: Chaos::default(),
+            rng: Mutex::new(0),
         }
     }
 
     /// True once `freeze` was called: every later message goes unanswered.
     pub fn frozen(&self) -> bool {
         self.frozen.load(Ordering::SeqCst)
+    }
+
+    /// Turns on failure injection. The rolls are seeded from the process id,
+    /// so two chaos backends (or two runs) fail at different calls.
+    pub fn with_chaos(mut self, chaos: Chaos) -> Server {
+        self.chaos = chaos;
+        *self.rng.get_mut() = u64::from(std::process::id()).wrapping_mul(0x2545_F491_4F6C_DD1D);
+        self
+    }
+
+    fn chaos_fate(&self) -> Fate {
+        if self.chaos == Chaos::default() {
+            return Fate::Serve;
+        }
+        self.chaos.fate(next_unit(&mut self.rng.lock()))
     }
 
     fn tools(&self) -> Vec<Value> {
@@ -324,6 +384,18 @@ fn complete(srv: &Server, p: &Value) -> Value {
 }
 
 fn call_tool(srv: &Server, sess: &Session, id: &Id, name: &str, p: &Value) -> Result<Done, ErrorObj> {
+    match srv.chaos_fate() {
+        Fate::Serve => {}
+        Fate::Crash => {
+            eprintln!("demo: --chaos-crash struck tools/call {name}");
+            return Ok(Done::Effects(vec![Effect::Exit(3)]));
+        }
+        // No effect at all: this call is never answered, like a stuck tool.
+        Fate::Hang => {
+            eprintln!("demo: --chaos-hang struck tools/call {name}; never answering it");
+            return Ok(Done::Effects(Vec::new()));
+        }
+    }
     let args = p.get("arguments").cloned().unwrap_or_else(|| json!({}));
     let str_arg =
         |k: &str| args.get(k).and_then(Value::as_str).ok_or_else(|| bad(format!("Missing string argument: {k}")));
@@ -404,7 +476,7 @@ pub fn run_effects(sess: &Arc<Session>, effects: Vec<Effect>, sink: &Sink) {
         match e {
             Effect::Send(m) => sink(m),
             Effect::Exit(code) => {
-                eprintln!("demo: crash tool called, exiting with code {code}");
+                eprintln!("demo: exiting with code {code}");
                 std::process::exit(code);
             }
             Effect::Slow { id, token, steps, interval, cancel } => {
@@ -645,6 +717,39 @@ mod tests {
         assert_eq!(call(&s, &x, "logging/setLevel", json!({"level": "debug"}))["result"], json!({}));
         assert_eq!(x.log_level.lock().as_deref(), Some("debug"));
         assert_eq!(call(&s, &x, "logging/setLevel", json!({"level": "loud"}))["error"]["code"], -32602);
+    }
+
+    #[test]
+    fn chaos_fate_splits_the_unit_interval() {
+        let c = Chaos { crash: 0.25, hang: 0.25 };
+        assert_eq!(c.fate(0.0), Fate::Crash);
+        assert_eq!(c.fate(0.249), Fate::Crash);
+        assert_eq!(c.fate(0.25), Fate::Hang);
+        assert_eq!(c.fate(0.499), Fate::Hang);
+        assert_eq!(c.fate(0.5), Fate::Serve);
+        assert_eq!(Chaos::default().fate(0.0), Fate::Serve);
+    }
+
+    #[test]
+    fn chaos_rolls_are_uniform_enough() {
+        let mut state = 42;
+        let rolls: Vec<f64> = (0..10_000).map(|_| next_unit(&mut state)).collect();
+        assert!(rolls.iter().all(|r| (0.0..1.0).contains(r)));
+        let below = rolls.iter().filter(|&&r| r < 0.25).count();
+        assert!((2200..2800).contains(&below), "{below}");
+    }
+
+    #[test]
+    fn chaos_hang_answers_nothing() {
+        let s = Server::new("t", 2).with_chaos(Chaos { crash: 0.0, hang: 1.0 });
+        let x = Session::default();
+        let fx = handle(&s, &x, req("tools/call", json!({"name": "echo", "arguments": {"message": "m"}})));
+        assert!(fx.is_empty(), "{fx:?}");
+        // Only tools/call rolls: the handshake and lists still work.
+        assert_eq!(call(&s, &x, "ping", json!({}))["result"], json!({}));
+        let s = Server::new("t", 2).with_chaos(Chaos { crash: 1.0, hang: 0.0 });
+        let fx = handle(&s, &x, req("tools/call", json!({"name": "echo", "arguments": {"message": "m"}})));
+        assert!(matches!(fx[..], [Effect::Exit(3)]), "{fx:?}");
     }
 
     #[test]
