@@ -7,8 +7,15 @@ cd "$ROOT"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 REL=$TARGET/release
 
-echo "building release (cargo build --release --examples --bins)..." >&2
-cargo build --release --examples --bins --quiet
+# MCP_SENTINEL_REL names a directory of release binaries already built
+# (CI points it at its static build); otherwise build them here.
+if [[ -n ${MCP_SENTINEL_REL:-} ]]; then
+    REL=$(cd "$MCP_SENTINEL_REL" && pwd)
+    echo "using the release binaries in $REL" >&2
+else
+    echo "building release (cargo build --release --examples --bins)..." >&2
+    cargo build --release --examples --bins --quiet
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcp-bench.XXXXXX")
 GW_PID=""

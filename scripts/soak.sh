@@ -174,7 +174,7 @@ EOF
 write_config 0
 start_gateway 60
 MANAGE_PORT=$(sed -n 's|.*management API listening on http://127\.0\.0\.1:\([0-9]*\)/manage/v1.*|\1|p' "$WORK/gateway.log" | head -n 1)
-TOKEN_FILE=$(sed -n 's|.*management API admin token written to \(.*\) (mode 0600).*|\1|p' "$WORK/gateway.log" | head -n 1)
+TOKEN_FILE=$(sed -n 's|.*management API admin token written to \(.*\) (mode 0600.*|\1|p' "$WORK/gateway.log" | head -n 1)
 [[ -n $MANAGE_PORT && -f $TOKEN_FILE ]] || { echo "soak: no management port or token file in the gateway log" >&2; exit 1; }
 MANAGE=http://127.0.0.1:$MANAGE_PORT/manage/v1
 AUTH="Authorization: Bearer $(cat "$TOKEN_FILE")"

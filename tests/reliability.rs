@@ -10,7 +10,7 @@ use common::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const ACCEPT: (&str, &str) = ("Accept", "application/json, text/event-stream");
@@ -310,49 +310,34 @@ fn sessions_cannot_be_exhausted_and_closed_streams_end_theirs_at_once() {
 }
 
 /// Item 7: connections opened together used to be accepted and never
-/// served (tiny_http's pool). Every one must be answered.
+/// served (tiny_http's pool). Every one must be answered: the load
+/// generator (`mcp-sentinel-loadgen burst`, also behind `scripts/burst.sh`)
+/// opens 64 connections at the same instant, round after round, on a
+/// freshly started gateway (where the bug showed most).
 #[test]
 fn bursts_of_new_connections_are_all_served() {
     let gw = Gateway::start(&one_demo());
-    let addr = gw.mcp_addr;
     for kind in ["sse", "initialize"] {
-        for round in 0..10 {
-            let barrier = Arc::new(Barrier::new(64));
-            let threads: Vec<_> = (0..64)
-                .map(|_| {
-                    let b = barrier.clone();
-                    std::thread::spawn(move || {
-                        b.wait();
-                        let t = Instant::now();
-                        let mut c = TcpStream::connect(addr).expect("connect");
-                        c.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-                        let req = if kind == "sse" {
-                            "GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".to_owned()
-                        } else {
-                            let body = String::from_utf8(init_body()).expect("utf8");
-                            format!(
-                                "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                                body.len()
-                            )
-                        };
-                        c.write_all(req.as_bytes()).expect("write");
-                        let want: &[u8] = if kind == "sse" { b"event: endpoint" } else { b"protocolVersion" };
-                        let mut got = Vec::new();
-                        let mut buf = [0u8; 4096];
-                        while !got.windows(want.len()).any(|w| w == want) {
-                            match c.read(&mut buf) {
-                                Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
-                                _ => return None,
-                            }
-                        }
-                        Some(t.elapsed())
-                    })
-                })
-                .collect();
-            let results: Vec<_> = threads.into_iter().map(|t| t.join().expect("thread")).collect();
-            let missed = results.iter().filter(|r| r.is_none()).count();
-            assert_eq!(missed, 0, "{kind} round {round}: {missed} of 64 connections never answered within 5 s");
-        }
+        let out = run_bounded(
+            "loadgen",
+            std::process::Command::new(env!("CARGO_BIN_EXE_mcp-sentinel-loadgen")).args([
+                "burst",
+                "--url",
+                &format!("http://{}", gw.mcp_addr),
+                "--kind",
+                kind,
+                "--connections",
+                "64",
+                "--rounds",
+                "10",
+                "--timeout-ms",
+                "5000",
+            ]),
+            Duration::from_secs(120),
+        );
+        let summary: Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+        assert!(out.success(), "{kind}: {summary}\n{}", out.stderr);
+        assert_eq!(summary["unanswered"], 0, "{kind}: {summary}");
     }
 }
 
