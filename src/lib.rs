@@ -10,6 +10,7 @@ pub mod http;
 pub mod manage;
 pub mod profiles;
 pub mod registry;
+pub mod route;
 pub mod runtime;
 pub mod secfile;
 pub mod server;

@@ -285,6 +285,7 @@ mod tests {
             prompts: prompts.iter().map(|n| json!({"name": n})).collect(),
             logging: false,
             completions: true,
+            subscribe: false,
         }
     }
 

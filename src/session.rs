@@ -1,17 +1,22 @@
 //! Client sessions: one per `/sse` stream or per Streamable HTTP
-//! `Mcp-Session-Id`. Each has its own id space (client ids are mapped to
-//! backend ids per call), at most one event stream that messages for the
-//! client are written to (bounded in bytes: a client that stops reading
-//! loses its session instead of growing the gateway's memory), and a table
-//! of in-flight calls so that a cancel or a disconnect reaches the right
-//! backend request.
+//! `Mcp-Session-Id`. A session has its own id space (client ids are mapped
+//! to backend ids per call), what its client declared it can do, its log
+//! level, the requests the gateway sent it on a backend's behalf (waiting
+//! for answers, with deadlines), a table of its calls in flight (so a
+//! cancel or a disconnect reaches the right backend request), and its event
+//! stream: bounded in bytes (a client that stops reading loses its session
+//! instead of growing the gateway's memory) and, on Streamable HTTP,
+//! numbered and replayable after a reconnect ([`Channel`]).
+//!
+//! A session is, to backends, a [`ClientLink`] ([`crate::route`]); it knows
+//! nothing of backends.
 
-use crate::backend::Conn;
-use crate::codec::Id;
+use crate::codec::jsonrpc::{self, Raw};
+use crate::codec::{code, ErrorObj, Id, Message};
 use crate::http::Stream;
+use crate::route::{Answer, CallHandle, ClientCap, ClientLink};
 use parking_lot::{Mutex, RwLock};
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,11 +24,182 @@ use std::time::{Duration, Instant};
 /// A Streamable HTTP session that made no request after `initialize` is
 /// dropped after this (clients that probe and leave without DELETE).
 pub const UNUSED_TTL: Duration = Duration::from_secs(60);
+/// Events kept per stream for a client that reconnects with
+/// `Last-Event-ID`, at most this many and this many bytes.
+pub const REPLAY_EVENTS: usize = 64;
+pub const REPLAY_BYTES: usize = 1024 * 1024;
+/// Finished response streams a session keeps for a late resume.
+pub const KEPT_STREAMS: usize = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
     Sse,
     Streamable,
+}
+
+/// What the client declared at `initialize` (the parts the gateway routes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientCaps {
+    pub sampling: bool,
+    pub elicitation: bool,
+    pub elicitation_url: bool,
+    pub roots: bool,
+}
+
+impl ClientCaps {
+    /// From `initialize` params' `capabilities`.
+    pub fn from_params(params: Option<&serde_json::Value>) -> ClientCaps {
+        let caps = params.and_then(|p| p.get("capabilities"));
+        let has = |k: &str| caps.and_then(|c| c.get(k)).is_some_and(|v| !v.is_null());
+        let elic = caps.and_then(|c| c.get("elicitation"));
+        // 2025-11-25: `{}` means form only; `url` must be listed.
+        let url = elic.and_then(|e| e.get("url")).is_some_and(|v| !v.is_null());
+        ClientCaps {
+            sampling: has("sampling"),
+            elicitation: has("elicitation"),
+            elicitation_url: url,
+            roots: has("roots"),
+        }
+    }
+
+    pub fn has(&self, cap: ClientCap) -> bool {
+        match cap {
+            ClientCap::Sampling => self.sampling,
+            ClientCap::Elicitation => self.elicitation,
+            ClientCap::ElicitationUrl => self.elicitation_url,
+            ClientCap::Roots => self.roots,
+        }
+    }
+}
+
+/// One logical SSE stream: its events are numbered (`id: s<stream>-<n>`,
+/// on Streamable HTTP) and the last ones kept, so that a client whose
+/// connection dropped can resume with `Last-Event-ID` on a new connection.
+pub struct Channel {
+    number: u64,
+    ids: bool,
+    next: u64,
+    kept: VecDeque<(u64, Vec<u8>)>,
+    kept_bytes: usize,
+    live: Option<Stream>,
+    /// The stream's last event was sent: a resume replays and ends.
+    finished: bool,
+}
+
+impl Channel {
+    pub fn new(number: u64, ids: bool) -> Channel {
+        Channel { number, ids, next: 1, kept: VecDeque::new(), kept_bytes: 0, live: None, finished: false }
+    }
+
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// The SSE id of event `n` of this stream.
+    fn id_of(&self, n: u64) -> String {
+        format!("s{}-{n}", self.number)
+    }
+
+    /// Parses `s<stream>-<n>`.
+    pub fn parse_id(s: &str) -> Option<(u64, u64)> {
+        let (a, b) = s.trim().strip_prefix('s')?.split_once('-')?;
+        Some((a.parse().ok()?, b.parse().ok()?))
+    }
+
+    /// Attaches a connection and sends what it must see first: for a
+    /// client that can resume (2025-11-25), a priming event (an id, no
+    /// data) and the reconnect delay; for a resume, the events after
+    /// `after`. `false` if the connection is already gone.
+    pub fn attach(&mut self, stream: Stream, prime: bool, after: Option<u64>) -> bool {
+        let mut first = Vec::new();
+        if let Some(n) = after {
+            for (seq, bytes) in &self.kept {
+                if *seq > n {
+                    first.extend_from_slice(bytes);
+                }
+            }
+        } else if prime && self.ids {
+            let id = self.id_of(0);
+            first.extend_from_slice(format!("id: {id}\nretry: {RETRY_MS}\ndata: \n\n").as_bytes());
+        }
+        if !first.is_empty() && stream.send(&first).is_err() {
+            return false;
+        }
+        if self.finished {
+            stream.finish();
+            return true;
+        }
+        self.live = Some(stream);
+        true
+    }
+
+    /// Sends one event (numbered and kept when this channel has ids).
+    /// `Err` if a live connection is too far behind (its client stopped
+    /// reading): the caller decides what that costs the session.
+    pub fn send(&mut self, event: Option<&str>, data: &[u8]) -> Result<(), crate::http::StreamClosed> {
+        let mut bytes = Vec::with_capacity(data.len() + 48);
+        let id = self.ids.then(|| self.id_of(self.next));
+        crate::codec::sse::encode_event_bytes(&mut bytes, event, id.as_deref(), data);
+        if self.ids {
+            self.kept.push_back((self.next, bytes.clone()));
+            self.kept_bytes += bytes.len();
+            self.next += 1;
+            while self.kept.len() > REPLAY_EVENTS || self.kept_bytes > REPLAY_BYTES {
+                match self.kept.pop_front() {
+                    Some((_, b)) => self.kept_bytes -= b.len(),
+                    None => break,
+                }
+            }
+        }
+        match &self.live {
+            Some(s) => {
+                let r = s.send(&bytes);
+                if r.is_err() {
+                    self.live = None;
+                }
+                r
+            }
+            // No connection now: kept for a resume (ids), or dropped.
+            None => Ok(()),
+        }
+    }
+
+    /// A live connection is attached and open.
+    pub fn is_live(&self) -> bool {
+        self.live.as_ref().is_some_and(Stream::is_open)
+    }
+
+    /// The last event was sent: end the response (the connection may carry
+    /// another request).
+    pub fn finish(&mut self) {
+        self.finished = true;
+        if let Some(s) = self.live.take() {
+            s.finish();
+        }
+    }
+
+    /// Forgets the connection if it closed (its client left); kept
+    /// events stay. A newer connection attached since is left alone.
+    pub fn detach_if_closed(&mut self) {
+        if self.live.as_ref().is_some_and(|s| !s.is_open()) {
+            self.live = None;
+        }
+    }
+
+    /// Forgets the connection (its client left); kept events stay.
+    pub fn detach(&mut self) {
+        self.live = None;
+    }
+}
+
+/// The reconnect delay a resumable stream suggests (`retry:`).
+const RETRY_MS: u64 = 1000;
+
+/// A request sent to the client on a backend's behalf, waiting for its answer.
+struct Outstanding {
+    answer: Answer,
+    deadline: Instant,
+    method: String,
 }
 
 pub struct Session {
@@ -33,23 +209,28 @@ pub struct Session {
     pub version: Mutex<String>,
     /// `notifications/initialized` seen: only then may we notify it.
     pub initialized: AtomicBool,
-    /// The stream messages for the client go to (the `/sse` stream, or the
-    /// `GET /mcp` stream), with a number telling one attachment from the next.
-    stream: Mutex<Option<(u64, Stream)>>,
-    stream_gen: AtomicU64,
+    caps: Mutex<ClientCaps>,
+    /// The least severe log level wanted (`logging/setLevel`), as a rank.
+    log_level: Mutex<Option<usize>>,
+    /// The session's own stream (the `/sse` stream, or the `GET /mcp` one).
+    stream: Mutex<Channel>,
+    /// Response streams of Streamable HTTP calls, for a resume.
+    channels: Mutex<VecDeque<Arc<Mutex<Channel>>>>,
+    next_channel: AtomicU64,
+    /// Which attachment of `stream` is current (a close hook of an older
+    /// connection must not detach a newer one).
+    attachment: AtomicU64,
     pub closed: AtomicBool,
-    /// client request id → (backend connection, backend request id)
-    inflight: Mutex<HashMap<Id, (Arc<Conn>, i64)>>,
+    /// client request id → the call at its backend
+    inflight: Mutex<HashMap<Id, Arc<dyn CallHandle>>>,
+    /// Requests the gateway sent this client, by the id it gave them.
+    outstanding: Mutex<HashMap<u64, Outstanding>>,
+    next_request: AtomicU64,
     last_active: Mutex<Instant>,
     /// Requests after `initialize` (0: an unused session).
     requests: AtomicU64,
     /// Most calls in flight at once (one client cannot hold every backend slot).
     max_inflight: usize,
-}
-
-thread_local! {
-    /// Encoding buffer reused across pushes on each thread.
-    static EVENT_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Why a call could not be tracked.
@@ -68,55 +249,132 @@ impl Session {
             transport,
             version: Mutex::new(version.to_owned()),
             initialized: AtomicBool::new(false),
-            stream: Mutex::new(None),
-            stream_gen: AtomicU64::new(0),
+            caps: Mutex::new(ClientCaps::default()),
+            log_level: Mutex::new(None),
+            stream: Mutex::new(Channel::new(0, transport == Transport::Streamable)),
+            channels: Mutex::new(VecDeque::new()),
+            next_channel: AtomicU64::new(1),
+            attachment: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             inflight: Mutex::new(HashMap::new()),
+            outstanding: Mutex::new(HashMap::new()),
+            next_request: AtomicU64::new(1),
             last_active: Mutex::new(Instant::now()),
             requests: AtomicU64::new(0),
             max_inflight,
         }
     }
 
+    /// `notifications/initialized` seen: the client may get notifications.
+    pub fn is_ready(&self) -> bool {
+        self.initialized.load(Ordering::Relaxed)
+    }
+
     pub fn version(&self) -> String {
         self.version.lock().clone()
     }
 
-    /// A number for the next stream to attach, known before it is attached
-    /// (its close hook needs it: see [`Session::detach`]).
-    pub fn next_stream_number(&self) -> u64 {
-        self.stream_gen.fetch_add(1, Ordering::Relaxed) + 1
+    /// Whether the client speaks a revision that resumes streams
+    /// (2025-11-25 and later: priming event, `retry:`).
+    pub fn resumable(&self) -> bool {
+        self.transport == Transport::Streamable && self.version.lock().as_str() >= "2025-11-25"
     }
 
-    /// Attaches the stream messages go to, replacing (and closing) any
-    /// earlier one.
-    pub fn attach(&self, n: u64, stream: Stream) {
-        let old = self.stream.lock().replace((n, stream));
-        drop(old);
+    pub fn set_caps(&self, caps: ClientCaps) {
+        *self.caps.lock() = caps;
     }
 
-    /// Forgets stream `n` if it is still the attached one (its client left).
-    pub fn detach(&self, n: u64) {
-        let old = {
-            let mut g = self.stream.lock();
-            if g.as_ref().is_some_and(|(m, _)| *m == n) {
-                g.take()
-            } else {
-                None
+    pub fn caps(&self) -> ClientCaps {
+        *self.caps.lock()
+    }
+
+    /// `logging/setLevel`. Returns false for an unknown level.
+    pub fn set_log_level(&self, level: &str) -> bool {
+        match crate::route::log_rank(level) {
+            Some(r) => {
+                *self.log_level.lock() = Some(r);
+                true
             }
-        };
-        drop(old);
+            None => false,
+        }
     }
 
-    /// A stream is attached and open.
+    pub fn log_level(&self) -> Option<usize> {
+        *self.log_level.lock()
+    }
+
+    /// Attaches the connection the session's own stream goes to, replacing
+    /// (and closing) any earlier one, and sends what it must see first (see
+    /// [`Channel::attach`]). When the connection closes the session
+    /// forgets it. `false` if the connection is already gone.
+    pub fn attach(self: &Arc<Self>, stream: Stream, after: Option<u64>) -> bool {
+        let n = self.attachment.fetch_add(1, Ordering::Relaxed) + 1;
+        let weak = Arc::downgrade(self);
+        stream.on_close(Box::new(move || {
+            if let Some(s) = weak.upgrade() {
+                s.detach(n);
+                s.touch();
+            }
+        }));
+        let prime = self.resumable();
+        let old = {
+            let mut ch = self.stream.lock();
+            let old = ch.live.take();
+            if !ch.attach(stream, prime, after) {
+                return false;
+            }
+            old
+        };
+        // Closed outside the lock: its close hook runs now and then.
+        drop(old);
+        true
+    }
+
+    /// Forgets attachment `n` if it is still the current one (its client left).
+    fn detach(&self, n: u64) {
+        if self.attachment.load(Ordering::Relaxed) == n {
+            self.stream.lock().detach();
+        }
+    }
+
+    /// A connection is attached to the session's own stream and open.
     pub fn has_stream(&self) -> bool {
-        self.stream.lock().as_ref().is_some_and(|(_, s)| s.is_open())
+        self.stream.lock().is_live()
+    }
+
+    /// A new response stream for a call (Streamable HTTP), kept for a
+    /// resume by `Last-Event-ID`.
+    pub fn new_channel(&self) -> Arc<Mutex<Channel>> {
+        let n = self.next_channel.fetch_add(1, Ordering::Relaxed);
+        let ch = Arc::new(Mutex::new(Channel::new(n, self.transport == Transport::Streamable)));
+        let mut g = self.channels.lock();
+        g.push_back(ch.clone());
+        while g.len() > KEPT_STREAMS {
+            g.pop_front();
+        }
+        ch
+    }
+
+    /// The stream an event id belongs to: 0 is the session's own.
+    pub fn channel(&self, number: u64) -> Option<Arc<Mutex<Channel>>> {
+        self.channels.lock().iter().find(|c| c.lock().number() == number).cloned()
+    }
+
+    /// Resumes response stream `number` on a new connection after event `after`.
+    pub fn resume_channel(&self, number: u64, stream: Stream, after: u64) -> Result<(), Stream> {
+        match self.channel(number) {
+            Some(ch) => {
+                ch.lock().attach(stream, false, Some(after));
+                Ok(())
+            }
+            None => Err(stream),
+        }
     }
 
     /// Sends one serialized message to the client's stream as an SSE
     /// `message` event. A client too far behind (its stream's byte bound)
-    /// or gone loses the session: its backlog cannot grow and no backend
-    /// reader ever waits for it.
+    /// loses the session: its backlog cannot grow and no backend reader
+    /// ever waits for it.
     pub fn push(&self, msg: Vec<u8>) -> bool {
         self.push_event(Some("message"), &msg)
     }
@@ -126,24 +384,10 @@ impl Session {
         if self.closed.load(Ordering::Relaxed) {
             return false;
         }
-        let sent = EVENT_BUF.with(|b| {
-            let mut buf = b.borrow_mut();
-            buf.clear();
-            crate::codec::sse::encode_event_bytes(&mut buf, event, None, data);
-            let g = self.stream.lock();
-            let r = match g.as_ref() {
-                Some((_, s)) => s.send(&buf).is_ok(),
-                None => return None,
-            };
-            if buf.capacity() > 64 * 1024 {
-                *buf = Vec::new();
-            }
-            Some(r)
-        });
-        match sent {
-            Some(true) => true,
-            None => false,
-            Some(false) => {
+        let r = self.stream.lock().send(event, data);
+        match r {
+            Ok(()) => true,
+            Err(_) => {
                 log::warn!("session {}: the client is not reading its stream (or left); closing the session", self.id);
                 self.close();
                 false
@@ -153,7 +397,7 @@ impl Session {
 
     /// Queues an unsolicited message (list_changed): only to an initialized
     /// session with a stream attached.
-    pub fn notify(&self, msg: Vec<u8>) {
+    pub fn notify_all(&self, msg: Vec<u8>) {
         if self.initialized.load(Ordering::Relaxed) && self.has_stream() {
             self.push(msg);
         }
@@ -179,7 +423,7 @@ impl Session {
     }
 
     /// Records an in-flight call.
-    pub fn track_new(&self, client_id: Id, conn: Arc<Conn>, backend_id: i64) -> Result<(), TrackError> {
+    pub fn track_new(&self, client_id: Id, call: Arc<dyn CallHandle>) -> Result<(), TrackError> {
         use std::collections::hash_map::Entry;
         let mut g = self.inflight.lock();
         if g.len() >= self.max_inflight {
@@ -188,13 +432,13 @@ impl Session {
         match g.entry(client_id) {
             Entry::Occupied(_) => Err(TrackError::Duplicate),
             Entry::Vacant(v) => {
-                v.insert((conn, backend_id));
+                v.insert(call);
                 Ok(())
             }
         }
     }
 
-    pub fn untrack(&self, client_id: &Id) -> Option<(Arc<Conn>, i64)> {
+    pub fn untrack(&self, client_id: &Id) -> Option<Arc<dyn CallHandle>> {
         self.inflight.lock().remove(client_id)
     }
 
@@ -202,17 +446,130 @@ impl Session {
         self.inflight.lock().len()
     }
 
-    /// Marks the session closed, closes its stream and cancels its
-    /// in-flight backend calls. Idempotent.
+    /// Registers a request to the client; returns its id.
+    pub fn register_request(&self, method: &str, timeout: Duration, answer: Answer) -> u64 {
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let o = Outstanding { answer, deadline: Instant::now() + timeout, method: method.to_owned() };
+        self.outstanding.lock().insert(id, o);
+        id
+    }
+
+    /// The client answered request `id` (a response or an error).
+    /// False if no such request is waiting.
+    pub fn answer(&self, id: &Id, r: Result<Raw, ErrorObj>) -> bool {
+        let n = match id {
+            Id::Num(n) => u64::try_from(*n).ok(),
+            Id::Str(s) => s.parse().ok(),
+        };
+        let Some(o) = n.and_then(|n| self.outstanding.lock().remove(&n)) else {
+            return false;
+        };
+        (o.answer)(r);
+        true
+    }
+
+    /// Forgets request `id` without telling anyone; false if it was not waiting.
+    pub fn forget_request(&self, id: u64) -> bool {
+        self.outstanding.lock().remove(&id).is_some()
+    }
+
+    /// Fails request `id` (it could not be sent) with `why`.
+    pub fn fail_request(&self, id: u64, why: &str) {
+        let o = self.outstanding.lock().remove(&id);
+        if let Some(o) = o {
+            (o.answer)(Err(ErrorObj::new(code::INTERNAL_ERROR, why.to_owned())));
+        }
+    }
+
+    /// Forgets request `id` without an answer, telling the client.
+    fn drop_request(&self, id: u64, reason: &str, tell_client: bool) -> Option<Outstanding> {
+        let o = self.outstanding.lock().remove(&id)?;
+        if tell_client {
+            let p = serde_json::json!({"requestId": id, "reason": reason});
+            self.push(Message::notification(crate::codec::mcp::method::CANCELLED, Some(p)).to_bytes());
+        }
+        Some(o)
+    }
+
+    /// Fails requests to the client past their deadline (admin tick).
+    pub fn expire_requests(&self, now: Instant) {
+        let late: Vec<u64> =
+            self.outstanding.lock().iter().filter(|(_, o)| o.deadline <= now).map(|(id, _)| *id).collect();
+        for id in late {
+            if let Some(o) = self.drop_request(id, "timed out at the gateway", true) {
+                let msg = format!("the client did not answer {} in time", o.method);
+                (o.answer)(Err(ErrorObj::new(code::REQUEST_TIMEOUT, msg)));
+            }
+        }
+    }
+
+    /// Marks the session closed, closes its stream, cancels its in-flight
+    /// backend calls and fails the requests waiting for the client.
+    /// Idempotent.
     pub fn close(&self) {
         if self.closed.swap(true, Ordering::Relaxed) {
             return;
         }
-        let stream = self.stream.lock().take();
-        drop(stream);
+        let live = self.stream.lock().live.take();
+        drop(live);
         let calls: Vec<_> = self.inflight.lock().drain().collect();
-        for (_, (conn, bid)) in calls {
-            conn.cancel(bid, "client session closed");
+        for (_, call) in calls {
+            call.cancel("client session closed");
+        }
+        let waiting: Vec<Outstanding> = self.outstanding.lock().drain().map(|(_, o)| o).collect();
+        for o in waiting {
+            (o.answer)(Err(ErrorObj::new(code::INTERNAL_ERROR, "the client session closed before answering")));
+        }
+    }
+
+    /// Sends a request to the client on its own stream (see [`ClientLink`]).
+    fn request_on_stream(&self, method: &str, params: Option<Raw>, timeout: Duration, answer: Answer) -> Option<u64> {
+        if self.closed.load(Ordering::Relaxed) || !self.has_stream() {
+            answer(Err(ErrorObj::new(
+                code::INTERNAL_ERROR,
+                format!("the client session has no stream open to send {method} on"),
+            )));
+            return None;
+        }
+        let id = self.register_request(method, timeout, answer);
+        let msg = Message::Request { id: Id::Num(id as i64), method: method.to_owned(), params };
+        if !self.push(msg.to_bytes()) {
+            if let Some(o) = self.outstanding.lock().remove(&id) {
+                (o.answer)(Err(ErrorObj::new(code::INTERNAL_ERROR, "the client session's stream is gone")));
+            }
+            return None;
+        }
+        Some(id)
+    }
+}
+
+impl ClientLink for Session {
+    fn session_id(&self) -> &str {
+        &self.id
+    }
+
+    fn supports(&self, cap: ClientCap) -> bool {
+        self.caps().has(cap)
+    }
+
+    fn request(&self, method: &str, params: Option<Raw>, timeout: Duration, answer: Answer) -> Option<u64> {
+        self.request_on_stream(method, params, timeout, answer)
+    }
+
+    fn cancel_request(&self, id: u64, reason: &str) {
+        self.drop_request(id, reason, true);
+    }
+
+    fn notify(&self, msg: &Message) {
+        if self.has_stream() {
+            self.push(msg.to_bytes());
+        }
+    }
+
+    fn admits_log(&self, level: &str) -> bool {
+        match (self.log_level(), crate::route::log_rank(level)) {
+            (Some(min), Some(rank)) => rank >= min,
+            _ => true,
         }
     }
 }
@@ -304,8 +661,13 @@ impl SessionTable {
     /// Drops Streamable HTTP sessions with no stream attached and no call in
     /// flight that are idle longer than `ttl`, or longer than
     /// [`UNUSED_TTL`] if they never made a request after `initialize`. (An
-    /// SSE session lives exactly as long as its stream.)
+    /// SSE session lives exactly as long as its stream.) Also fails the
+    /// requests to clients that are past their deadline.
     pub fn expire(&self, ttl: Duration) -> usize {
+        let now = Instant::now();
+        for s in self.all() {
+            s.expire_requests(now);
+        }
         let stale: Vec<Arc<str>> = self
             .map
             .read()
@@ -321,11 +683,28 @@ impl SessionTable {
         }
         stale.len()
     }
+
+    /// Fails the requests to clients that are past their deadline.
+    pub fn expire_requests(&self, now: Instant) {
+        for s in self.all() {
+            s.expire_requests(now);
+        }
+    }
+}
+
+/// The `params` of a message as raw JSON, for callers that build one.
+pub fn raw(v: &serde_json::Value) -> Raw {
+    jsonrpc::to_raw(v)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct NoCall;
+    impl CallHandle for NoCall {
+        fn cancel(&self, _: &str) {}
+    }
 
     #[test]
     fn the_table_evicts_the_longest_idle_streamable_session_when_full() {
@@ -363,11 +742,49 @@ mod tests {
     #[test]
     fn in_flight_calls_per_session_are_bounded() {
         let s = Session::new("s".into(), Transport::Streamable, "2025-06-18", 2);
-        let (stx, _srx) = crossbeam_channel::bounded(1);
-        let (conn, _rx) = Conn::new("b".into(), 1, None, stx, Arc::default());
-        assert_eq!(s.track_new(Id::Num(1), conn.clone(), 1), Ok(()));
-        assert_eq!(s.track_new(Id::Num(1), conn.clone(), 2), Err(TrackError::Duplicate));
-        assert_eq!(s.track_new(Id::Num(2), conn.clone(), 3), Ok(()));
-        assert_eq!(s.track_new(Id::Num(3), conn, 4), Err(TrackError::TooMany(2)));
+        assert_eq!(s.track_new(Id::Num(1), Arc::new(NoCall)), Ok(()));
+        assert_eq!(s.track_new(Id::Num(1), Arc::new(NoCall)), Err(TrackError::Duplicate));
+        assert_eq!(s.track_new(Id::Num(2), Arc::new(NoCall)), Ok(()));
+        assert_eq!(s.track_new(Id::Num(3), Arc::new(NoCall)), Err(TrackError::TooMany(2)));
+    }
+
+    #[test]
+    fn requests_to_the_client_are_answered_once_or_time_out_or_fail_at_close() {
+        let s = Session::new("s".into(), Transport::Sse, "2024-11-05", 8);
+        let got: Arc<Mutex<Vec<Result<String, i64>>>> = Arc::default();
+        let rec = |got: &Arc<Mutex<Vec<Result<String, i64>>>>| -> Answer {
+            let g = got.clone();
+            Box::new(move |r| g.lock().push(r.map(|v| v.get().to_owned()).map_err(|e| e.code)))
+        };
+        let a = s.register_request("roots/list", Duration::from_secs(60), rec(&got));
+        assert!(s.answer(&Id::Num(a as i64), Ok(raw(&serde_json::json!({"roots": []})))));
+        assert!(!s.answer(&Id::Num(a as i64), Ok(raw(&serde_json::json!({})))), "answered once");
+        let _b = s.register_request("sampling/createMessage", Duration::from_secs(0), rec(&got));
+        s.expire_requests(Instant::now());
+        let _c = s.register_request("elicitation/create", Duration::from_secs(60), rec(&got));
+        s.close();
+        assert_eq!(
+            *got.lock(),
+            vec![Ok(r#"{"roots":[]}"#.to_owned()), Err(code::REQUEST_TIMEOUT), Err(code::INTERNAL_ERROR)]
+        );
+    }
+
+    #[test]
+    fn client_capabilities_and_log_levels() {
+        let p = serde_json::json!({"capabilities": {"sampling": {}, "elicitation": {"form": {}}, "roots": {"listChanged": true}}});
+        let caps = ClientCaps::from_params(Some(&p));
+        assert!(caps.sampling && caps.elicitation && caps.roots && !caps.elicitation_url);
+        let s = Session::new("s".into(), Transport::Sse, "2024-11-05", 8);
+        assert!(s.admits_log("debug"), "no level set: everything");
+        assert!(s.set_log_level("warning"));
+        assert!(!s.admits_log("info") && s.admits_log("error"));
+        assert!(!s.set_log_level("loud"));
+    }
+
+    #[test]
+    fn event_ids_parse() {
+        assert_eq!(Channel::parse_id("s3-17"), Some((3, 17)));
+        assert_eq!(Channel::parse_id("3-17"), None);
+        assert_eq!(Channel::parse_id("s3"), None);
     }
 }

@@ -428,12 +428,15 @@ fn list_changed_reaches_other_sessions_after_rediscovery() {
     let gw = Gateway::start(&two_demos());
     let mut a = Client::init(&gw, "2025-06-18");
     let b = Client::init(&gw, "2025-06-18");
-    let mut stream = SseStream::open(&b.url, &b.headers()).expect("GET /mcp stream");
-    // A second GET stream for the same session is refused.
-    assert_eq!(SseStream::open(&b.url, &b.headers()).err().map(|r| r.status), Some(409));
+    let mut stale = SseStream::open(&b.url, &b.headers()).expect("GET /mcp stream");
+    // A client whose stream dropped opens a new one at once: it replaces
+    // the old one, which ends.
+    let mut stream = SseStream::open(&b.url, &b.headers()).expect("a second GET replaces the first");
     assert_eq!(a.call_text("add_tool", json!({})), "added extra_1");
-    let note = stream.next_named("message", T).expect("list_changed on the GET stream");
+    let note = stream.next_named("message", T).expect("list_changed on the new GET stream");
     assert!(note.contains("notifications/tools/list_changed"), "{note}");
+    assert!(stale.next_named("message", Duration::from_secs(5)).is_none(), "the replaced stream gets nothing");
+    assert!(stale.at_eof(), "the replaced stream is closed");
     let tools = names(&a.result("tools/list", json!({})), "tools", "name");
     assert!(tools.contains(&"extra_1".to_owned()), "{tools:?}");
 }

@@ -1,27 +1,31 @@
 //! One live connection to a backend, whatever its transport: the in-flight
-//! table (gateway id → who is waiting, original progress token, deadline),
-//! id and progress-token remapping, and routing of what the backend sends.
+//! table (gateway id → where the answer goes, original progress token,
+//! deadline), id and progress-token remapping, and routing of what the
+//! backend sends: answers and progress to their call's [`Sink`]; requests
+//! (sampling, elicitation, roots) and log messages to the client of the
+//! call they belong to; the rest to the [`Hub`].
 //!
 //! Transports own the I/O threads: they drain [`Outgoing`] from the channel
 //! made by [`Conn::new`] and feed every parsed message to
 //! [`Conn::handle_incoming`] on their reader thread. No lock here is held
-//! across I/O: sends go through a bounded channel.
+//! while a message is delivered: entries are taken out (or copied) first.
 
 use super::stats::Stats;
 use super::SupervisorMsg;
+use crate::codec::jsonrpc::{self, Raw};
 use crate::codec::mcp::method;
 use crate::codec::{code, ErrorObj, Id, Message};
-use crate::session::Session;
+use crate::route::{Answer, CallHandle, CallSink, ClientCap, ClientLink, Hub};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::Mutex;
+use serde_json::json;
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-/// Messages queued for a backend's writer before senders wait.
+/// Messages queued for a backend's writer before senders are refused.
 const OUT_CAP: usize = 1024;
 
 /// One serialized message for the backend, with the request id it carries
@@ -35,16 +39,8 @@ pub struct Outgoing {
 #[derive(Debug)]
 pub enum Reply {
     /// `notifications/progress` params, token already mapped back.
-    Progress(Value),
-    Done(Result<Box<RawValue>, ErrorObj>),
-}
-
-/// Whoever answers a client's HTTP request for a call: told of progress
-/// and of the outcome, on whichever thread learns them (the backend's
-/// reader, the admin tick, a canceller). Implementations must not block.
-pub trait ReplyTo: Send + Sync {
-    fn progress(&self, params: Value);
-    fn done(&self, result: Result<Box<RawValue>, ErrorObj>);
+    Progress(Raw),
+    Done(Result<Raw, ErrorObj>),
 }
 
 /// Where a call's progress and result go.
@@ -52,15 +48,34 @@ pub trait ReplyTo: Send + Sync {
 pub enum Sink {
     /// A thread waits on the channel (the gateway's own calls).
     Chan(Sender<Reply>),
-    /// Straight into an SSE session's stream, re-addressed to the client id.
-    Session(Arc<Session>, Id),
-    /// The client's HTTP request waits for it (Streamable HTTP POST).
-    Reply(Arc<dyn ReplyTo>),
+    /// A client's call ([`crate::route`]).
+    Route(Arc<dyn CallSink>),
+}
+
+impl Sink {
+    fn deliver(self, reply: Reply) {
+        match self {
+            Sink::Chan(tx) => {
+                let _ = tx.try_send(reply);
+            }
+            Sink::Route(r) => match reply {
+                Reply::Progress(p) => r.progress(p),
+                Reply::Done(d) => r.done(d),
+            },
+        }
+    }
+
+    fn client(&self) -> Option<Arc<dyn ClientLink>> {
+        match self {
+            Sink::Chan(_) => None,
+            Sink::Route(r) => r.client(),
+        }
+    }
 }
 
 struct Pending {
     sink: Sink,
-    progress_token: Option<Value>,
+    progress_token: Option<Raw>,
     deadline: Instant,
     started: Instant,
     /// Counted in the backend's call metrics. The supervisor's liveness
@@ -70,9 +85,28 @@ struct Pending {
     counted: bool,
 }
 
+/// A request the backend made that went on to a client.
+struct Inbound {
+    client: Arc<dyn ClientLink>,
+    client_id: u64,
+}
+
 /// Tears the transport down (kills the child, ends the HTTP session) and
 /// describes how it ended, e.g. "exit status: 3".
 pub type Closer = Box<dyn FnOnce() -> Option<String> + Send>;
+
+/// What every connection of one backend shares (from its supervisor).
+#[derive(Clone)]
+pub struct ConnSpec {
+    pub backend: Arc<str>,
+    pub generation: u64,
+    pub supervisor: Sender<SupervisorMsg>,
+    pub stats: Arc<Stats>,
+    pub hub: Arc<dyn Hub>,
+    /// The backend's per-request timeout (also how long a client gets to
+    /// answer a request the backend makes).
+    pub timeout: Duration,
+}
 
 pub struct Conn {
     pub backend: Arc<str>,
@@ -80,39 +114,95 @@ pub struct Conn {
     pub pid: Option<u32>,
     out: Mutex<Option<Sender<Outgoing>>>,
     pending: Mutex<HashMap<i64, Pending>>,
+    /// Requests the backend made that a client is answering, by the id the
+    /// backend gave them.
+    inbound: Mutex<HashMap<Id, Inbound>>,
     next_id: AtomicI64,
     alive: AtomicBool,
     supervisor: Sender<SupervisorMsg>,
     closer: Mutex<Option<Closer>>,
     stats: Arc<Stats>,
+    hub: Arc<dyn Hub>,
+    timeout: Duration,
+    me: Weak<Conn>,
     /// Negotiated revision with this backend (HTTP transports send it).
     pub protocol_version: Mutex<Option<String>>,
+    /// A transport's separate stream for server messages, opened between
+    /// `initialize` and `initialized` ([`Conn::open_stream`]).
+    gate: Mutex<Option<StreamGate>>,
+}
+
+/// How the handshake and a transport's server-message stream (Streamable
+/// HTTP's GET) meet: the stream can open only once `initialize` is
+/// answered, and must be open before `initialized` is sent, or whatever the
+/// backend announces on `initialized` (a tool it registers then, say) is lost.
+pub struct StreamGate {
+    /// The handshake tells the stream that `initialize` was answered.
+    pub answered: Sender<()>,
+    /// The stream says it is open (or could not be).
+    pub opened: Receiver<()>,
+}
+
+/// A call in flight, as its client session holds it: cancels it.
+struct Handle {
+    conn: Weak<Conn>,
+    id: i64,
+}
+
+impl CallHandle for Handle {
+    fn cancel(&self, reason: &str) {
+        if let Some(c) = self.conn.upgrade() {
+            c.cancel(self.id, reason);
+        }
+    }
+}
+
+/// Who a backend's request or notification is for.
+enum Target {
+    One(Arc<dyn ClientLink>),
+    /// No client has a call in flight here.
+    Nobody,
+    /// Several sessions have calls in flight: which one is meant is unknown.
+    Several(usize),
 }
 
 impl Conn {
     /// A connection plus the receiving end its writer drains.
-    pub fn new(
-        backend: Arc<str>,
-        generation: u64,
-        pid: Option<u32>,
-        supervisor: Sender<SupervisorMsg>,
-        stats: Arc<Stats>,
-    ) -> (Arc<Conn>, Receiver<Outgoing>) {
+    pub fn new(spec: &ConnSpec, pid: Option<u32>) -> (Arc<Conn>, Receiver<Outgoing>) {
         let (tx, rx) = bounded(OUT_CAP);
-        let conn = Arc::new(Conn {
-            backend,
-            generation,
+        let conn = Arc::new_cyclic(|me| Conn {
+            backend: spec.backend.clone(),
+            generation: spec.generation,
             pid,
             out: Mutex::new(Some(tx)),
             pending: Mutex::new(HashMap::new()),
+            inbound: Mutex::new(HashMap::new()),
             next_id: AtomicI64::new(1),
             alive: AtomicBool::new(true),
-            supervisor,
+            supervisor: spec.supervisor.clone(),
             closer: Mutex::new(None),
-            stats,
+            stats: spec.stats.clone(),
+            hub: spec.hub.clone(),
+            timeout: spec.timeout,
+            me: me.clone(),
             protocol_version: Mutex::new(None),
+            gate: Mutex::new(None),
         });
         (conn, rx)
+    }
+
+    /// Installs the transport's [`StreamGate`].
+    pub fn set_gate(&self, gate: StreamGate) {
+        *self.gate.lock() = Some(gate);
+    }
+
+    /// Between `initialize` and `initialized`: lets the transport open its
+    /// server-message stream and waits for it, at most `max`.
+    pub fn open_stream(&self, max: Duration) {
+        let Some(gate) = self.gate.lock().take() else { return };
+        if gate.answered.send(()).is_ok() && gate.opened.recv_timeout(max).is_err() {
+            log::debug!("backend '{}': its server stream did not open within {max:?}", self.backend);
+        }
     }
 
     pub fn set_closer(&self, closer: Closer) {
@@ -148,9 +238,14 @@ impl Conn {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// What a client session keeps to cancel call `id`.
+    pub fn handle(&self, id: i64) -> Arc<dyn CallHandle> {
+        Arc::new(Handle { conn: self.me.clone(), id })
+    }
+
     /// Sends a request whose progress and result go to `sink`. Returns the
     /// gateway id.
-    pub fn call(&self, method: &str, params: Option<Value>, sink: Sink, timeout: Duration) -> Result<i64, ErrorObj> {
+    pub fn call(&self, method: &str, params: Option<Raw>, sink: Sink, timeout: Duration) -> Result<i64, ErrorObj> {
         let id = self.alloc_id();
         self.call_with_id(id, method, params, sink, timeout)?;
         Ok(id)
@@ -158,23 +253,26 @@ impl Conn {
 
     /// Sends request `id` (from [`Conn::alloc_id`]). Rewrites
     /// `_meta.progressToken` to the gateway id so that two clients' equal
-    /// tokens never collide on this shared connection.
+    /// tokens never collide on this shared connection; the rest of the
+    /// params goes as it came.
     pub fn call_with_id(
         &self,
         id: i64,
         method: &str,
-        mut params: Option<Value>,
+        params: Option<Raw>,
         sink: Sink,
         timeout: Duration,
     ) -> Result<(), ErrorObj> {
         if !self.is_alive() {
             return Err(self.unavailable("is disconnected"));
         }
-        let progress_token = params
-            .as_mut()
-            .and_then(|p| p.get_mut("_meta"))
-            .and_then(|m| m.get_mut("progressToken"))
-            .map(|t| std::mem::replace(t, Value::from(id)));
+        let (params, progress_token) = match params {
+            Some(p) => {
+                let (p, t) = replace_progress_token(p, id);
+                (Some(p), t)
+            }
+            None => (None, None),
+        };
         let now = Instant::now();
         let counted = method != method::PING;
         self.pending
@@ -194,15 +292,15 @@ impl Conn {
         // then fail_all ran before our insert and nobody would answer.
         if !self.is_alive() {
             if let Some(p) = self.pending.lock().remove(&id) {
-                deliver(p.sink, Reply::Done(Err(self.unavailable("is disconnected"))));
+                p.sink.deliver(Reply::Done(Err(self.unavailable("is disconnected"))));
             }
         }
         Ok(())
     }
 
-    /// A blocking call for the gateway's own use (handshake, discovery,
-    /// fan-out): waits for the result or the deadline.
-    pub fn request(&self, method: &str, params: Option<Value>, timeout: Duration) -> Result<Box<RawValue>, ErrorObj> {
+    /// A blocking call for the gateway's own use (handshake, discovery):
+    /// waits for the result or the deadline.
+    pub fn request(&self, method: &str, params: Option<Raw>, timeout: Duration) -> Result<Raw, ErrorObj> {
         let (tx, rx) = bounded(16);
         let id = self.call(method, params, Sink::Chan(tx), timeout)?;
         let deadline = Instant::now() + timeout;
@@ -225,29 +323,21 @@ impl Conn {
         )
     }
 
-    pub fn notify(&self, method: &str, params: Option<Value>) -> Result<(), ErrorObj> {
+    pub fn notify(&self, method: &str, params: Option<Raw>) -> Result<(), ErrorObj> {
         let bytes = Message::Notification { method: method.to_owned(), params }.to_bytes();
         self.send(bytes, None)
     }
 
     /// The client gave up on call `id`: forget it (a late answer is dropped)
-    /// and tell the backend. A waiting thread is released with an error.
+    /// and tell the backend. A waiting POST or thread still gets an answer.
     pub fn cancel(&self, id: i64, reason: &str) {
         let Some(p) = self.pending.lock().remove(&id) else {
             return;
         };
         self.finished(&p, false);
-        let cancelled = || ErrorObj::new(code::REQUEST_CANCELLED, format!("request cancelled: {reason}"));
-        match p.sink {
-            Sink::Chan(tx) => {
-                let _ = tx.try_send(Reply::Done(Err(cancelled())));
-            }
-            // The HTTP request still gets an answer (a POST never hangs).
-            Sink::Reply(r) => r.done(Err(cancelled())),
-            // Legacy SSE: the client cancelled it, so it expects nothing.
-            Sink::Session(..) => {}
-        }
-        let _ = self.notify(method::CANCELLED, Some(json!({"requestId": id, "reason": reason})));
+        p.sink
+            .deliver(Reply::Done(Err(ErrorObj::new(code::REQUEST_CANCELLED, format!("request cancelled: {reason}")))));
+        let _ = self.notify(method::CANCELLED, Some(jsonrpc::to_raw(&json!({"requestId": id, "reason": reason}))));
     }
 
     /// Fails calls past their deadline with a timeout error and cancels them
@@ -270,25 +360,33 @@ impl Conn {
             code::REQUEST_TIMEOUT,
             format!("backend '{}' timed out after {:.1}s", self.backend, waited.as_secs_f64()),
         );
-        deliver(p.sink, Reply::Done(Err(err)));
-        let _ = self.notify(method::CANCELLED, Some(json!({"requestId": id, "reason": "timed out at the gateway"})));
+        p.sink.deliver(Reply::Done(Err(err)));
+        let reason = json!({"requestId": id, "reason": "timed out at the gateway"});
+        let _ = self.notify(method::CANCELLED, Some(jsonrpc::to_raw(&reason)));
     }
 
     /// Routes one message read from the backend. Runs on the transport's
     /// reader thread, so it never blocks on a client.
     pub fn handle_incoming(&self, msg: Message) {
+        self.handle_incoming_for(msg, None)
+    }
+
+    /// Like [`Conn::handle_incoming`], for a message that arrived as part
+    /// of the answer to call `via` (a Streamable HTTP backend's response
+    /// stream), so that it belongs to that call's client for sure.
+    pub fn handle_incoming_for(&self, msg: Message, via: Option<i64>) {
         match msg {
             Message::Response { id, result } => self.finish(&id, Ok(result)),
             Message::Error { id: Some(id), error } => self.finish(&id, Err(error)),
             Message::Error { id: None, error } => {
                 log::warn!("backend '{}' sent an error without an id: {error}", self.backend)
             }
-            Message::Request { id, method, .. } => self.answer_backend_request(id, &method),
-            Message::Notification { method, params } => self.backend_notification(&method, params),
+            Message::Request { id, method, params } => self.backend_request(id, &method, params, via),
+            Message::Notification { method, params } => self.backend_notification(&method, params, via),
         }
     }
 
-    fn finish(&self, id: &Id, result: Result<Box<RawValue>, ErrorObj>) {
+    fn finish(&self, id: &Id, result: Result<Raw, ErrorObj>) {
         let Some(n) = as_gateway_id(id) else {
             log::debug!("backend '{}' answered unknown id {id}", self.backend);
             return;
@@ -299,28 +397,97 @@ impl Conn {
             return;
         };
         self.finished(&p, result.is_ok());
-        deliver(p.sink, Reply::Done(result));
+        p.sink.deliver(Reply::Done(result));
     }
 
-    /// Backend-to-client requests: `ping` is answered here; sampling,
-    /// elicitation and roots get a fast error until they can be routed to
-    /// the originating client (the gateway does not advertise them).
-    fn answer_backend_request(&self, id: Id, method: &str) {
-        let reply = if method == method::PING {
-            Message::result(id, &json!({}))
-        } else {
-            Message::error(
-                Some(id),
-                ErrorObj::new(
-                    code::METHOD_NOT_FOUND,
-                    format!("mcp-sentinel does not forward '{method}' from backends to clients"),
-                ),
-            )
+    /// The client a backend's message is for: the one whose call it came
+    /// with, else the only session with calls in flight here.
+    fn target(&self, via: Option<i64>) -> Target {
+        let g = self.pending.lock();
+        if let Some(v) = via {
+            if let Some(c) = g.get(&v).and_then(|p| p.sink.client()) {
+                return Target::One(c);
+            }
+        }
+        let mut found: Option<Arc<dyn ClientLink>> = None;
+        let mut sessions: Vec<String> = Vec::new();
+        for p in g.values() {
+            if let Some(c) = p.sink.client() {
+                if !sessions.iter().any(|s| s == c.session_id()) {
+                    sessions.push(c.session_id().to_owned());
+                    found = Some(c);
+                }
+            }
+        }
+        match (sessions.len(), found) {
+            (1, Some(c)) => Target::One(c),
+            (0, _) | (_, None) => Target::Nobody,
+            (n, _) => Target::Several(n),
+        }
+    }
+
+    /// A request from the backend: `ping` is answered here; sampling,
+    /// elicitation and roots go to the client whose call the backend is
+    /// serving, if it declared the capability; anything else is refused.
+    fn backend_request(&self, id: Id, m: &str, params: Option<Raw>, via: Option<i64>) {
+        if m == method::PING {
+            return self.answer(id, Ok(jsonrpc::to_raw(&json!({}))));
+        }
+        let Some(cap) = ClientCap::of_request(m, params.as_deref()) else {
+            return self.answer(id, Err(ErrorObj::new(code::METHOD_NOT_FOUND, format!("Method not found: {m}"))));
         };
-        let _ = self.send(reply.to_bytes(), None);
+        match self.target(via) {
+            Target::One(client) => {
+                if !client.supports(cap) {
+                    let msg = format!(
+                        "the client session of this call does not support {m} (it declared no '{}' capability)",
+                        cap.name()
+                    );
+                    return self.answer(id, Err(ErrorObj::new(code::METHOD_NOT_FOUND, msg)));
+                }
+                let answer = self.answer_later(id.clone());
+                if let Some(client_id) = client.request(m, params, self.timeout, answer) {
+                    self.inbound.lock().insert(id, Inbound { client, client_id });
+                }
+            }
+            Target::Nobody => {
+                let answer = self.answer_later(id);
+                self.hub.request(&self.backend, m, params, self.timeout, answer);
+            }
+            Target::Several(n) => {
+                let msg = format!(
+                    "{n} client sessions have calls in flight on backend '{}', so it cannot be told which one {m} is \
+                     for; give the backend \"per_session\": true to give each session its own connection",
+                    self.backend
+                );
+                self.answer(id, Err(ErrorObj::new(code::INTERNAL_ERROR, msg)));
+            }
+        }
     }
 
-    fn backend_notification(&self, m: &str, params: Option<Value>) {
+    /// Sends the answer to a request the backend made.
+    fn answer(&self, id: Id, r: Result<Raw, ErrorObj>) {
+        let msg = match r {
+            Ok(result) => Message::Response { id, result },
+            Err(error) => Message::Error { id: Some(id), error },
+        };
+        if let Err(e) = self.send(msg.to_bytes(), None) {
+            log::debug!("backend '{}': cannot send an answer: {e}", self.backend);
+        }
+    }
+
+    /// An [`Answer`] that sends the client's answer back to the backend.
+    fn answer_later(&self, id: Id) -> Answer {
+        let conn = self.me.clone();
+        Box::new(move |r| {
+            if let Some(c) = conn.upgrade() {
+                c.inbound.lock().remove(&id);
+                c.answer(id, r);
+            }
+        })
+    }
+
+    fn backend_notification(&self, m: &str, params: Option<Raw>, via: Option<i64>) {
         match m {
             method::PROGRESS => self.progress(params),
             method::TOOLS_CHANGED | method::RESOURCES_CHANGED | method::PROMPTS_CHANGED => {
@@ -328,17 +495,42 @@ impl Conn {
                 let _ = self.supervisor.try_send(SupervisorMsg::ListChanged { generation: self.generation });
             }
             method::MESSAGE => {
-                let p = params.unwrap_or(Value::Null);
-                log::info!("backend '{}' log: {}", self.backend, p.get("data").unwrap_or(&p));
+                let msg = Message::Notification { method: m.to_owned(), params };
+                let level = msg.params_value().and_then(|p| p.get("level").and_then(|l| l.as_str().map(str::to_owned)));
+                let level = level.unwrap_or_else(|| "info".to_owned());
+                match self.target(via) {
+                    Target::One(c) => {
+                        if c.admits_log(&level) {
+                            c.notify(&msg);
+                        }
+                    }
+                    // Not tied to one client: every session that wants it.
+                    Target::Nobody | Target::Several(_) => self.hub.notification(&self.backend, &msg),
+                }
             }
-            method::CANCELLED => {}
-            other => log::debug!("backend '{}' sent notification {other}", self.backend),
+            method::CANCELLED => {
+                // The backend gave up on a request it made to a client.
+                let p = params.as_deref().map(jsonrpc::value_of);
+                let id = p.as_ref().and_then(|p| p.get("requestId")).and_then(crate::codec::Id::from_value);
+                let reason = p
+                    .as_ref()
+                    .and_then(|p| p.get("reason"))
+                    .and_then(|r| r.as_str())
+                    .unwrap_or("cancelled by the server");
+                if let Some(i) = id.and_then(|id| self.inbound.lock().remove(&id)) {
+                    i.client.cancel_request(i.client_id, reason);
+                }
+            }
+            _ => {
+                let msg = Message::Notification { method: m.to_owned(), params };
+                self.hub.notification(&self.backend, &msg);
+            }
         }
     }
 
-    fn progress(&self, params: Option<Value>) {
-        let Some(mut params) = params else { return };
-        let Some(n) = params.get("progressToken").and_then(token_as_id) else {
+    fn progress(&self, params: Option<Raw>) {
+        let Some(params) = params else { return };
+        let Some(n) = jsonrpc::get_field(&params, "progressToken").and_then(token_as_id) else {
             return;
         };
         // Copy what is needed and let go of the table before delivering:
@@ -351,17 +543,14 @@ impl Conn {
             };
             (p.sink.clone(), orig)
         };
-        params["progressToken"] = orig;
+        let Some(params) = jsonrpc::set_fields(&params, &[("progressToken", &orig)]) else { return };
         match sink {
+            // A full channel means the waiter is behind: progress is
+            // advisory, so dropping one is harmless.
             Sink::Chan(tx) => {
-                // A full channel means the waiter is behind: progress is
-                // advisory, so dropping one is harmless.
                 let _ = tx.try_send(Reply::Progress(params));
             }
-            Sink::Session(s, _) => {
-                s.push(Message::notification(method::PROGRESS, Some(params)).to_bytes());
-            }
-            Sink::Reply(r) => r.progress(params),
+            Sink::Route(r) => r.progress(params),
         }
     }
 
@@ -394,8 +583,10 @@ impl Conn {
 
     fn shutdown(&self) -> Option<String> {
         self.alive.store(false, Ordering::Relaxed);
-        // Dropping the sender ends the writer thread.
+        // Dropping the sender ends the writer thread; dropping the gate
+        // ends a stream thread still waiting for the handshake.
         self.out.lock().take();
+        self.gate.lock().take();
         let closer = self.closer.lock().take();
         closer.and_then(|c| c())
     }
@@ -405,7 +596,12 @@ impl Conn {
         for p in all {
             self.finished(&p, false);
             let err = self.unavailable(why);
-            deliver(p.sink, Reply::Done(Err(err)));
+            p.sink.deliver(Reply::Done(Err(err)));
+        }
+        // Requests it made of clients: nobody is left to take the answers.
+        let inbound: Vec<Inbound> = self.inbound.lock().drain().map(|(_, i)| i).collect();
+        for i in inbound {
+            i.client.cancel_request(i.client_id, "the server went away");
         }
     }
 
@@ -415,33 +611,33 @@ impl Conn {
         }
     }
 
+    /// The backend's per-request timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     pub fn in_flight(&self) -> usize {
         self.pending.lock().len()
     }
 }
 
-fn deliver(sink: Sink, reply: Reply) {
-    match sink {
-        Sink::Chan(tx) => {
-            let _ = tx.try_send(reply);
-        }
-        Sink::Reply(r) => match reply {
-            Reply::Progress(p) => r.progress(p),
-            Reply::Done(d) => r.done(d),
-        },
-        Sink::Session(session, client_id) => {
-            // A call the client cancelled, or whose session closed, was
-            // untracked already: its answer goes nowhere.
-            if session.untrack(&client_id).is_none() {
-                return;
-            }
-            let msg = match reply {
-                Reply::Done(Ok(result)) => Message::Response { id: client_id, result },
-                Reply::Done(Err(error)) => Message::Error { id: Some(client_id), error },
-                Reply::Progress(p) => Message::notification(method::PROGRESS, Some(p)),
-            };
-            session.push(msg.to_bytes());
-        }
+/// Replaces `_meta.progressToken` in params with the gateway id; returns
+/// the new params and the client's token. Params without a token are
+/// returned as they came.
+fn replace_progress_token(params: Raw, id: i64) -> (Raw, Option<Raw>) {
+    let Some(meta) = jsonrpc::get_field(&params, "_meta") else {
+        return (params, None);
+    };
+    let Some(token) = jsonrpc::get_field(meta, "progressToken").map(|t| t.to_owned()) else {
+        return (params, None);
+    };
+    let gid = jsonrpc::to_raw(&json!(id));
+    let Some(meta) = jsonrpc::set_fields(meta, &[("progressToken", &gid)]) else {
+        return (params, None);
+    };
+    match jsonrpc::set_fields(&params, &[("_meta", &meta)]) {
+        Some(p) => (p, Some(token)),
+        None => (params, None),
     }
 }
 
@@ -452,154 +648,11 @@ fn as_gateway_id(id: &Id) -> Option<i64> {
     }
 }
 
-fn token_as_id(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
+/// A progress token the gateway issued: an integer, or a string holding one.
+fn token_as_id(v: &RawValue) -> Option<i64> {
+    let t = v.get().trim();
+    t.parse().ok().or_else(|| serde_json::from_str::<String>(t).ok().and_then(|s| s.parse().ok()))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::codec::jsonrpc::parse_one;
-
-    fn conn() -> (Arc<Conn>, Receiver<Outgoing>, Receiver<SupervisorMsg>) {
-        let (stx, srx) = bounded(8);
-        let (c, rx) = Conn::new("b1".into(), 1, None, stx, Arc::new(Stats::default()));
-        (c, rx, srx)
-    }
-
-    fn sent(rx: &Receiver<Outgoing>) -> Value {
-        serde_json::from_slice(&rx.try_recv().unwrap().bytes).unwrap()
-    }
-
-    #[test]
-    fn ids_are_remapped_and_answers_routed_back() {
-        let (c, out, _) = conn();
-        let (tx1, rx1) = bounded(4);
-        let (tx2, rx2) = bounded(4);
-        let a = c.call("tools/call", Some(json!({"name":"x"})), Sink::Chan(tx1), Duration::from_secs(5)).unwrap();
-        let b = c.call("tools/call", Some(json!({"name":"y"})), Sink::Chan(tx2), Duration::from_secs(5)).unwrap();
-        assert_ne!(a, b);
-        assert_eq!(sent(&out)["id"], a);
-        assert_eq!(sent(&out)["id"], b);
-        // Answer out of order.
-        c.handle_incoming(parse_one(format!(r#"{{"jsonrpc":"2.0","id":{b},"result":{{"v":2}}}}"#).as_bytes()).unwrap());
-        c.handle_incoming(parse_one(format!(r#"{{"jsonrpc":"2.0","id":{a},"result":{{"v":1}}}}"#).as_bytes()).unwrap());
-        match rx1.try_recv().unwrap() {
-            Reply::Done(Ok(r)) => assert_eq!(r.get(), r#"{"v":1}"#),
-            r => panic!("{r:?}"),
-        }
-        match rx2.try_recv().unwrap() {
-            Reply::Done(Ok(r)) => assert_eq!(r.get(), r#"{"v":2}"#),
-            r => panic!("{r:?}"),
-        }
-        assert_eq!(c.in_flight(), 0);
-    }
-
-    #[test]
-    fn equal_client_progress_tokens_do_not_collide() {
-        let (c, out, _) = conn();
-        let (tx1, rx1) = bounded(4);
-        let (tx2, rx2) = bounded(4);
-        let p = json!({"name":"slow","_meta":{"progressToken":1}});
-        let a = c.call("tools/call", Some(p.clone()), Sink::Chan(tx1), Duration::from_secs(5)).unwrap();
-        let b = c.call("tools/call", Some(p), Sink::Chan(tx2), Duration::from_secs(5)).unwrap();
-        let ta = sent(&out)["params"]["_meta"]["progressToken"].clone();
-        let tb = sent(&out)["params"]["_meta"]["progressToken"].clone();
-        assert_eq!((ta.clone(), tb.clone()), (json!(a), json!(b)));
-        c.handle_incoming(Message::notification(
-            "notifications/progress",
-            Some(json!({"progressToken": tb, "progress": 1})),
-        ));
-        assert!(rx1.try_recv().is_err());
-        match rx2.try_recv().unwrap() {
-            Reply::Progress(p) => assert_eq!(p, json!({"progressToken": 1, "progress": 1})),
-            r => panic!("{r:?}"),
-        }
-    }
-
-    #[test]
-    fn cancel_forwards_mapped_id_and_drops_late_answer() {
-        let (c, out, _) = conn();
-        let (tx, rx) = bounded(4);
-        let id = c.call("tools/call", None, Sink::Chan(tx), Duration::from_secs(5)).unwrap();
-        let _ = sent(&out);
-        c.cancel(id, "user");
-        let n = sent(&out);
-        assert_eq!(n["method"], "notifications/cancelled");
-        assert_eq!(n["params"]["requestId"], id);
-        assert!(matches!(rx.try_recv().unwrap(), Reply::Done(Err(e)) if e.code == code::REQUEST_CANCELLED));
-        c.handle_incoming(parse_one(format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#).as_bytes()).unwrap());
-        assert!(rx.try_recv().is_err());
-    }
-
-    #[test]
-    fn expiry_times_out_and_cancels() {
-        let (c, out, _) = conn();
-        let (tx, rx) = bounded(4);
-        let id = c.call("tools/call", None, Sink::Chan(tx), Duration::from_millis(0)).unwrap();
-        let _ = sent(&out);
-        c.expire(Instant::now());
-        match rx.try_recv().unwrap() {
-            Reply::Done(Err(e)) => {
-                assert_eq!(e.code, code::REQUEST_TIMEOUT);
-                assert!(e.message.contains("b1"), "{}", e.message);
-            }
-            r => panic!("{r:?}"),
-        }
-        assert_eq!(sent(&out)["params"]["requestId"], id);
-    }
-
-    #[test]
-    fn death_fails_in_flight_calls_naming_the_backend() {
-        let (c, _out, sup) = conn();
-        let (tx, rx) = bounded(4);
-        c.call("tools/call", None, Sink::Chan(tx), Duration::from_secs(5)).unwrap();
-        c.died("stdout closed");
-        match rx.try_recv().unwrap() {
-            Reply::Done(Err(e)) => assert!(e.message.contains("backend 'b1'"), "{}", e.message),
-            r => panic!("{r:?}"),
-        }
-        assert!(matches!(sup.try_recv().unwrap(), SupervisorMsg::Died { generation: 1, .. }));
-        assert!(c.call("ping", None, Sink::Chan(bounded(1).0), Duration::from_secs(1)).is_err());
-    }
-
-    #[test]
-    fn backend_ping_is_answered_and_other_requests_refused() {
-        let (c, out, _) = conn();
-        c.handle_incoming(Message::request(Id::Str("p1".into()), "ping", None));
-        let r = sent(&out);
-        assert_eq!(r["id"], "p1");
-        assert_eq!(r["result"], json!({}));
-        c.handle_incoming(Message::request(Id::Num(5), "sampling/createMessage", Some(json!({}))));
-        let r = sent(&out);
-        assert_eq!(r["error"]["code"], code::METHOD_NOT_FOUND);
-    }
-
-    #[test]
-    fn liveness_pings_stay_out_of_the_call_metrics() {
-        let stats = Arc::new(Stats::default());
-        let (stx, _srx) = bounded(8);
-        let (c, out) = Conn::new("b1".into(), 1, None, stx, stats.clone());
-        let (tx, rx) = bounded(4);
-        let id = c.call("ping", None, Sink::Chan(tx), Duration::from_secs(5)).unwrap();
-        let _ = sent(&out);
-        c.handle_incoming(Message::error(Some(Id::Num(id)), ErrorObj::new(code::METHOD_NOT_FOUND, "no ping")));
-        assert!(matches!(rx.try_recv().unwrap(), Reply::Done(Err(e)) if e.code == code::METHOD_NOT_FOUND));
-        let (tx, _rx) = bounded(4);
-        c.call("tools/call", None, Sink::Chan(tx), Duration::from_secs(5)).unwrap();
-        c.close("bye");
-        let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        assert_eq!((n(&stats.calls), n(&stats.errors), n(&stats.finished)), (1, 1, 1));
-    }
-
-    #[test]
-    fn list_changed_reaches_the_supervisor() {
-        let (c, _out, sup) = conn();
-        c.handle_incoming(Message::notification("notifications/tools/list_changed", None));
-        assert!(matches!(sup.try_recv().unwrap(), SupervisorMsg::ListChanged { generation: 1 }));
-    }
-}
+mod tests;

@@ -14,9 +14,11 @@ pub mod stdio;
 pub mod streamable;
 pub mod wire;
 
+use crate::codec::jsonrpc;
 use crate::codec::mcp::{self, method};
 use crate::codec::ErrorObj;
 use crate::config::{BackendConfig, Transport};
+use crate::route::Hub;
 use crossbeam_channel::{bounded, select, Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
@@ -26,7 +28,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 pub use backoff::Policy;
-pub use conn::{Conn, Outgoing, Reply, ReplyTo, Sink};
+pub use conn::{Conn, ConnSpec, Outgoing, Reply, Sink};
 pub use stats::Stats;
 
 /// A connection that stayed up this long was a success: the backoff starts
@@ -36,6 +38,9 @@ const STABLE_AFTER: Duration = Duration::from_secs(10);
 /// Longest wait for the answer to a liveness ping (`timeout_s` if shorter):
 /// a ping needs no work, so a backend that takes longer is stuck.
 const PING_WAIT_MAX: Duration = Duration::from_secs(10);
+/// Longest wait for a backend's server-message stream to open during the
+/// handshake (a server without one answers at once).
+const STREAM_OPEN_WAIT: Duration = Duration::from_secs(5);
 /// Most pages followed for one list during discovery (a loop guard).
 const MAX_PAGES: usize = 1000;
 
@@ -106,6 +111,8 @@ pub struct Discovered {
     pub logging: bool,
     /// The backend advertised `completions` (or we could not tell).
     pub completions: bool,
+    /// The backend advertised `resources.subscribe`.
+    pub subscribe: bool,
 }
 
 /// What a backend restarted by a reload takes over from the one it replaces.
@@ -132,6 +139,8 @@ pub struct Backend {
     backoff: Mutex<Policy>,
     ctl: Sender<SupervisorMsg>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Where what the backend sends outside any call goes (the runtime).
+    hub: Arc<dyn Hub>,
 }
 
 impl Backend {
@@ -141,8 +150,9 @@ impl Backend {
         backoff: Policy,
         events: Sender<BackendEvent>,
         ring: Arc<crate::runtime::events::EventRing>,
+        hub: Arc<dyn Hub>,
     ) -> Arc<Backend> {
-        Backend::start_with(config, backoff, events, ring, Carried::default())
+        Backend::start_with(config, backoff, events, ring, hub, Carried::default())
     }
 
     /// Starts a backend that replaces `old` (same name, changed config, on
@@ -158,7 +168,7 @@ impl Backend {
     ) -> Arc<Backend> {
         let carried =
             Carried { restarts: old.status().restarts + 1, stats: old.stats.clone(), discovered: old.discovered() };
-        Backend::start_with(config, backoff, events, ring, carried)
+        Backend::start_with(config, backoff, events, ring, old.hub.clone(), carried)
     }
 
     fn start_with(
@@ -166,6 +176,7 @@ impl Backend {
         backoff: Policy,
         events: Sender<BackendEvent>,
         ring: Arc<crate::runtime::events::EventRing>,
+        hub: Arc<dyn Hub>,
         carried: Carried,
     ) -> Arc<Backend> {
         let Carried { restarts, stats, discovered } = carried;
@@ -190,6 +201,7 @@ impl Backend {
             backoff: Mutex::new(backoff),
             ctl,
             thread: Mutex::new(None),
+            hub,
         });
         let sup = Supervisor { backend: b.clone(), rx: ctl_rx, events, ring, generation: 0 };
         match crate::thread::spawn(format!("backend:{}", b.name), move || {
@@ -540,16 +552,23 @@ impl Supervisor {
         self.event(Level::Info, "backend.connecting", self.b().config.endpoint());
         self.changed();
         let b = &self.backend;
-        let ctl = b.ctl.clone();
+        let spec = ConnSpec {
+            backend: b.name.clone(),
+            generation: self.generation,
+            supervisor: b.ctl.clone(),
+            stats: b.stats.clone(),
+            hub: b.hub.clone(),
+            timeout: b.timeout(),
+        };
         let conn = match transport {
-            Transport::Stdio(cmd) => stdio::open(&b.name, cmd, self.generation, ctl, b.stats.clone())?,
+            Transport::Stdio(cmd) => stdio::open(&spec, cmd)?,
             Transport::Sse { url, headers, local, ca_cert } => {
                 let remote = sse::Remote::new(url, headers, ca_cert.as_ref());
-                sse::open(&b.name, &remote, local.as_ref(), self.generation, ctl, b.stats.clone(), b.timeout())?
+                sse::open(&spec, &remote, local.as_ref())?
             }
             Transport::StreamableHttp { url, headers, ca_cert } => {
                 let remote = sse::Remote::new(url, headers, ca_cert.as_ref());
-                streamable::open(&b.name, &remote, self.generation, ctl, b.stats.clone(), b.timeout())?
+                streamable::open(&spec, &remote)?
             }
         };
         {
@@ -580,12 +599,32 @@ impl Supervisor {
                     s.caps = caps;
                 }
                 self.event(Level::Info, "backend.connected", format!("connected (protocol {version})"));
+                self.restore(&conn);
                 self.changed();
                 Ok(conn)
             }
             Err(e) => {
                 conn.close(&e);
                 Err(e)
+            }
+        }
+    }
+}
+
+impl Supervisor {
+    /// A new connection gets what clients asked of the previous one: the
+    /// log level and the resource subscriptions they hold.
+    fn restore(&self, conn: &Conn) {
+        let b = self.b();
+        let d = b.discovered();
+        if d.logging {
+            if let Some(level) = b.hub.log_level() {
+                fire_and_forget(conn, method::SET_LEVEL, json!({ "level": level }));
+            }
+        }
+        if d.subscribe {
+            for uri in b.hub.subscriptions(&b.name) {
+                fire_and_forget(conn, method::SUBSCRIBE, json!({ "uri": uri }));
             }
         }
     }
@@ -649,18 +688,46 @@ enum Wake {
     Elapsed,
 }
 
+/// Sends a request whose answer nobody waits for (a refusal is logged).
+pub fn fire_and_forget(conn: &Conn, method: &str, params: Value) {
+    struct Logged(Arc<str>, String);
+    impl crate::route::CallSink for Logged {
+        fn progress(&self, _: jsonrpc::Raw) {}
+        fn done(&self, r: Result<jsonrpc::Raw, ErrorObj>) {
+            if let Err(e) = r {
+                log::warn!("backend '{}' refused {}: {e}", self.0, self.1);
+            }
+        }
+    }
+    let sink = Sink::Route(Arc::new(Logged(conn.backend.clone(), method.to_owned())));
+    if let Err(e) = conn.call(method, Some(jsonrpc::to_raw(&params)), sink, conn.timeout()) {
+        log::warn!("backend '{}': cannot send {method}: {e}", conn.backend);
+    }
+}
+
+/// What the gateway declares to backends as a client: everything it can
+/// route to a client (the client of the call decides at run time).
+fn client_capabilities() -> Value {
+    json!({
+        "roots": {"listChanged": true},
+        "sampling": {},
+        "elicitation": {"form": {}, "url": {}},
+    })
+}
+
 /// initialize → initialized → discovery. Returns (serverInfo, capabilities,
 /// protocol version, discovered capabilities).
 fn handshake(conn: &Conn, timeout: Duration) -> Result<(Value, Value, String, Discovered), String> {
-    // The gateway declares no client capabilities: it cannot yet route
-    // sampling, elicitation or roots to a particular client.
+    // The gateway routes sampling, elicitation and roots requests to the
+    // client whose call the backend is serving (see `conn.rs`), and refuses
+    // them, naming the capability, when that client did not declare it.
     let params = json!({
         "protocolVersion": mcp::CLIENT_VERSION,
-        "capabilities": {},
+        "capabilities": client_capabilities(),
         "clientInfo": {"name": "mcp-sentinel", "version": env!("CARGO_PKG_VERSION")},
     });
     let raw = conn
-        .request(method::INITIALIZE, Some(params), timeout)
+        .request(method::INITIALIZE, Some(jsonrpc::to_raw(&params)), timeout)
         .map_err(|e| format!("initialize failed: {}", e.message))?;
     let init: Value = serde_json::from_str(raw.get()).map_err(|e| format!("initialize result: {e}"))?;
     let version = init
@@ -672,6 +739,9 @@ fn handshake(conn: &Conn, timeout: Duration) -> Result<(Value, Value, String, Di
         return Err(format!("backend answered protocol version {version:?}, which the gateway does not speak"));
     }
     *conn.protocol_version.lock() = Some(version.clone());
+    // A Streamable HTTP backend's GET stream opens now, before
+    // `initialized`, so that a list_changed sent on it is not lost.
+    conn.open_stream(timeout.min(STREAM_OPEN_WAIT));
     let info = init.get("serverInfo").cloned().unwrap_or(Value::Null);
     let caps = init.get("capabilities").cloned().unwrap_or_else(|| json!({}));
     conn.notify(method::INITIALIZED, None).map_err(|e| format!("sending initialized: {}", e.message))?;
@@ -685,6 +755,7 @@ fn discover(conn: &Conn, caps: &Value, timeout: Duration) -> Result<Discovered, 
     let mut d = Discovered {
         logging: has("logging"),
         completions: has("completions") || has("prompts") || has("resources"),
+        subscribe: caps.get("resources").and_then(|r| r.get("subscribe")).and_then(Value::as_bool) == Some(true),
         ..Discovered::default()
     };
     if has("tools") {
@@ -711,7 +782,7 @@ fn list_all(conn: &Conn, method: &str, key: &str, timeout: Duration) -> Result<V
     let mut cursor: Option<String> = None;
     let mut seen = std::collections::HashSet::new();
     for _ in 0..MAX_PAGES {
-        let params = cursor.as_ref().map(|c| json!({ "cursor": c }));
+        let params = cursor.as_ref().map(|c| jsonrpc::to_raw(&json!({ "cursor": c })));
         let raw = conn
             .request(method, params, timeout)
             .map_err(|e| format!("{method} failed: {} (code {})", e.message, e.code))?;

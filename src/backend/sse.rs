@@ -11,12 +11,10 @@
 //! the stream's own origin, a 3xx is an error, never followed. See
 //! docs/security.md, "Hostile backends".
 
-use super::conn::{Conn, Outgoing};
+use super::conn::{Conn, ConnSpec, Outgoing};
 use super::local::{self, LocalServer};
-use super::stats::Stats;
 use super::stdio;
 use super::wire;
-use super::SupervisorMsg;
 use crate::codec::sse::SseDecoder;
 use crate::config::{redact_url, scrub_url, CaCert, Command};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
@@ -91,16 +89,9 @@ impl Remote {
     }
 }
 
-pub fn open(
-    name: &Arc<str>,
-    remote: &Remote,
-    local: Option<&Command>,
-    generation: u64,
-    supervisor: Sender<SupervisorMsg>,
-    stats: Arc<Stats>,
-    timeout: Duration,
-) -> Result<Arc<Conn>, String> {
-    remote.warn_if_plain(name, generation);
+pub fn open(spec: &ConnSpec, remote: &Remote, local: Option<&Command>) -> Result<Arc<Conn>, String> {
+    let (name, timeout) = (&spec.backend, spec.timeout);
+    remote.warn_if_plain(name, spec.generation);
     let url = remote.url.as_str();
     let server = local.map(|cmd| LocalServer::start(name, cmd, url)).transpose()?;
     let agent = remote.stream_agent();
@@ -113,7 +104,7 @@ pub fn open(
             return Err(e);
         }
     };
-    let (conn, out_rx) = Conn::new(name.clone(), generation, server.as_ref().map(|s| s.pid), supervisor, stats);
+    let (conn, out_rx) = Conn::new(spec, server.as_ref().map(|s| s.pid));
     let exited = server.as_ref().map(LocalServer::exited);
     // Attach before anything can fail: from here the process's exit ends
     // the connection, and closing the connection stops the process.

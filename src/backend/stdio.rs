@@ -4,12 +4,10 @@
 //! `backend:<n>:stderr` copies stderr into the log under the backend's name.
 //! Also spawns the local process of a legacy SSE backend (`local.rs`).
 
-use super::conn::{Closer, Conn, Outgoing};
-use super::stats::Stats;
+use super::conn::{Closer, Conn, ConnSpec, Outgoing};
 use super::wire;
-use super::SupervisorMsg;
 use crate::config::Command;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Stdio};
@@ -21,13 +19,8 @@ use std::time::{Duration, Instant};
 pub const MAX_LINE: usize = 64 * 1024 * 1024;
 
 /// Starts the child and its I/O threads.
-pub fn open(
-    name: &Arc<str>,
-    cmd: &Command,
-    generation: u64,
-    supervisor: Sender<SupervisorMsg>,
-    stats: Arc<Stats>,
-) -> Result<Arc<Conn>, String> {
+pub fn open(spec: &ConnSpec, cmd: &Command) -> Result<Arc<Conn>, String> {
+    let name = &spec.backend;
     let mut child = spawn_child(cmd, true)?;
     let pid = child.id();
     let (stdin, stdout, stderr) = match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
@@ -37,7 +30,7 @@ pub fn open(
             return Err("child pipes were not created".into());
         }
     };
-    let (conn, out_rx) = Conn::new(name.clone(), generation, Some(pid), supervisor, stats);
+    let (conn, out_rx) = Conn::new(spec, Some(pid));
     conn.set_closer(closer(child));
     let spawned = (|| -> std::io::Result<()> {
         let c = conn.clone();

@@ -8,15 +8,13 @@
 //! followed (a 3xx is an error naming its Location), and an SSE answer is
 //! bounded per line and per event.
 
-use super::conn::{Conn, Outgoing};
+use super::conn::{Conn, ConnSpec, Outgoing, StreamGate};
 use super::sse::{dispatch_data, fail_request, redirect, scrub, Remote, MAX_EVENT};
-use super::stats::Stats;
 use super::stdio::MAX_LINE;
 use super::wire;
-use super::SupervisorMsg;
 use crate::codec::sse::SseDecoder;
 use crate::config::redact_url;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::Mutex;
 use std::io::Read;
 use std::sync::Arc;
@@ -50,16 +48,10 @@ impl Target {
     }
 }
 
-pub fn open(
-    name: &Arc<str>,
-    remote: &Remote,
-    generation: u64,
-    supervisor: Sender<SupervisorMsg>,
-    stats: Arc<Stats>,
-    timeout: Duration,
-) -> Result<Arc<Conn>, String> {
-    remote.warn_if_plain(name, generation);
-    let (conn, out_rx) = Conn::new(name.clone(), generation, None, supervisor, stats);
+pub fn open(spec: &ConnSpec, remote: &Remote) -> Result<Arc<Conn>, String> {
+    let (name, timeout) = (&spec.backend, spec.timeout);
+    remote.warn_if_plain(name, spec.generation);
+    let (conn, out_rx) = Conn::new(spec, None);
     let target = Arc::new(Target { remote: remote.clone(), stream: remote.stream_agent(), session: Mutex::new(None) });
     let t = target.clone();
     let weak = Arc::downgrade(&conn);
@@ -87,10 +79,16 @@ pub fn open(
         .map_err(|e| e.to_string())?;
     }
     // The GET stream can only open after initialize: this thread waits for
-    // the handshake, then holds the stream.
+    // the handshake to say so, then holds the stream.
+    let (answered_tx, answered) = bounded(1);
+    let (opened, opened_rx) = bounded(1);
+    conn.set_gate(StreamGate { answered: answered_tx, opened: opened_rx });
     let (c, t) = (conn.clone(), target);
     crate::thread::spawn(format!("backend:{name}:get"), move || {
-        get_stream(&c, &t);
+        // Err: the connection closed before initialize was answered.
+        if answered.recv().is_ok() {
+            get_stream(&c, &t, &opened);
+        }
         Ok(())
     })
     .map_err(|e| e.to_string())?;
@@ -144,7 +142,11 @@ fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>, timeout: Duration
         let body = resp.into_body();
         let request = msg.request_id;
         if ctype.starts_with("text/event-stream") {
-            let answered = read_events(conn, body.into_reader(), request);
+            let mut dec = SseDecoder::with_limits(MAX_LINE, MAX_EVENT);
+            let mut answered = read_events(conn, body.into_reader(), request, &mut dec);
+            if let (Some(id), false) = (request, answered) {
+                answered = resume(conn, t, &agent, id, &mut dec);
+            }
             if let (Some(id), false, true) = (request, answered, conn.is_alive()) {
                 let why = format!("backend '{}' ended its SSE response to POST without the answer", conn.backend);
                 wire::fail_call(conn, id, why);
@@ -180,10 +182,48 @@ fn answer_body(conn: &Conn, bytes: &[u8], request: Option<i64>) {
     }
 }
 
+/// Most times one call's response stream is resumed after the server
+/// closed it without the answer, and the longest `retry:` wait honoured.
+const MAX_RESUMES: usize = 8;
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
+
+/// The server closed call `id`'s response stream before the answer (it
+/// may, from 2025-11-25, to free the connection; SEP-1699): reconnect with
+/// `GET` and `Last-Event-ID` after its `retry:` delay and read on, as a
+/// direct client would. Returns whether the answer came.
+fn resume(conn: &Conn, t: &Target, agent: &ureq::Agent, id: i64, dec: &mut SseDecoder) -> bool {
+    for _ in 0..MAX_RESUMES {
+        let Some(last) = dec.last_event_id().map(str::to_owned) else {
+            return false;
+        };
+        if !conn.is_alive() {
+            return false;
+        }
+        // The delay the server asked for; the protocol's own pacing, not a poll.
+        let wait = Duration::from_millis(dec.retry().unwrap_or(0)).min(MAX_RETRY_WAIT);
+        std::thread::sleep(wait);
+        let req = agent.get(&t.remote.url).header("Accept", "text/event-stream").header("Last-Event-ID", &last);
+        let resp = match t.apply(req, conn).call() {
+            Ok(r) if r.status() == 200 => r,
+            Ok(r) => {
+                log::warn!("backend '{}': resuming a response stream: HTTP {}", conn.backend, r.status());
+                return false;
+            }
+            Err(e) => {
+                log::warn!("backend '{}': resuming a response stream: {}", conn.backend, scrub(&e, &t.remote.url));
+                return false;
+            }
+        };
+        if read_events(conn, resp.into_body().into_reader(), Some(id), dec) {
+            return true;
+        }
+    }
+    false
+}
+
 /// Reads an event stream (a POST's SSE response, or the GET stream) to its
 /// end. Returns whether it carried the answer to gateway request `request`.
-fn read_events(conn: &Conn, mut body: impl Read, request: Option<i64>) -> bool {
-    let mut dec = SseDecoder::with_limits(MAX_LINE, MAX_EVENT);
+fn read_events(conn: &Conn, mut body: impl Read, request: Option<i64>, dec: &mut SseDecoder) -> bool {
     let mut buf = vec![0u8; 16 * 1024];
     let mut answered = false;
     loop {
@@ -211,22 +251,14 @@ fn read_events(conn: &Conn, mut body: impl Read, request: Option<i64>) -> bool {
 
 /// Holds the GET stream for server-initiated messages. A server may answer
 /// 405 (no such stream): then nothing is lost but list_changed pushes.
-fn get_stream(conn: &Conn, t: &Target) {
-    // Wait (bounded by the connection's life) for the handshake, which
-    // sets the protocol version and, on stateful servers, the session id.
-    loop {
-        if !conn.is_alive() {
-            return;
-        }
-        if conn.protocol_version.lock().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn get_stream(conn: &Conn, t: &Target, opened: &Sender<()>) {
     let req = t.apply(t.stream.get(&t.remote.url).header("Accept", "text/event-stream"), conn);
-    match req.call() {
+    let resp = req.call();
+    // Open or not, the handshake may go on now.
+    let _ = opened.try_send(());
+    match resp {
         Ok(r) if r.status() == 200 => {
-            read_events(conn, r.into_body().into_reader(), None);
+            read_events(conn, r.into_body().into_reader(), None, &mut SseDecoder::with_limits(MAX_LINE, MAX_EVENT));
         }
         Ok(r) => match redirect(&r, &t.remote.url) {
             Some(why) => log::warn!("backend '{}': no GET stream: GET {why}", conn.backend),

@@ -7,7 +7,7 @@
 
 use super::conn::Conn;
 use crate::codec::jsonrpc::{self, code, ErrorObj, Id, Message};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// How much of a malformed payload a log line or an error quotes.
 const SNIPPET: usize = 200;
@@ -16,19 +16,24 @@ const SNIPPET: usize = 200;
 /// to gateway request `request`; `Err` (a reason) if it is not JSON-RPC at
 /// all: not JSON, or neither an object nor a non-empty array.
 pub fn route(conn: &Conn, payload: &[u8], request: Option<i64>) -> Result<bool, String> {
-    let v: Value = serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
-    let items = match v {
-        Value::Object(_) => vec![v],
-        Value::Array(items) if !items.is_empty() => items,
-        Value::Array(_) => return Err("an empty batch".to_owned()),
+    let text = std::str::from_utf8(payload).map_err(|e| format!("not JSON: {e}"))?;
+    let raw: &RawValue = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let items: Vec<&RawValue> = match raw.get().as_bytes().first() {
+        Some(b'{') => vec![raw],
+        Some(b'[') => serde_json::from_str(raw.get()).map_err(|e| format!("not JSON: {e}"))?,
         _ => return Err("JSON, but neither an object nor an array".to_owned()),
     };
+    if items.is_empty() {
+        return Err("an empty batch".to_owned());
+    }
     let mut answered = false;
     for item in items {
-        match jsonrpc::classify(item) {
+        match jsonrpc::classify_raw(item) {
             Ok(m) => {
                 answered |= request.is_some() && answer_id(&m).and_then(gateway_id) == request;
-                conn.handle_incoming(m);
+                // What comes on a call's own response stream belongs to
+                // that call's client.
+                conn.handle_incoming_for(m, request);
             }
             Err((Some(id), e)) => {
                 answered |= request.is_some() && gateway_id(&id) == request;
@@ -106,7 +111,15 @@ mod tests {
 
     fn conn() -> (Arc<Conn>, Receiver<crate::backend::Outgoing>, Receiver<SupervisorMsg>) {
         let (stx, srx) = bounded(8);
-        let (c, rx) = Conn::new("b1".into(), 1, None, stx, Arc::new(Stats::default()));
+        let spec = crate::backend::ConnSpec {
+            backend: "b1".into(),
+            generation: 1,
+            supervisor: stx,
+            stats: Arc::new(Stats::default()),
+            hub: Arc::new(crate::route::NoHub),
+            timeout: Duration::from_secs(30),
+        };
+        let (c, rx) = Conn::new(&spec, None);
         (c, rx, srx)
     }
 

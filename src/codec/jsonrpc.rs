@@ -1,17 +1,28 @@
 //! JSON-RPC 2.0 messages: classification by keys (not `serde(untagged)`),
 //! ids, error codes, and hand-written serialization into reused buffers.
 //!
+//! Params, results and error data stay raw JSON ([`RawValue`]): what the
+//! gateway does not need to look inside passes through byte for byte
+//! (numbers beyond 64 bits, key order, escapes), and what it must change
+//! (a tool's name, a progress token) is changed in place with
+//! [`set_fields`], the rest of the text untouched.
+//!
 //! Sans-IO: bytes in, [`Message`]s out, and back. No sockets, no threads.
 
 // The error side carries the id so the reply can echo it; parse errors are
 // rare, so the larger `Err` is not worth boxing.
 #![allow(clippy::result_large_err)]
 
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::fmt;
 use std::io::Write;
 use std::sync::Arc;
+
+/// Raw JSON text owned by a message.
+pub type Raw = Box<RawValue>;
 
 /// Standard and MCP error codes the gateway emits.
 pub mod code {
@@ -37,12 +48,28 @@ pub enum Id {
 }
 
 impl Id {
-    fn from_value(v: &Value) -> Option<Id> {
+    pub fn from_value(v: &Value) -> Option<Id> {
         match v {
             Value::Number(n) => n.as_i64().map(Id::Num),
             Value::String(s) => Some(Id::Str(Arc::from(s.as_str()))),
             _ => None,
         }
+    }
+
+    /// An id from raw JSON: an integer or a string (null and others: None).
+    pub fn from_raw(r: &RawValue) -> Option<Id> {
+        let t = r.get().trim();
+        if t.starts_with('"') {
+            return serde_json::from_str::<String>(t).ok().map(|s| Id::Str(s.into()));
+        }
+        t.parse::<i64>().ok().map(Id::Num)
+    }
+
+    /// The id as raw JSON.
+    pub fn to_raw(&self) -> Raw {
+        let mut out = Vec::with_capacity(16);
+        self.write_json(&mut out);
+        raw_from_bytes(out)
     }
 
     pub fn to_value(&self) -> Value {
@@ -72,12 +99,21 @@ impl fmt::Display for Id {
     }
 }
 
-/// The `error` member of an error response.
-#[derive(Clone, Debug, PartialEq)]
+/// The `error` member of an error response. `data` stays raw, so a
+/// backend's error passes through as it sent it.
+#[derive(Clone, Debug)]
 pub struct ErrorObj {
     pub code: i64,
     pub message: String,
-    pub data: Option<Value>,
+    pub data: Option<Raw>,
+}
+
+impl PartialEq for ErrorObj {
+    fn eq(&self, o: &ErrorObj) -> bool {
+        self.code == o.code
+            && self.message == o.message
+            && self.data.as_ref().map(|d| d.get()) == o.data.as_ref().map(|d| d.get())
+    }
 }
 
 impl ErrorObj {
@@ -86,18 +122,33 @@ impl ErrorObj {
     }
 
     pub fn with_data(mut self, data: Value) -> ErrorObj {
-        self.data = Some(data);
+        self.data = serde_json::value::to_raw_value(&data).ok();
         self
+    }
+
+    /// `data` as a value (parsed; for tests and the odd reader).
+    pub fn data_value(&self) -> Option<Value> {
+        self.data.as_ref().and_then(|d| serde_json::from_str(d.get()).ok())
     }
 
     pub fn to_value(&self) -> Value {
         let mut m = Map::new();
         m.insert("code".into(), self.code.into());
         m.insert("message".into(), self.message.clone().into());
-        if let Some(d) = &self.data {
-            m.insert("data".into(), d.clone());
+        if let Some(d) = self.data_value() {
+            m.insert("data".into(), d);
         }
         Value::Object(m)
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let _ = write!(out, "{{\"code\":{},\"message\":", self.code);
+        write_json_str(out, &self.message);
+        if let Some(d) = &self.data {
+            out.extend_from_slice(b",\"data\":");
+            out.extend_from_slice(d.get().as_bytes());
+        }
+        out.push(b'}');
     }
 }
 
@@ -107,24 +158,30 @@ impl fmt::Display for ErrorObj {
     }
 }
 
-/// One JSON-RPC message. Params stay as parsed [`Value`]s because the gateway
-/// rewrites them (names, progress tokens); results stay raw because the
-/// gateway forwards them untouched.
+/// One JSON-RPC message, its params and result as raw JSON.
 #[derive(Debug)]
 pub enum Message {
-    Request { id: Id, method: String, params: Option<Value> },
-    Notification { method: String, params: Option<Value> },
-    Response { id: Id, result: Box<RawValue> },
+    Request { id: Id, method: String, params: Option<Raw> },
+    Notification { method: String, params: Option<Raw> },
+    Response { id: Id, result: Raw },
     Error { id: Option<Id>, error: ErrorObj },
 }
 
 impl Message {
     pub fn request(id: Id, method: &str, params: Option<Value>) -> Message {
-        Message::Request { id, method: method.to_owned(), params }
+        Message::Request { id, method: method.to_owned(), params: params.map(|p| to_raw(&p)) }
     }
 
     pub fn notification(method: &str, params: Option<Value>) -> Message {
-        Message::Notification { method: method.to_owned(), params }
+        Message::Notification { method: method.to_owned(), params: params.map(|p| to_raw(&p)) }
+    }
+
+    /// The params parsed into a value (for the few places that read them).
+    pub fn params_value(&self) -> Option<Value> {
+        match self {
+            Message::Request { params, .. } | Message::Notification { params, .. } => params.as_deref().map(value_of),
+            _ => None,
+        }
     }
 
     pub fn error(id: Option<Id>, error: ErrorObj) -> Message {
@@ -133,9 +190,7 @@ impl Message {
 
     /// A success response from a value (serialized once here).
     pub fn result(id: Id, result: &Value) -> Message {
-        // Serializing a Value cannot fail (its map keys are strings).
-        let raw = serde_json::value::to_raw_value(result).unwrap_or_else(|_| RawValue::NULL.to_owned());
-        Message::Response { id, result: raw }
+        Message::Response { id, result: to_raw(result) }
     }
 
     pub fn method(&self) -> Option<&str> {
@@ -174,7 +229,7 @@ impl Message {
                     None => out.extend_from_slice(b"null"),
                 }
                 out.extend_from_slice(b",\"error\":");
-                let _ = serde_json::to_writer(&mut *out, &error.to_value());
+                error.write_json(out);
             }
         }
         out.push(b'}');
@@ -187,11 +242,30 @@ impl Message {
     }
 }
 
-fn write_params(out: &mut Vec<u8>, params: &Option<Value>) {
+fn write_params(out: &mut Vec<u8>, params: &Option<Raw>) {
     if let Some(p) = params {
         out.extend_from_slice(b",\"params\":");
-        let _ = serde_json::to_writer(&mut *out, p);
+        out.extend_from_slice(p.get().as_bytes());
     }
+}
+
+/// A value as raw JSON (serializing a `Value` cannot fail: its keys are strings).
+pub fn to_raw(v: &Value) -> Raw {
+    serde_json::value::to_raw_value(v).unwrap_or_else(|_| RawValue::NULL.to_owned())
+}
+
+/// Raw JSON parsed into a value (`Null` if it is not JSON, which raw
+/// values from the parser always are).
+pub fn value_of(r: &RawValue) -> Value {
+    serde_json::from_str(r.get()).unwrap_or(Value::Null)
+}
+
+/// Bytes known to be one JSON value, as raw JSON (`null` if they are not).
+pub fn raw_from_bytes(bytes: Vec<u8>) -> Raw {
+    String::from_utf8(bytes)
+        .ok()
+        .and_then(|s| RawValue::from_string(s).ok())
+        .unwrap_or_else(|| RawValue::NULL.to_owned())
 }
 
 /// Writes `s` as a JSON string literal.
@@ -207,18 +281,23 @@ pub enum Parsed {
     Batch(Vec<Result<Message, (Option<Id>, ErrorObj)>>),
 }
 
+fn parse_error(e: impl fmt::Display) -> ErrorObj {
+    ErrorObj::new(code::PARSE_ERROR, format!("Parse error: {e}"))
+}
+
 /// Parses a body. `Err` is a parse error (not JSON at all), or a non-object,
 /// non-array top-level value; per-element errors of a batch stay inside.
 pub fn parse(bytes: &[u8]) -> Result<Parsed, ErrorObj> {
-    let v: Value =
-        serde_json::from_slice(bytes).map_err(|e| ErrorObj::new(code::PARSE_ERROR, format!("Parse error: {e}")))?;
-    match v {
-        Value::Object(_) => Ok(Parsed::Single(classify(v).map_err(|(_, e)| e))),
-        Value::Array(items) => {
+    let text = std::str::from_utf8(bytes).map_err(parse_error)?;
+    let raw: &RawValue = serde_json::from_str(text).map_err(parse_error)?;
+    match raw.get().as_bytes().first() {
+        Some(b'{') => Ok(Parsed::Single(classify_raw(raw).map_err(|(_, e)| e))),
+        Some(b'[') => {
+            let items: Vec<&RawValue> = serde_json::from_str(raw.get()).map_err(parse_error)?;
             if items.is_empty() {
                 return Err(ErrorObj::new(code::INVALID_REQUEST, "Invalid Request: empty batch"));
             }
-            Ok(Parsed::Batch(items.into_iter().map(classify).collect()))
+            Ok(Parsed::Batch(items.into_iter().map(classify_raw).collect()))
         }
         _ => Err(ErrorObj::new(code::INVALID_REQUEST, "Invalid Request: expected a JSON object")),
     }
@@ -226,21 +305,131 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ErrorObj> {
 
 /// Parses exactly one message (a line from a stdio backend, an SSE `data:`).
 pub fn parse_one(bytes: &[u8]) -> Result<Message, (Option<Id>, ErrorObj)> {
-    let v: Value = serde_json::from_slice(bytes)
-        .map_err(|e| (None, ErrorObj::new(code::PARSE_ERROR, format!("Parse error: {e}"))))?;
-    classify(v)
+    let text = std::str::from_utf8(bytes).map_err(|e| (None, parse_error(e)))?;
+    let raw: &RawValue = serde_json::from_str(text).map_err(|e| (None, parse_error(e)))?;
+    classify_raw(raw)
+}
+
+/// Classifies one JSON value (already parsed to a `Value`).
+pub fn classify(v: Value) -> Result<Message, (Option<Id>, ErrorObj)> {
+    let raw = to_raw(&v);
+    classify_raw(&raw)
+}
+
+/// The members of a JSON object, in order, values raw. `None` if `raw` is
+/// not an object.
+pub fn entries(raw: &RawValue) -> Option<Vec<(Cow<'_, str>, &RawValue)>> {
+    let t = raw.get().trim_start();
+    if !t.starts_with('{') {
+        return None;
+    }
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    de.deserialize_map(EntriesVisitor).ok()
+}
+
+struct EntriesVisitor;
+
+impl<'de> Visitor<'de> for EntriesVisitor {
+    type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(map.size_hint().unwrap_or(6));
+        while let Some(k) = map.next_key::<Key<'de>>()? {
+            let v: &'de RawValue = map.next_value()?;
+            out.push((k.0, v));
+        }
+        Ok(out)
+    }
+}
+
+/// An object key, borrowed when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The value of member `key` of an object (the last one if repeated).
+pub fn get_field<'a>(obj: &'a RawValue, key: &str) -> Option<&'a RawValue> {
+    entries(obj)?.into_iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// A string member of an object, unescaped.
+pub fn get_str(obj: &RawValue, key: &str) -> Option<String> {
+    get_field(obj, key).and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+}
+
+/// `obj` with members set: an existing member keeps its place and gets the
+/// new value, a missing one is appended; everything else is copied as it
+/// was, byte for byte. `None` if `obj` is not an object.
+pub fn set_fields(obj: &RawValue, set: &[(&str, &RawValue)]) -> Option<Raw> {
+    let items = entries(obj)?;
+    let mut out = Vec::with_capacity(obj.get().len() + 32);
+    out.push(b'{');
+    let mut done = vec![false; set.len()];
+    for (i, (k, v)) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json_str(&mut out, k);
+        out.push(b':');
+        match set.iter().position(|(sk, _)| sk == k) {
+            Some(j) => {
+                out.extend_from_slice(set[j].1.get().as_bytes());
+                done[j] = true;
+            }
+            None => out.extend_from_slice(v.get().as_bytes()),
+        }
+    }
+    for (j, (k, v)) in set.iter().enumerate() {
+        if !done[j] {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            write_json_str(&mut out, k);
+            out.push(b':');
+            out.extend_from_slice(v.get().as_bytes());
+        }
+    }
+    out.push(b'}');
+    Some(raw_from_bytes(out))
 }
 
 /// Classifies one JSON value by the keys it has. The `Err` side carries any
 /// id that could be read, so the error response can echo it.
-pub fn classify(v: Value) -> Result<Message, (Option<Id>, ErrorObj)> {
-    let Value::Object(mut m) = v else {
+pub fn classify_raw(raw: &RawValue) -> Result<Message, (Option<Id>, ErrorObj)> {
+    let Some(items) = entries(raw) else {
         return Err((None, ErrorObj::new(code::INVALID_REQUEST, "Invalid Request: expected a JSON object")));
     };
-    let raw_id = m.remove("id");
-    let id = match &raw_id {
-        None | Some(Value::Null) => None,
-        Some(v) => match Id::from_value(v) {
+    let field = |k: &str| items.iter().rev().find(|(key, _)| key == k).map(|(_, v)| *v);
+    let is_null = |r: &RawValue| r.get().trim() == "null";
+    let raw_id = field("id");
+    let id = match raw_id {
+        None => None,
+        Some(v) if is_null(v) => None,
+        Some(v) => match Id::from_raw(v) {
             Some(id) => Some(id),
             None => {
                 return Err((
@@ -252,18 +441,18 @@ pub fn classify(v: Value) -> Result<Message, (Option<Id>, ErrorObj)> {
     };
     let invalid =
         |id: Option<Id>, why: &str| Err((id, ErrorObj::new(code::INVALID_REQUEST, format!("Invalid Request: {why}"))));
-    match m.get("jsonrpc") {
-        Some(Value::String(s)) if s == "2.0" => {}
+    match field("jsonrpc").map(|v| serde_json::from_str::<String>(v.get())) {
+        Some(Ok(s)) if s == "2.0" => {}
         _ => return invalid(id, "jsonrpc must be \"2.0\""),
     }
-    if let Some(method) = m.remove("method") {
-        let Value::String(method) = method else {
+    if let Some(method) = field("method") {
+        let Ok(method) = serde_json::from_str::<String>(method.get()) else {
             return invalid(id, "method must be a string");
         };
-        let params = match m.remove("params") {
+        let params = match field("params") {
             None => None,
-            Some(p @ (Value::Object(_) | Value::Array(_))) => Some(p),
-            Some(Value::Null) => None,
+            Some(p) if is_null(p) => None,
+            Some(p) if matches!(p.get().trim_start().as_bytes().first(), Some(b'{' | b'[')) => Some(p.to_owned()),
             Some(_) => return invalid(id, "params must be an object or an array"),
         };
         return Ok(match id {
@@ -272,22 +461,20 @@ pub fn classify(v: Value) -> Result<Message, (Option<Id>, ErrorObj)> {
             None => Message::Notification { method, params },
         });
     }
-    if let Some(result) = m.remove("result") {
+    if let Some(result) = field("result") {
         let Some(id) = id else {
             return invalid(None, "a response needs an id");
         };
-        let raw = serde_json::value::to_raw_value(&result)
-            .map_err(|e| (Some(id.clone()), ErrorObj::new(code::INTERNAL_ERROR, e.to_string())))?;
-        return Ok(Message::Response { id, result: raw });
+        return Ok(Message::Response { id, result: result.to_owned() });
     }
-    if let Some(err) = m.remove("error") {
-        let code = err.get("code").and_then(Value::as_i64);
-        let message = err.get("message").and_then(Value::as_str);
+    if let Some(err) = field("error") {
+        let code = get_field(err, "code").and_then(|c| c.get().trim().parse::<i64>().ok());
+        let message = get_str(err, "message");
         let (Some(code), Some(message)) = (code, message) else {
             return invalid(id, "error needs an integer code and a string message");
         };
-        let data = err.get("data").cloned();
-        return Ok(Message::Error { id, error: ErrorObj { code, message: message.to_owned(), data } });
+        let data = get_field(err, "data").map(|d| d.to_owned());
+        return Ok(Message::Error { id, error: ErrorObj { code, message, data } });
     }
     invalid(id, "not a request, notification or response")
 }
@@ -329,7 +516,7 @@ mod tests {
             Message::Error { id: None, error } => {
                 assert_eq!(error.code, -32700);
                 assert_eq!(error.message, "bad");
-                assert_eq!(error.data, Some(json!(3)));
+                assert_eq!(error.data_value(), Some(json!(3)));
             }
             m => panic!("{m:?}"),
         }

@@ -65,10 +65,16 @@ pub mod method {
     pub const RESOURCES_CHANGED: &str = "notifications/resources/list_changed";
     pub const PROMPTS_CHANGED: &str = "notifications/prompts/list_changed";
     pub const MESSAGE: &str = "notifications/message";
+    pub const SUBSCRIBE: &str = "resources/subscribe";
+    pub const UNSUBSCRIBE: &str = "resources/unsubscribe";
+    pub const RESOURCE_UPDATED: &str = "notifications/resources/updated";
+    pub const ROOTS_CHANGED: &str = "notifications/roots/list_changed";
 
     /// The `'static` name of a method the gateway forwards to backends.
     pub fn forwarded(m: &str) -> Option<&'static str> {
-        [TOOLS_CALL, PROMPTS_GET, RESOURCES_READ, COMPLETE, SET_LEVEL].into_iter().find(|k| *k == m)
+        [TOOLS_CALL, PROMPTS_GET, RESOURCES_READ, COMPLETE, SET_LEVEL, SUBSCRIBE, UNSUBSCRIBE]
+            .into_iter()
+            .find(|k| *k == m)
     }
 }
 

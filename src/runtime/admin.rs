@@ -199,7 +199,7 @@ impl AdminLoop {
                 Some(prev) => {
                     Backend::restart_from(prev, bc.clone(), backoff, rt.backend_tx.clone(), rt.events.clone())
                 }
-                None => Backend::start(bc.clone(), backoff, rt.backend_tx.clone(), rt.events.clone()),
+                None => Backend::start(bc.clone(), backoff, rt.backend_tx.clone(), rt.events.clone(), rt.hub.clone()),
             };
             started.push(b.clone());
             list.push(b);
@@ -287,11 +287,15 @@ impl AdminLoop {
         rt.rebuild();
     }
 
-    /// Fails calls past their deadline (-32002) on every backend.
+    /// Fails calls past their deadline (-32002) on every backend, and
+    /// requests to clients (sampling, elicitation, roots) past theirs;
+    /// forgets the subscriptions of sessions that ended.
     fn expire_calls(&self, now: Instant) {
         for b in self.rt.backends() {
             b.expire(now);
         }
+        self.rt.sessions.expire_requests(now);
+        self.rt.prune_subscriptions();
     }
 
     fn shutdown(&self, reason: &str, listeners: Vec<Box<dyn Stoppable>>) {

@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod events;
+pub mod hub;
 
 use crate::backend::{Backend, BackendEvent, Policy, State as BackendState};
 use crate::config::Config;
@@ -123,6 +124,12 @@ pub struct Runtime {
     overrides: Mutex<crate::cli::ServerArgs>,
     /// Each listener's name and whether its thread still runs (health).
     listeners: Mutex<Vec<(&'static str, Arc<AtomicBool>)>>,
+    /// Backends' way to the sessions ([`hub::RuntimeHub`]).
+    pub hub: Arc<dyn crate::route::Hub>,
+    /// Resource subscriptions clients hold.
+    pub subscriptions: hub::Subscriptions,
+    /// The log level last sent to backends (a rank in `route::LOG_LEVELS`).
+    log_level: Mutex<Option<usize>>,
 }
 
 impl Runtime {
@@ -131,7 +138,7 @@ impl Runtime {
     pub fn new(config: Config) -> (Arc<Runtime>, admin::AdminLoop) {
         let (admin_tx, admin_rx) = bounded(64);
         let (backend_tx, backend_rx) = bounded(256);
-        let rt = Arc::new(Runtime {
+        let rt = Arc::new_cyclic(|me| Runtime {
             sessions: SessionTable::new(config.server.max_sessions, config.server.max_inflight_per_session),
             events: Arc::new(EventRing::new(config.manage.event_buffer)),
             config: RwLock::new(Arc::new(config)),
@@ -148,6 +155,9 @@ impl Runtime {
             manage_addr: Mutex::new(None),
             overrides: Mutex::new(crate::cli::ServerArgs::default()),
             listeners: Mutex::new(Vec::new()),
+            hub: Arc::new(hub::RuntimeHub(me.clone())),
+            subscriptions: hub::Subscriptions::default(),
+            log_level: Mutex::new(None),
         });
         let lp = admin::AdminLoop::new(rt.clone(), admin_rx, backend_rx);
         (rt, lp)
@@ -230,6 +240,74 @@ impl Runtime {
         }
     }
 
+    /// What connected backends offer that the gateway's `initialize`
+    /// declares only when some backend has it: (resource subscriptions,
+    /// completions).
+    pub fn backend_features(&self) -> (bool, bool) {
+        let mut subscribe = false;
+        let mut completions = false;
+        for b in self.backends() {
+            if b.status().state == BackendState::Connected {
+                let d = b.discovered();
+                subscribe |= d.subscribe;
+                completions |= d.completions;
+            }
+        }
+        (subscribe, completions)
+    }
+
+    /// The level backends send log messages at: the most verbose any
+    /// session asked for with `logging/setLevel`.
+    pub fn log_level(&self) -> Option<&'static str> {
+        let min = self.sessions.all().iter().filter_map(|s| s.log_level()).min();
+        min.map(|r| crate::route::LOG_LEVELS[r])
+    }
+
+    /// Sends the sessions' most verbose level to every backend that logs,
+    /// when it changed; without waiting (a refusal is only logged).
+    pub fn apply_log_level(&self) {
+        let Some(level) = self.log_level() else { return };
+        let rank = crate::route::log_rank(level);
+        if std::mem::replace(&mut *self.log_level.lock(), rank) == rank {
+            return;
+        }
+        for b in self.backends().iter().filter(|b| b.discovered().logging) {
+            if let Some(c) = b.conn() {
+                crate::backend::fire_and_forget(
+                    &c,
+                    crate::codec::mcp::method::SET_LEVEL,
+                    serde_json::json!({"level": level}),
+                );
+            }
+        }
+    }
+
+    /// Sends a notification without params to every connected backend.
+    pub fn notify_backends(&self, method: &str) {
+        for c in self.backends().iter().filter_map(|b| b.conn()) {
+            if let Err(e) = c.notify(method, None) {
+                log::debug!("backend '{}': cannot send {method}: {e}", c.backend);
+            }
+        }
+    }
+
+    /// Forgets the subscriptions of sessions that ended, unsubscribing at
+    /// the backend from URIs nobody holds any more (admin tick).
+    pub fn prune_subscriptions(&self) {
+        if self.subscriptions.is_empty() {
+            return;
+        }
+        for (uri, backend) in self.subscriptions.prune(|id| self.sessions.get(id).is_some()) {
+            if let Some(c) = self.backend(&backend).and_then(|b| b.conn()) {
+                crate::backend::fire_and_forget(
+                    &c,
+                    crate::codec::mcp::method::UNSUBSCRIBE,
+                    serde_json::json!({"uri": uri}),
+                );
+            }
+        }
+    }
+
     /// Starts every configured backend (admin thread, at start).
     fn start_backends(&self) {
         let cfg = self.config();
@@ -237,7 +315,9 @@ impl Runtime {
         let started: Vec<Arc<Backend>> = cfg
             .backends
             .iter()
-            .map(|bc| Backend::start(bc.clone(), backoff, self.backend_tx.clone(), self.events.clone()))
+            .map(|bc| {
+                Backend::start(bc.clone(), backoff, self.backend_tx.clone(), self.events.clone(), self.hub.clone())
+            })
             .collect();
         *self.backends.write() = started;
     }

@@ -1,13 +1,15 @@
 //! The gateway's MCP server logic, shared by both transports: answers what
-//! the gateway owns (initialize, ping, the merged lists) and forwards the
-//! rest to the owning backend with ids mapped per session.
+//! the gateway owns (initialize, ping, the merged lists, log levels,
+//! subscriptions it already holds) and forwards the rest to the owning
+//! backend. Params travel as raw JSON: only the field the gateway rewrites
+//! (a prefixed name) is touched, the rest reaches the backend byte for byte.
 
-use crate::backend::{Conn, ReplyTo, Sink};
+use crate::backend::{Conn, Sink};
+use crate::codec::jsonrpc::{self, Raw};
 use crate::codec::mcp::{self, method};
 use crate::codec::{code, ErrorObj, Id, Message};
 use crate::runtime::Runtime;
-use crate::session::{Session, TrackError};
-use serde_json::value::RawValue;
+use crate::session::{ClientCaps, Session, TrackError};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -28,13 +30,18 @@ pub struct Forward {
     pub client_id: Id,
     conn: Arc<Conn>,
     method: &'static str,
-    params: Value,
+    params: Option<Raw>,
     timeout: Duration,
     /// The client asked for progress (Streamable HTTP may answer with a stream).
     pub wants_progress: bool,
 }
 
 impl Forward {
+    /// The method forwarded.
+    pub fn method(&self) -> &'static str {
+        self.method
+    }
+
     /// Records the call in the session and sends it; its progress and
     /// answer go to `sink`. `Err` is the answer to give the client at once.
     #[allow(clippy::result_large_err)] // an error answer is rare and goes out at once
@@ -42,7 +49,7 @@ impl Forward {
         let Forward { client_id, conn, method, params, timeout, .. } = self;
         let bid = conn.alloc_id();
         // Track before sending: the answer may come back before call() returns.
-        match session.track_new(client_id.clone(), conn.clone(), bid) {
+        match session.track_new(client_id.clone(), conn.handle(bid)) {
             Ok(()) => {}
             Err(TrackError::Duplicate) => {
                 return Err(Message::error(
@@ -60,7 +67,7 @@ impl Forward {
                 ))
             }
         }
-        if let Err(e) = conn.call_with_id(bid, method, Some(params), sink, timeout) {
+        if let Err(e) = conn.call_with_id(bid, method, params, sink, timeout) {
             session.untrack(&client_id);
             return Err(Message::error(Some(client_id), e));
         }
@@ -72,17 +79,24 @@ fn err(id: Id, code: i64, msg: impl Into<String>) -> Handled {
     Handled::Now(Message::error(Some(id), ErrorObj::new(code, msg)))
 }
 
-/// The gateway's initialize result for a negotiated revision.
+/// The gateway's initialize result for a negotiated revision. It declares
+/// what the gateway can serve now: `resources.subscribe` only while some
+/// connected backend supports subscriptions, `completions` only while some
+/// backend offers them.
 pub fn initialize_result(rt: &Runtime, version: &str) -> Value {
+    let (subscribe, completions) = rt.backend_features();
+    let mut caps = json!({
+        "tools": {"listChanged": true},
+        "resources": {"listChanged": true, "subscribe": subscribe},
+        "prompts": {"listChanged": true},
+        "logging": {},
+    });
+    if completions {
+        caps["completions"] = json!({});
+    }
     json!({
         "protocolVersion": version,
-        "capabilities": {
-            "tools": {"listChanged": true},
-            "resources": {"listChanged": true},
-            "prompts": {"listChanged": true},
-            "logging": {},
-            "completions": {},
-        },
+        "capabilities": caps,
         "serverInfo": {
             "name": rt.config().server.name,
             "version": env!("CARGO_PKG_VERSION"),
@@ -100,44 +114,61 @@ pub fn handle(rt: &Runtime, session: &Arc<Session>, msg: Message) -> Handled {
             request(rt, session, id, &method, params)
         }
         Message::Notification { method, params } => {
-            notification(session, &method, params);
+            notification(rt, session, &method, params);
             Handled::Nothing
         }
-        // The gateway sends clients no requests, so answers are unexpected.
-        Message::Response { .. } | Message::Error { .. } => Handled::Nothing,
+        // The client's answer to a request a backend made through us.
+        Message::Response { id, result } => {
+            if !session.answer(&id, Ok(result)) {
+                log::debug!("session {}: answer to unknown request {id}", session.id);
+            }
+            Handled::Nothing
+        }
+        Message::Error { id: Some(id), error } => {
+            if !session.answer(&id, Err(error)) {
+                log::debug!("session {}: error answer to unknown request {id}", session.id);
+            }
+            Handled::Nothing
+        }
+        Message::Error { id: None, error } => {
+            log::debug!("session {}: client sent an error without an id: {error}", session.id);
+            Handled::Nothing
+        }
     }
 }
 
-fn notification(session: &Session, m: &str, params: Option<Value>) {
+fn notification(rt: &Runtime, session: &Session, m: &str, params: Option<Raw>) {
     match m {
         method::INITIALIZED => session.initialized.store(true, Ordering::Relaxed),
         method::CANCELLED => {
             let Some(p) = params else { return };
-            let Some(id) = p.get("requestId").and_then(id_of) else {
+            let Some(id) = jsonrpc::get_field(&p, "requestId").and_then(Id::from_raw) else {
                 return;
             };
-            let reason = p.get("reason").and_then(Value::as_str).unwrap_or("cancelled by the client");
-            if let Some((conn, bid)) = session.untrack(&id) {
-                conn.cancel(bid, reason);
+            let reason = jsonrpc::get_str(&p, "reason");
+            if let Some(call) = session.untrack(&id) {
+                call.cancel(reason.as_deref().unwrap_or("cancelled by the client"));
             }
         }
+        // Backends that asked this client for roots learn they changed.
+        method::ROOTS_CHANGED => rt.notify_backends(method::ROOTS_CHANGED),
         _ => {}
     }
 }
 
-fn id_of(v: &Value) -> Option<Id> {
-    match v {
-        Value::Number(n) => n.as_i64().map(Id::Num),
-        Value::String(s) => Some(Id::Str(s.as_str().into())),
-        _ => None,
-    }
+/// A string field of the params, or the -32602 answer naming it.
+fn str_param(params: &Option<Raw>, key: &str, id: &Id) -> Result<String, Handled> {
+    params
+        .as_deref()
+        .and_then(|p| jsonrpc::get_str(p, key))
+        .ok_or_else(|| err(id.clone(), code::INVALID_PARAMS, format!("params.{key} must be a string")))
 }
 
-fn request(rt: &Runtime, session: &Arc<Session>, id: Id, m: &str, params: Option<Value>) -> Handled {
+fn request(rt: &Runtime, session: &Arc<Session>, id: Id, m: &str, params: Option<Raw>) -> Handled {
     let reg = rt.registry();
-    let list = |raw: &Option<Box<serde_json::value::RawValue>>, id: Id, params: &Option<Value>| {
+    let list = |raw: &Option<Box<serde_json::value::RawValue>>, id: Id, params: &Option<Raw>| {
         // We never hand out cursors, so any cursor is one we did not issue.
-        if params.as_ref().and_then(|p| p.get("cursor")).is_some_and(|c| !c.is_null()) {
+        if params.as_deref().and_then(|p| jsonrpc::get_field(p, "cursor")).is_some_and(|c| c.get().trim() != "null") {
             return err(id, code::INVALID_PARAMS, "Invalid cursor");
         }
         match raw {
@@ -147,9 +178,11 @@ fn request(rt: &Runtime, session: &Arc<Session>, id: Id, m: &str, params: Option
     };
     match m {
         method::INITIALIZE => {
-            let asked = params.as_ref().and_then(|p| p.get("protocolVersion")).and_then(Value::as_str);
+            let p = params.as_deref().map(jsonrpc::value_of);
+            let asked = p.as_ref().and_then(|p| p.get("protocolVersion")).and_then(Value::as_str);
             let v = mcp::negotiate(asked);
             *session.version.lock() = v.to_owned();
+            session.set_caps(ClientCaps::from_params(p.as_ref()));
             Handled::Now(Message::result(id, &initialize_result(rt, v)))
         }
         method::PING => Handled::Now(Message::result(id, &json!({}))),
@@ -158,127 +191,141 @@ fn request(rt: &Runtime, session: &Arc<Session>, id: Id, m: &str, params: Option
         method::RESOURCES_TEMPLATES_LIST => list(&reg.templates_json, id, &params),
         method::PROMPTS_LIST => list(&reg.prompts_json, id, &params),
         method::TOOLS_CALL | method::PROMPTS_GET => {
-            let mut params = params.unwrap_or_else(|| json!({}));
-            let Some(name) = params.get("name").and_then(Value::as_str) else {
-                return err(id, code::INVALID_PARAMS, "params.name must be a string");
+            let name = match str_param(&params, "name", &id) {
+                Ok(n) => n,
+                Err(h) => return h,
             };
-            let (backend, original) = if m == method::TOOLS_CALL {
-                match reg.tool(name) {
-                    Some(t) => (t.backend.clone(), t.original.clone()),
-                    None => {
-                        // A tool of a backend that is down: say so, naming it.
-                        return match reg.offline_tool(name).and_then(|b| rt.unavailable(b)) {
-                            Some(e) => Handled::Now(Message::error(Some(id), e)),
-                            None => err(
-                                id,
-                                code::INVALID_PARAMS,
-                                format!("Unknown tool: {}", crate::util::printable(name, 200)),
-                            ),
-                        };
-                    }
-                }
+            let found = if m == method::TOOLS_CALL {
+                reg.tool(&name).map(|t| (t.backend.clone(), t.original.clone()))
             } else {
-                match reg.prompt(name) {
-                    Some(p) => (p.backend.clone(), p.original.clone()),
-                    None => {
-                        return match reg.offline_prompt(name).and_then(|b| rt.unavailable(b)) {
-                            Some(e) => Handled::Now(Message::error(Some(id), e)),
-                            None => err(
-                                id,
-                                code::INVALID_PARAMS,
-                                format!("Unknown prompt: {}", crate::util::printable(name, 200)),
-                            ),
-                        };
-                    }
-                }
+                reg.prompt(&name).map(|p| (p.backend.clone(), p.original.clone()))
             };
-            params["name"] = Value::from(original);
+            let Some((backend, original)) = found else {
+                // One of a backend that is down: say so, naming it.
+                let offline = if m == method::TOOLS_CALL { reg.offline_tool(&name) } else { reg.offline_prompt(&name) };
+                if let Some(e) = offline.and_then(|b| rt.unavailable(b)) {
+                    return Handled::Now(Message::error(Some(id), e));
+                }
+                let kind = if m == method::TOOLS_CALL { "tool" } else { "prompt" };
+                return err(
+                    id,
+                    code::INVALID_PARAMS,
+                    format!("Unknown {kind}: {}", crate::util::printable(&name, 200)),
+                );
+            };
+            let params = match params {
+                Some(p) if original != name => {
+                    jsonrpc::set_fields(&p, &[("name", &jsonrpc::to_raw(&Value::from(original)))])
+                }
+                p => p,
+            };
             forward(rt, id, &backend, m, params)
         }
         method::RESOURCES_READ => {
-            let params = params.unwrap_or_else(|| json!({}));
-            let Some(uri) = params.get("uri").and_then(Value::as_str) else {
-                return err(id, code::INVALID_PARAMS, "params.uri must be a string");
+            let uri = match str_param(&params, "uri", &id) {
+                Ok(u) => u,
+                Err(h) => return h,
             };
-            match reg.resource_owner(uri) {
+            match reg.resource_owner(&uri) {
                 Some(b) => {
                     let b = b.clone();
                     forward(rt, id, &b, m, params)
                 }
-                None => {
-                    err(id, code::INVALID_PARAMS, format!("Unknown resource: {}", crate::util::printable(uri, 200)))
-                }
+                None => unknown_resource(id, &uri),
             }
         }
-        method::COMPLETE => {
-            let mut params = params.unwrap_or_else(|| json!({}));
-            let r = params.get("ref").cloned().unwrap_or(Value::Null);
-            let backend = match r.get("type").and_then(Value::as_str) {
-                Some("ref/prompt") => {
-                    let name = r.get("name").and_then(Value::as_str).unwrap_or("");
-                    match reg.prompt(name) {
-                        Some(p) => {
-                            params["ref"]["name"] = Value::from(p.original.clone());
-                            p.backend.clone()
-                        }
-                        None => {
-                            return err(
-                                id,
-                                code::INVALID_PARAMS,
-                                format!("Unknown prompt: {}", crate::util::printable(name, 200)),
-                            )
-                        }
-                    }
-                }
-                Some("ref/resource") => {
-                    let uri = r.get("uri").and_then(Value::as_str).unwrap_or("");
-                    match reg.resource_ref_owner(uri) {
-                        Some(b) => b.clone(),
-                        None => {
-                            return err(
-                                id,
-                                code::INVALID_PARAMS,
-                                format!("Unknown resource: {}", crate::util::printable(uri, 200)),
-                            )
-                        }
-                    }
-                }
-                _ => return err(id, code::INVALID_PARAMS, "params.ref must be a ref/prompt or ref/resource"),
-            };
-            forward(rt, id, &backend, m, params)
-        }
+        method::SUBSCRIBE | method::UNSUBSCRIBE => subscription(rt, session, id, m, params),
+        method::COMPLETE => complete(rt, id, params),
         method::SET_LEVEL => {
-            let Some(level) = params.as_ref().and_then(|p| p.get("level")).and_then(Value::as_str) else {
-                return err(id, code::INVALID_PARAMS, "params.level must be a string");
+            let level = match str_param(&params, "level", &id) {
+                Ok(l) => l,
+                Err(h) => return h,
             };
-            set_level(rt, level);
+            if !session.set_log_level(&level) {
+                let msg = format!(
+                    "unknown log level {:?}; one of {}",
+                    crate::util::printable(&level, 40),
+                    crate::route::LOG_LEVELS.join(", ")
+                );
+                return err(id, code::INVALID_PARAMS, msg);
+            }
+            rt.apply_log_level();
             Handled::Now(Message::result(id, &json!({})))
         }
-        other => err(id, code::METHOD_NOT_FOUND, format!("Method not found: {other}")),
+        other => err(id, code::METHOD_NOT_FOUND, format!("Method not found: {}", crate::util::printable(other, 200))),
     }
 }
 
-/// Fans `logging/setLevel` out to every connected backend that logs,
-/// without waiting: a refusal is only logged.
-fn set_level(rt: &Runtime, level: &str) {
-    struct LogRefusal(Arc<str>);
-    impl ReplyTo for LogRefusal {
-        fn progress(&self, _: Value) {}
-        fn done(&self, r: Result<Box<RawValue>, ErrorObj>) {
-            if let Err(e) = r {
-                log::warn!("backend '{}' refused logging/setLevel: {e}", self.0);
+fn unknown_resource(id: Id, uri: &str) -> Handled {
+    err(id, code::INVALID_PARAMS, format!("Unknown resource: {}", crate::util::printable(uri, 200)))
+}
+
+/// `resources/subscribe` and `resources/unsubscribe`. The gateway holds one
+/// subscription per URI at the owning backend, however many sessions
+/// subscribed: the first subscriber's request goes to the backend, later
+/// ones are answered here; the last unsubscribe (or the last subscriber's
+/// session ending) unsubscribes at the backend.
+fn subscription(rt: &Runtime, session: &Session, id: Id, m: &str, params: Option<Raw>) -> Handled {
+    let uri = match str_param(&params, "uri", &id) {
+        Ok(u) => u,
+        Err(h) => return h,
+    };
+    let reg = rt.registry();
+    let Some(owner) = reg.resource_ref_owner(&uri).cloned() else {
+        return unknown_resource(id, &uri);
+    };
+    if m == method::UNSUBSCRIBE {
+        return match rt.subscriptions.remove(&uri, &session.id) {
+            Some(true) => forward(rt, id, &owner, m, params),
+            _ => Handled::Now(Message::result(id, &json!({}))),
+        };
+    }
+    let supports = rt.backend(&owner).is_some_and(|b| b.discovered().subscribe);
+    if !supports {
+        let msg = format!("backend '{owner}' does not support resource subscriptions");
+        return err(id, code::METHOD_NOT_FOUND, msg);
+    }
+    if !rt.subscriptions.add(&uri, &owner, &session.id) {
+        return Handled::Now(Message::result(id, &json!({})));
+    }
+    let h = forward(rt, id, &owner, m, params);
+    if matches!(h, Handled::Now(_)) {
+        // Could not even be sent: nobody holds it at the backend.
+        rt.subscriptions.remove(&uri, &session.id);
+    }
+    h
+}
+
+fn complete(rt: &Runtime, id: Id, params: Option<Raw>) -> Handled {
+    let reg = rt.registry();
+    let mut p = params.as_deref().map(jsonrpc::value_of).unwrap_or_else(|| json!({}));
+    let r = p.get("ref").cloned().unwrap_or(Value::Null);
+    let (backend, params) = match r.get("type").and_then(Value::as_str) {
+        Some("ref/prompt") => {
+            let name = r.get("name").and_then(Value::as_str).unwrap_or("");
+            let Some(prompt) = reg.prompt(name) else {
+                return err(id, code::INVALID_PARAMS, format!("Unknown prompt: {}", crate::util::printable(name, 200)));
+            };
+            if *prompt.original == *name {
+                (prompt.backend.clone(), params)
+            } else {
+                p["ref"]["name"] = Value::from(prompt.original.clone());
+                (prompt.backend.clone(), Some(jsonrpc::to_raw(&p)))
             }
         }
-    }
-    for c in rt.backends().iter().filter(|b| b.discovered().logging).filter_map(|b| b.conn()) {
-        let sink = Sink::Reply(Arc::new(LogRefusal(c.backend.clone())));
-        if let Err(e) = c.call(method::SET_LEVEL, Some(json!({ "level": level })), sink, Duration::from_secs(5)) {
-            log::warn!("backend '{}': cannot send logging/setLevel: {e}", c.backend);
+        Some("ref/resource") => {
+            let uri = r.get("uri").and_then(Value::as_str).unwrap_or("");
+            match reg.resource_ref_owner(uri) {
+                Some(b) => (b.clone(), params),
+                None => return unknown_resource(id, uri),
+            }
         }
-    }
+        _ => return err(id, code::INVALID_PARAMS, "params.ref must be a ref/prompt or ref/resource"),
+    };
+    forward(rt, id, &backend, method::COMPLETE, params)
 }
 
-fn forward(rt: &Runtime, id: Id, backend: &str, m: &str, params: Value) -> Handled {
+fn forward(rt: &Runtime, id: Id, backend: &str, m: &str, params: Option<Raw>) -> Handled {
     let Some(b) = rt.backend(backend) else {
         return err(id, code::BACKEND_UNAVAILABLE, format!("backend '{backend}' is gone"));
     };
@@ -289,6 +336,10 @@ fn forward(rt: &Runtime, id: Id, backend: &str, m: &str, params: Value) -> Handl
     let Some(method) = method::forwarded(m) else {
         return err(id, code::METHOD_NOT_FOUND, format!("Method not found: {m}"));
     };
-    let wants_progress = params.get("_meta").and_then(|m| m.get("progressToken")).is_some();
+    let wants_progress = params
+        .as_deref()
+        .and_then(|p| jsonrpc::get_field(p, "_meta"))
+        .and_then(|m| jsonrpc::get_field(m, "progressToken"))
+        .is_some();
     Handled::Forward(Forward { client_id: id, conn, method, params, timeout: b.timeout(), wants_progress })
 }

@@ -84,7 +84,7 @@ pub fn notify_list_changed(rt: &Runtime, tools: bool, resources: bool, prompts: 
     }
     for s in rt.sessions.all() {
         for m in &msgs {
-            s.notify(m.clone());
+            s.notify_all(m.clone());
         }
     }
 }

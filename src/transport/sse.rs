@@ -7,9 +7,12 @@
 use super::dispatch::{self, Handled};
 use super::{body_error, json_body, json_error, sse_headers, stream_opts};
 use crate::backend::Sink;
+use crate::codec::jsonrpc::Raw;
 use crate::codec::jsonrpc::{self, Parsed};
+use crate::codec::mcp::method;
 use crate::codec::{code, ErrorObj, Message};
 use crate::http::{Request, Responder, Response};
+use crate::route::{CallSink, ClientLink};
 use crate::runtime::Runtime;
 use crate::session::{CreateError, Session, Transport};
 use std::sync::Arc;
@@ -29,7 +32,6 @@ pub fn get_stream(rt: &Arc<Runtime>, req: Request, res: Responder) {
     // behind, or the gateway closed it.
     let weak = Arc::downgrade(rt);
     let id = session.id.clone();
-    let n = session.next_stream_number();
     stream.on_close(Box::new(move || {
         if let Some(rt) = weak.upgrade() {
             if rt.sessions.remove(&id).is_some() {
@@ -37,7 +39,7 @@ pub fn get_stream(rt: &Arc<Runtime>, req: Request, res: Responder) {
             }
         }
     }));
-    session.attach(n, stream);
+    session.attach(stream, None);
     let endpoint = format!("/messages/?session_id={}", session.id);
     if session.push_event(Some("endpoint"), endpoint.as_bytes()) {
         log::debug!("sse session {} opened", session.id);
@@ -108,11 +110,40 @@ fn one(rt: &Runtime, session: &Arc<Session>, msg: Message) {
             session.push(answer.to_bytes());
         }
         Handled::Forward(f) => {
-            let sink = Sink::Session(session.clone(), f.client_id.clone());
+            let sink = Sink::Route(Arc::new(SseCall { session: session.clone(), client_id: f.client_id.clone() }));
             if let Err(answer) = f.send(session, sink) {
                 session.push(answer.to_bytes());
             }
         }
         Handled::Nothing => {}
+    }
+}
+
+/// A call forwarded for a legacy SSE session: its progress and answer go
+/// on the session's stream, and so do the requests and log messages the
+/// backend sends while serving it (the session is the call's client).
+struct SseCall {
+    session: Arc<Session>,
+    client_id: crate::codec::Id,
+}
+
+impl CallSink for SseCall {
+    fn progress(&self, params: Raw) {
+        let m = Message::Notification { method: method::PROGRESS.to_owned(), params: Some(params) };
+        self.session.push(m.to_bytes());
+    }
+
+    fn done(&self, result: Result<Raw, ErrorObj>) {
+        self.session.untrack(&self.client_id);
+        let id = self.client_id.clone();
+        let m = match result {
+            Ok(result) => Message::Response { id, result },
+            Err(error) => Message::Error { id: Some(id), error },
+        };
+        self.session.push(m.to_bytes());
+    }
+
+    fn client(&self) -> Option<Arc<dyn ClientLink>> {
+        Some(self.session.clone())
     }
 }

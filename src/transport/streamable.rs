@@ -18,18 +18,19 @@
 use super::dispatch::{self, Handled};
 use super::sse::create_error;
 use super::{body_error, json_body, json_error, json_response, sse_headers, stream_opts};
-use crate::backend::{ReplyTo, Sink};
-use crate::codec::jsonrpc::{self, Parsed};
+use crate::backend::Sink;
+use crate::codec::jsonrpc::{self, Parsed, Raw};
 use crate::codec::mcp::{self, method};
 use crate::codec::{code, ErrorObj, Id, Message};
 use crate::http::{Request, Responder, Response, Stream, StreamOpts};
+use crate::route::{Answer, CallSink, ClientCap, ClientLink};
 use crate::runtime::Runtime;
-use crate::session::{Session, Transport};
+use crate::session::{Channel, Session, Transport};
 use parking_lot::Mutex;
-use serde_json::value::RawValue;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 pub fn handle(rt: &Arc<Runtime>, req: Request, res: Responder) {
     match req.method() {
@@ -93,16 +94,12 @@ fn session_of(rt: &Runtime, req: &Request, version: Option<&str>) -> Result<Arc<
         return Err(json_error(404, None, ErrorObj::new(code::INVALID_REQUEST, "unknown or expired session")));
     };
     if let Some(v) = version {
+        // A supported revision other than the negotiated one is let
+        // through: the header is checked for validity, and some clients
+        // send their newest revision on every request.
         let negotiated = s.version();
         if v != negotiated {
-            return Err(json_error(
-                400,
-                None,
-                ErrorObj::new(
-                    code::INVALID_REQUEST,
-                    format!("MCP-Protocol-Version {v} does not match the negotiated {negotiated}"),
-                ),
-            ));
+            log::debug!("session {}: MCP-Protocol-Version {v}, negotiated {negotiated}", s.id);
         }
     }
     s.touch();
@@ -158,14 +155,11 @@ fn single(rt: &Arc<Runtime>, req: &Request, res: Responder, msg: Message, versio
         Handled::Now(m) => res.send(json_response(200, m.to_bytes())),
         Handled::Nothing => res.send(Response::empty(202)),
         Handled::Forward(f) => {
-            let call = Arc::new(HttpCall {
-                session: Arc::downgrade(&session),
-                client_id: f.client_id.clone(),
-                wants_progress: f.wants_progress,
-                opts: stream_opts(rt),
-                state: Mutex::new(CallState::Waiting(res)),
-            });
-            if let Err(answer) = f.send(&session, Sink::Reply(call.clone())) {
+            let call = HttpCall::new(rt, &session, f.client_id.clone(), f.wants_progress, res);
+            if streams_calls(&session, req, f.method()) {
+                call.start_stream();
+            }
+            if let Err(answer) = f.send(&session, Sink::Route(call.clone())) {
                 call.finish(&answer);
             }
         }
@@ -187,24 +181,22 @@ fn initialize(rt: &Arc<Runtime>, res: Responder, msg: Message) {
     }
 }
 
-fn answer(client_id: Id, r: Result<Box<RawValue>, ErrorObj>) -> Message {
+fn answer(client_id: Id, r: Result<Raw, ErrorObj>) -> Message {
     match r {
         Ok(result) => Message::Response { id: client_id, result },
         Err(error) => Message::Error { id: Some(client_id), error },
     }
 }
 
-fn sse_event(m: &Message) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(256);
-    crate::codec::sse::encode_event_bytes(&mut buf, Some("message"), None, &m.to_bytes());
-    buf
-}
-
-/// A forwarded call's HTTP request, waiting for the backend: answered as
-/// JSON, or as an SSE stream once progress arrives for a client that asked
-/// for it.
+/// A forwarded call's HTTP request, waiting for the backend. Answered as
+/// JSON, or as an SSE stream once something else must go first: progress
+/// the client asked for, or a request or log message the backend sends
+/// while serving the call (the spec puts those on the call's own stream).
+/// The stream is a session [`Channel`]: numbered events a client can
+/// resume with `Last-Event-ID` after its connection drops.
 struct HttpCall {
-    session: Weak<Session>,
+    me: Weak<HttpCall>,
+    session: Arc<Session>,
     client_id: Id,
     wants_progress: bool,
     opts: StreamOpts,
@@ -213,56 +205,163 @@ struct HttpCall {
 
 enum CallState {
     Waiting(Responder),
-    Streaming(Stream),
+    Streaming(Arc<Mutex<Channel>>),
     Done,
 }
 
 impl HttpCall {
-    /// Writes the final message and ends the request.
-    fn finish(&self, m: &Message) {
-        let state = std::mem::replace(&mut *self.state.lock(), CallState::Done);
-        match state {
-            CallState::Waiting(res) => res.send(json_response(200, m.to_bytes())),
-            CallState::Streaming(s) => {
-                if s.send(&sse_event(m)).is_ok() {
-                    s.finish();
-                }
-            }
-            CallState::Done => {}
+    fn new(rt: &Runtime, session: &Arc<Session>, client_id: Id, wants_progress: bool, res: Responder) -> Arc<HttpCall> {
+        Arc::new_cyclic(|me| HttpCall {
+            me: me.clone(),
+            session: session.clone(),
+            client_id,
+            wants_progress,
+            opts: stream_opts(rt),
+            state: Mutex::new(CallState::Waiting(res)),
+        })
+    }
+
+    /// Turns the response into an SSE stream now (see [`streams_calls`]).
+    fn start_stream(&self) {
+        let mut st = self.state.lock();
+        if let Some(ch) = self.upgrade(&mut st) {
+            *st = CallState::Streaming(ch);
         }
     }
-}
 
-impl ReplyTo for HttpCall {
-    fn progress(&self, params: Value) {
-        if !self.wants_progress {
-            return;
-        }
-        let event = sse_event(&Message::notification(method::PROGRESS, Some(params)));
-        let mut st = self.state.lock();
-        let stream = match std::mem::replace(&mut *st, CallState::Done) {
+    /// The call's SSE stream, opened on the waiting response if need be;
+    /// `None` once the call is done. Leaves the state `Done`: the caller
+    /// puts the stream back.
+    fn upgrade(&self, st: &mut CallState) -> Option<Arc<Mutex<Channel>>> {
+        Some(match std::mem::replace(st, CallState::Done) {
             CallState::Waiting(res) => {
                 let opts = StreamOpts {
                     keepalive: self.opts.keepalive.clone(),
                     keepalive_every: self.opts.keepalive_every,
                     max_backlog: self.opts.max_backlog,
                 };
-                res.stream(200, &sse_headers(), opts)
+                let stream = res.stream(200, &sse_headers(), opts);
+                let ch = self.session.new_channel();
+                watch(&ch, &stream);
+                ch.lock().attach(stream, self.session.resumable(), None);
+                ch
             }
-            CallState::Streaming(s) => s,
-            CallState::Done => return,
-        };
-        // A client that went away did not cancel (2025-11-25): the call
-        // runs on and its answer goes nowhere.
-        let _ = stream.send(&event);
-        *st = CallState::Streaming(stream);
+            CallState::Streaming(ch) => ch,
+            CallState::Done => return None,
+        })
     }
 
-    fn done(&self, r: Result<Box<RawValue>, ErrorObj>) {
-        if let Some(s) = self.session.upgrade() {
-            s.untrack(&self.client_id);
+    /// Sends one message before the answer, turning the response into an
+    /// SSE stream first if it is not one yet. False once the call is done.
+    fn send_event(&self, m: &Message) -> bool {
+        let mut st = self.state.lock();
+        let Some(ch) = self.upgrade(&mut st) else { return false };
+        // A client that went away did not cancel (2025-11-25): the event
+        // is kept for a resume, and the call runs on.
+        let _ = ch.lock().send(Some("message"), &m.to_bytes());
+        *st = CallState::Streaming(ch);
+        true
+    }
+
+    /// Writes the final message and ends the request.
+    fn finish(&self, m: &Message) {
+        let state = std::mem::replace(&mut *self.state.lock(), CallState::Done);
+        match state {
+            CallState::Waiting(res) => res.send(json_response(200, m.to_bytes())),
+            CallState::Streaming(ch) => {
+                let mut ch = ch.lock();
+                let _ = ch.send(Some("message"), &m.to_bytes());
+                ch.finish();
+            }
+            CallState::Done => {}
         }
+    }
+}
+
+/// Whether a forwarded call is answered on an SSE stream from the start:
+/// a tool call of a client at 2025-11-25 or later that accepts one. Its
+/// stream opens with the priming event (an id, no data) and `retry:`, so
+/// that a client whose connection drops during a long call can resume it
+/// with `Last-Event-ID` (SEP-1699). Other calls are answered as JSON unless
+/// something must go before the answer.
+fn streams_calls(session: &Session, req: &Request, method: &str) -> bool {
+    method == method::TOOLS_CALL
+        && session.resumable()
+        && req.header("Accept").is_some_and(|a| a.to_ascii_lowercase().contains("text/event-stream"))
+}
+
+/// When a channel's connection closes, the channel forgets it (its events
+/// stay for a resume).
+fn watch(ch: &Arc<Mutex<Channel>>, stream: &Stream) {
+    let weak = Arc::downgrade(ch);
+    stream.on_close(Box::new(move || {
+        if let Some(ch) = weak.upgrade() {
+            ch.lock().detach_if_closed();
+        }
+    }));
+}
+
+impl CallSink for HttpCall {
+    fn progress(&self, params: Raw) {
+        if self.wants_progress {
+            self.send_event(&Message::Notification { method: method::PROGRESS.to_owned(), params: Some(params) });
+        }
+    }
+
+    fn done(&self, r: Result<Raw, ErrorObj>) {
+        self.session.untrack(&self.client_id);
         self.finish(&answer(self.client_id.clone(), r));
+    }
+
+    fn client(&self) -> Option<Arc<dyn ClientLink>> {
+        self.me.upgrade().map(|c| c as Arc<dyn ClientLink>)
+    }
+}
+
+/// The client of a call, as the backend serving it sees it: requests and
+/// notifications go on the call's own stream; answers come back to the
+/// session (a POST of a JSON-RPC response).
+impl ClientLink for HttpCall {
+    fn session_id(&self) -> &str {
+        &self.session.id
+    }
+
+    fn supports(&self, cap: ClientCap) -> bool {
+        self.session.supports(cap)
+    }
+
+    fn request(&self, m: &str, params: Option<Raw>, timeout: Duration, answer: Answer) -> Option<u64> {
+        if matches!(*self.state.lock(), CallState::Done) {
+            // The call was answered already: the session's own stream.
+            return self.session.request(m, params, timeout, answer);
+        }
+        let id = self.session.register_request(m, timeout, answer);
+        let msg = Message::Request { id: Id::Num(id as i64), method: m.to_owned(), params };
+        if !self.send_event(&msg) {
+            self.session.fail_request(id, "the call ended before the request could be sent");
+            return None;
+        }
+        Some(id)
+    }
+
+    fn cancel_request(&self, id: u64, reason: &str) {
+        if self.session.forget_request(id) {
+            let p = json!({"requestId": id, "reason": reason});
+            let m = Message::notification(method::CANCELLED, Some(p));
+            if !self.send_event(&m) {
+                self.session.notify(&m);
+            }
+        }
+    }
+
+    fn notify(&self, m: &Message) {
+        if !self.send_event(m) {
+            self.session.notify(m);
+        }
+    }
+
+    fn admits_log(&self, level: &str) -> bool {
+        self.session.admits_log(level)
     }
 }
 
@@ -312,14 +411,18 @@ struct BatchSlot {
     client_id: Id,
 }
 
-impl ReplyTo for BatchSlot {
-    fn progress(&self, _: Value) {}
+impl CallSink for BatchSlot {
+    fn progress(&self, _: Raw) {}
 
-    fn done(&self, r: Result<Box<RawValue>, ErrorObj>) {
+    fn done(&self, r: Result<Raw, ErrorObj>) {
         if let Some(s) = self.batch.session.upgrade() {
             s.untrack(&self.client_id);
         }
         self.batch.set(self.index, answer(self.client_id.clone(), r));
+    }
+
+    fn client(&self) -> Option<Arc<dyn ClientLink>> {
+        self.batch.session.upgrade().map(|s| s as Arc<dyn ClientLink>)
     }
 }
 
@@ -373,7 +476,7 @@ fn batch(
                 Handled::Forward(f) => {
                     batch.remaining.fetch_add(1, Ordering::AcqRel);
                     let slot = Arc::new(BatchSlot { batch: batch.clone(), index: i, client_id: f.client_id.clone() });
-                    match f.send(&session, Sink::Reply(slot)) {
+                    match f.send(&session, Sink::Route(slot)) {
                         Ok(()) => None,
                         Err(m) => {
                             batch.remaining.fetch_sub(1, Ordering::AcqRel);
@@ -407,23 +510,36 @@ fn get(rt: &Arc<Runtime>, req: Request, res: Responder) {
         Ok(s) => s,
         Err(r) => return res.send(r),
     };
-    if session.has_stream() {
-        return res.send(json_error(
-            409,
-            None,
-            ErrorObj::new(code::INVALID_REQUEST, "this session already has a GET stream"),
-        ));
-    }
-    let stream = res.stream(200, &sse_headers(), stream_opts(rt));
-    let n = session.next_stream_number();
-    let weak = Arc::downgrade(&session);
-    stream.on_close(Box::new(move || {
-        if let Some(s) = weak.upgrade() {
-            s.detach(n);
-            s.touch();
+    // A resume: the stream the id names, from the event after it.
+    let resume = match req.header("Last-Event-ID") {
+        None => None,
+        Some(raw) => match Channel::parse_id(raw) {
+            Some(at) => Some(at),
+            None => {
+                let msg =
+                    format!("Last-Event-ID {:?} is not an event id of this server", crate::util::printable(raw, 60));
+                return res.send(json_error(400, None, ErrorObj::new(code::INVALID_REQUEST, msg)));
+            }
+        },
+    };
+    match resume {
+        Some((number, after)) if number > 0 => {
+            let Some(ch) = session.channel(number) else {
+                let msg = "that stream is no longer kept (a session keeps its last 16); send the request again";
+                return res.send(json_error(404, None, ErrorObj::new(code::INVALID_REQUEST, msg)));
+            };
+            let stream = res.stream(200, &sse_headers(), stream_opts(rt));
+            watch(&ch, &stream);
+            ch.lock().attach(stream, false, Some(after));
         }
-    }));
-    session.attach(n, stream);
+        // The session's own stream: a new connection replaces an older
+        // one (a client that reconnects must not be locked out by its own
+        // stale stream).
+        resume => {
+            let stream = res.stream(200, &sse_headers(), stream_opts(rt));
+            session.attach(stream, resume.map(|(_, after)| after));
+        }
+    }
 }
 
 fn delete(rt: &Arc<Runtime>, req: Request, res: Responder) {

@@ -6,7 +6,7 @@
 
 use crate::server::{handle, run_effects, spawn, Server, Session, Sink};
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError};
-use mcp_sentinel::codec::jsonrpc::{code, parse_one, ErrorObj, Id, Message};
+use mcp_sentinel::codec::jsonrpc::{self, code, parse_one, ErrorObj, Id, Message};
 use mcp_sentinel::codec::sse::{encode_comment, encode_event};
 use mcp_sentinel::http::{self as web, Request, Responder, Response, StreamOpts};
 use parking_lot::Mutex;
@@ -162,9 +162,10 @@ fn http_route(srv: &Server, sessions: &Mutex<HashMap<String, Arc<Session>>>, rq:
     };
     // Stream when there is something besides the response to deliver:
     // progress, our own request to the client, or a list_changed.
-    let tool = params.as_ref().and_then(|p| p.get("name")).and_then(|n| n.as_str());
+    let pv = params.as_deref().map(jsonrpc::value_of);
+    let tool = pv.as_ref().and_then(|p| p.get("name")).and_then(|n| n.as_str());
     let streaming = method == "tools/call"
-        && (params.as_ref().and_then(|p| p.pointer("/_meta/progressToken")).is_some()
+        && (pv.as_ref().and_then(|p| p.pointer("/_meta/progressToken")).is_some()
             || matches!(tool, Some("ask_client" | "add_tool")));
     let (tx, rx) = unbounded();
     let sink: Sink = Arc::new(move |m| drop(tx.send(m)));

@@ -7,7 +7,7 @@
 //! to their own stream.
 
 use crossbeam_channel::{bounded, Sender};
-use mcp_sentinel::codec::jsonrpc::{code, ErrorObj, Id, Message};
+use mcp_sentinel::codec::jsonrpc::{self, code, ErrorObj, Id, Message};
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -281,7 +281,7 @@ pub fn handle(srv: &Server, sess: &Session, msg: Message) -> Vec<Effect> {
     }
     match msg {
         Message::Request { id, method, params } => {
-            let params = params.unwrap_or_else(|| json!({}));
+            let params = params.as_deref().map(jsonrpc::value_of).unwrap_or_else(|| json!({}));
             match request(srv, sess, &id, &method, &params) {
                 Ok(Done::Result(v)) => vec![Effect::Send(Message::result(id, &v))],
                 Ok(Done::Effects(e)) => e,
@@ -290,6 +290,7 @@ pub fn handle(srv: &Server, sess: &Session, msg: Message) -> Vec<Effect> {
         }
         Message::Notification { method, params } => {
             if method == "notifications/cancelled" {
+                let params = params.as_deref().map(jsonrpc::value_of);
                 if let Some(rid) = params.as_ref().and_then(|p| p.get("requestId")) {
                     sess.cancelled.lock().push(rid.clone());
                     if let Some(flag) = id_of(rid).and_then(|i| sess.inflight.lock().get(&i).cloned()) {

@@ -13,7 +13,7 @@
 //! it, is [`classify_incoming`] and [`answer_from_body`], unit-tested below.
 
 use crate::http::{truncate, Conn, Fail, Head};
-use mcp_sentinel::codec::jsonrpc::{parse_one, Id, Message};
+use mcp_sentinel::codec::jsonrpc::{self, parse_one, Id, Message};
 use mcp_sentinel::codec::sse::{SseDecoder, SseEvent};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -92,7 +92,8 @@ pub fn classify_incoming(bytes: &[u8], want: i64, token: Option<&str>) -> Seen {
             Seen::Answer(Outcome::Rpc { code: error.code, message: error.message })
         }
         Ok(Message::Notification { method, params }) if method == "notifications/progress" => {
-            let got = params.as_ref().and_then(|p| p.get("progressToken")).and_then(Value::as_str);
+            let got = params.as_deref().and_then(|p| jsonrpc::get_str(p, "progressToken"));
+            let got = got.as_deref();
             if token.is_some() && got == token {
                 Seen::Progress
             } else {
