@@ -160,6 +160,8 @@ pub struct CapabilityCounts {
     pub resources: u64,
     pub resource_templates: u64,
     pub prompts: u64,
+    /// Name clashes (`/status` only; absent from older servers: 0).
+    pub conflicts: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

@@ -74,6 +74,10 @@ pub struct ServerConfig {
     pub backoff_initial: Duration,
     /// Longest wait between attempts, default 30 s (`backoff_max_ms`).
     pub backoff_max: Duration,
+    /// How long after start list requests and `initialize` wait for every
+    /// enabled backend to connect or fail once, so that the first clients
+    /// see the whole catalog (`startup_grace_s`, default 10; 0: no wait).
+    pub startup_grace: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -131,7 +135,16 @@ pub struct BackendConfig {
     /// The endpoint as operators see it, decided on the unexpanded text:
     /// a `${VAR}` stays a reference, and secret-looking parts are `***`.
     pub shown: String,
+    /// `per_session`: each client session gets its own connection (a
+    /// process of its own for stdio), made at its first call and ended
+    /// with the session, so that server-to-client requests are routed
+    /// exactly and stateful servers keep clients apart. `None`: shared.
+    pub per_session: Option<usize>,
 }
+
+/// `max_instances` default: connections a `per_session` backend has at
+/// most (one per client session using it).
+pub const DEFAULT_MAX_INSTANCES: usize = 16;
 
 #[derive(Clone, PartialEq)]
 pub enum Transport {
@@ -318,6 +331,10 @@ pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(1000);
 /// `server.backoff_max_ms` default.
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_millis(30_000);
+/// `server.startup_grace_s` default.
+pub const DEFAULT_STARTUP_GRACE: Duration = Duration::from_secs(10);
+/// Longest `startup_grace_s`: clients would time out long before.
+const MAX_STARTUP_GRACE_S: f64 = 600.0;
 /// Environment variable naming the config file (second in the lookup chain).
 pub const CONFIG_ENV: &str = "MCP_SENTINEL_CONFIG";
 /// File names tried in the working directory, in order; `config.json` is
@@ -348,6 +365,7 @@ impl Default for ServerConfig {
             max_inflight_per_session: DEFAULT_MAX_INFLIGHT_PER_SESSION,
             backoff_initial: DEFAULT_BACKOFF_INITIAL,
             backoff_max: DEFAULT_BACKOFF_MAX,
+            startup_grace: DEFAULT_STARTUP_GRACE,
         }
     }
 }
@@ -895,9 +913,21 @@ fn parse_server(obj: Option<Obj<'_>>, file: &str) -> Result<ServerConfig, Bad> {
             "max_inflight_per_session",
             "backoff_initial_ms",
             "backoff_max_ms",
+            "startup_grace_s",
         ],
         file,
     );
+    if let Some(v) = o.get("startup_grace_s") {
+        s.startup_grace = match v.as_f64() {
+            Some(g) if (0.0..=MAX_STARTUP_GRACE_S).contains(&g) => Duration::from_secs_f64(g),
+            _ => {
+                return Err(o.bad(
+                    "startup_grace_s",
+                    format!("expected a number of seconds from 0 (no wait) to {MAX_STARTUP_GRACE_S}, found {v}"),
+                ))
+            }
+        };
+    }
     if let Some(listen) = o.str("listen")? {
         s.listen = check_listen(listen).map_err(|m| o.bad("listen", m))?;
     }
@@ -1115,7 +1145,7 @@ fn parse_token(o: &Obj<'_>, file: &str) -> Result<TokenConfig, Bad> {
 
 // ------------------------------------------------------------------ backends
 
-const BACKEND_KEYS: [&str; 13] = [
+const BACKEND_KEYS: [&str; 15] = [
     "type",
     "command",
     "args",
@@ -1129,6 +1159,8 @@ const BACKEND_KEYS: [&str; 13] = [
     "ping_interval_s",
     "prefix",
     "tools",
+    "per_session",
+    "max_instances",
 ];
 const COMMAND_KEYS: [&str; 4] = ["command", "args", "env", "cwd"];
 
@@ -1168,6 +1200,7 @@ fn parse_backend(
         tools: ToolFilter::default(),
         transport: Err(String::new()),
         shown: String::new(),
+        per_session: None,
     };
     let fail = |bad: Bad| format!("backend {name:?}: field {:?}: {}", bad.field, bad.message);
     let name_err = (!matches_charset(name, 64, |c| c.is_ascii_alphanumeric() || "_.-".contains(c)))
@@ -1214,6 +1247,16 @@ fn parse_backend(
     match parse_tools(&o, file, at) {
         Ok(t) => b.tools = t,
         Err(e) => keep_first(&mut first, fail(e)),
+    }
+    match (o.bool("per_session"), o.pos_int("max_instances")) {
+        (Ok(Some(true)), Ok(max)) => {
+            b.per_session = Some(max.map_or(DEFAULT_MAX_INSTANCES, |m| usize::try_from(m).unwrap_or(usize::MAX)))
+        }
+        (Ok(_), Ok(Some(_))) => {
+            keep_first(&mut first, fail(o.bad("max_instances", "applies only with \"per_session\": true")))
+        }
+        (Err(e), _) | (_, Err(e)) => keep_first(&mut first, fail(e)),
+        _ => {}
     }
     b.transport = match (name_err, transport, first) {
         (Some(e), _, _) | (None, Err(e), _) | (None, Ok(_), Some(e)) => Err(e),

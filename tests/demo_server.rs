@@ -118,7 +118,7 @@ fn stdio_initialize_paginate_and_echo() {
         }
     }
     assert_eq!(pages, 5, "page size 2 over 9 tools");
-    let want = ["echo", "add", "slow", "fail", "crash", "cancellations", "add_tool", "ask_client", "freeze"];
+    let want = ["echo", "add", "slow", "fail", "crash", "cancellations", "add_tool", "ask_client", "freeze", "note"];
     assert_eq!(names, want);
     let (_, r) = d.call(json!("e"), "tools/call", tool("echo", json!({"message": "hi"})));
     assert_eq!(r["result"]["content"][0], json!({"type": "text", "text": "hi"}));

@@ -312,6 +312,33 @@ fn legacy_sse_transport() {
 }
 
 #[test]
+fn an_oversized_request_is_answered_with_its_id_on_the_stream_too() {
+    let mut cfg = two_demos();
+    cfg["server"] = json!({"max_body_bytes": 1024});
+    let gw = Gateway::start(&cfg);
+    let mut s = SseStream::open(&gw.url("/sse"), &[]).expect("GET /sse");
+    let (_, endpoint) = s.next_event(T).expect("endpoint");
+    // The id last, as the Python SDK writes it, after 4 KB of arguments.
+    let big = "x".repeat(4096);
+    let body = format!(
+        r#"{{"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"{big}"}}}},"jsonrpc":"2.0","id":"call-9"}}"#
+    );
+    let r = http("POST", &gw.url(&endpoint), &[JSON], Some(body.as_bytes()));
+    assert_eq!(r.status, 413);
+    assert_eq!(r.json()["id"], "call-9", "{}", r.text());
+    // The client waits on its stream for that id: the error is there too.
+    let (_, e) = read_until_response(&mut s, &json!("call-9"));
+    assert_eq!(e["error"]["code"], -32600, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("max_body_bytes"), "{e}");
+    // The same over Streamable HTTP: the id is in the refusal.
+    let c = Client::init(&gw, "2025-06-18");
+    let body = format!(r#"{{"jsonrpc":"2.0","method":"tools/call","params":{{"message":"{big}"}},"id":77}}"#);
+    let r = http("POST", &c.url, &c.headers(), Some(body.as_bytes()));
+    assert_eq!(r.status, 413);
+    assert_eq!(r.json()["id"], 77, "{}", r.text());
+}
+
+#[test]
 fn sse_sessions_are_isolated() {
     let gw = Gateway::start(&two_demos());
     let mut streams = Vec::new();

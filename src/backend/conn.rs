@@ -25,6 +25,11 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+/// URL-mode elicitations remembered per connection for their completion.
+const KEPT_ELICITATIONS: usize = 256;
+/// Sent by a backend when a URL-mode elicitation finished out of band.
+const ELICITATION_COMPLETE: &str = "notifications/elicitation/complete";
+
 /// Messages queued for a backend's writer before senders are refused.
 const OUT_CAP: usize = 1024;
 
@@ -53,6 +58,11 @@ pub enum Sink {
 }
 
 impl Sink {
+    /// Fails the call before it reached a backend.
+    pub fn fail(self, e: ErrorObj) {
+        self.deliver(Reply::Done(Err(e)));
+    }
+
     fn deliver(self, reply: Reply) {
         match self {
             Sink::Chan(tx) => {
@@ -106,6 +116,9 @@ pub struct ConnSpec {
     /// The backend's per-request timeout (also how long a client gets to
     /// answer a request the backend makes).
     pub timeout: Duration,
+    /// The one client session this connection serves (`per_session`
+    /// backends): what it sends outside any call is that session's.
+    pub owner: Option<Weak<dyn ClientLink>>,
 }
 
 pub struct Conn {
@@ -117,6 +130,10 @@ pub struct Conn {
     /// Requests the backend made that a client is answering, by the id the
     /// backend gave them.
     inbound: Mutex<HashMap<Id, Inbound>>,
+    /// URL-mode elicitations sent to clients, by `elicitationId`, so that
+    /// the backend's later `notifications/elicitation/complete` reaches
+    /// the same client (newest last, at most [`KEPT_ELICITATIONS`]).
+    elicitations: Mutex<std::collections::VecDeque<(String, Arc<dyn ClientLink>)>>,
     next_id: AtomicI64,
     alive: AtomicBool,
     supervisor: Sender<SupervisorMsg>,
@@ -124,6 +141,7 @@ pub struct Conn {
     stats: Arc<Stats>,
     hub: Arc<dyn Hub>,
     timeout: Duration,
+    owner: Option<Weak<dyn ClientLink>>,
     me: Weak<Conn>,
     /// Negotiated revision with this backend (HTTP transports send it).
     pub protocol_version: Mutex<Option<String>>,
@@ -177,6 +195,7 @@ impl Conn {
             out: Mutex::new(Some(tx)),
             pending: Mutex::new(HashMap::new()),
             inbound: Mutex::new(HashMap::new()),
+            elicitations: Mutex::new(std::collections::VecDeque::new()),
             next_id: AtomicI64::new(1),
             alive: AtomicBool::new(true),
             supervisor: spec.supervisor.clone(),
@@ -184,6 +203,7 @@ impl Conn {
             stats: spec.stats.clone(),
             hub: spec.hub.clone(),
             timeout: spec.timeout,
+            owner: spec.owner.clone(),
             me: me.clone(),
             protocol_version: Mutex::new(None),
             gate: Mutex::new(None),
@@ -421,7 +441,10 @@ impl Conn {
         }
         match (sessions.len(), found) {
             (1, Some(c)) => Target::One(c),
-            (0, _) | (_, None) => Target::Nobody,
+            (0, _) | (_, None) => match self.owner.as_ref().and_then(Weak::upgrade) {
+                Some(owner) => Target::One(owner),
+                None => Target::Nobody,
+            },
             (n, _) => Target::Several(n),
         }
     }
@@ -445,6 +468,9 @@ impl Conn {
                     );
                     return self.answer(id, Err(ErrorObj::new(code::METHOD_NOT_FOUND, msg)));
                 }
+                if cap == ClientCap::ElicitationUrl {
+                    self.remember_elicitation(params.as_deref(), &client);
+                }
                 let answer = self.answer_later(id.clone());
                 if let Some(client_id) = client.request(m, params, self.timeout, answer) {
                     self.inbound.lock().insert(id, Inbound { client, client_id });
@@ -463,6 +489,15 @@ impl Conn {
                 self.answer(id, Err(ErrorObj::new(code::INTERNAL_ERROR, msg)));
             }
         }
+    }
+
+    fn remember_elicitation(&self, params: Option<&RawValue>, client: &Arc<dyn ClientLink>) {
+        let Some(eid) = params.and_then(|p| jsonrpc::get_str(p, "elicitationId")) else { return };
+        let mut g = self.elicitations.lock();
+        if g.len() >= KEPT_ELICITATIONS {
+            g.pop_front();
+        }
+        g.push_back((eid, client.clone()));
     }
 
     /// Sends the answer to a request the backend made.
@@ -508,6 +543,19 @@ impl Conn {
                     Target::Nobody | Target::Several(_) => self.hub.notification(&self.backend, &msg),
                 }
             }
+            ELICITATION_COMPLETE => {
+                let eid = params.as_deref().and_then(|p| jsonrpc::get_str(p, "elicitationId"));
+                let client = eid.and_then(|eid| {
+                    let mut g = self.elicitations.lock();
+                    let at = g.iter().position(|(e, _)| *e == eid)?;
+                    g.remove(at).map(|(_, c)| c)
+                });
+                let msg = Message::Notification { method: m.to_owned(), params };
+                match client {
+                    Some(c) => c.notify(&msg),
+                    None => self.hub.notification(&self.backend, &msg),
+                }
+            }
             method::CANCELLED => {
                 // The backend gave up on a request it made to a client.
                 let p = params.as_deref().map(jsonrpc::value_of);
@@ -523,7 +571,11 @@ impl Conn {
             }
             _ => {
                 let msg = Message::Notification { method: m.to_owned(), params };
-                self.hub.notification(&self.backend, &msg);
+                // A per-session connection's updates are its session's.
+                match self.owner.as_ref().and_then(Weak::upgrade) {
+                    Some(owner) => owner.notify(&msg),
+                    None => self.hub.notification(&self.backend, &msg),
+                }
             }
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod backoff;
 pub mod conn;
+pub mod instances;
 pub mod local;
 pub mod sse;
 pub mod stats;
@@ -18,12 +19,12 @@ use crate::codec::jsonrpc;
 use crate::codec::mcp::{self, method};
 use crate::codec::ErrorObj;
 use crate::config::{BackendConfig, Transport};
-use crate::route::Hub;
+use crate::route::{ClientLink, Hub};
 use crossbeam_channel::{bounded, select, Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -141,6 +142,8 @@ pub struct Backend {
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Where what the backend sends outside any call goes (the runtime).
     hub: Arc<dyn Hub>,
+    /// Per-session connections (`"per_session": true`).
+    instances: Arc<instances::Instances>,
 }
 
 impl Backend {
@@ -202,6 +205,7 @@ impl Backend {
             ctl,
             thread: Mutex::new(None),
             hub,
+            instances: Arc::default(),
         });
         let sup = Supervisor { backend: b.clone(), rx: ctl_rx, events, ring, generation: 0 };
         match crate::thread::spawn(format!("backend:{}", b.name), move || {
@@ -266,9 +270,52 @@ impl Backend {
         self.ctl.send_timeout(SupervisorMsg::Reconnect(reply), Duration::from_secs(5)).is_ok()
     }
 
+    /// Gives `ready` the connection a call of `session` goes to: the shared
+    /// one, or with `"per_session": true` the session's own (started now if
+    /// need be; `ready` is then called from the thread that started it).
+    pub fn conn_for_session(&self, session: &Arc<str>, owner: Weak<dyn ClientLink>, ready: instances::Ready) {
+        let Some(max) = self.config.per_session else {
+            return ready(self.conn_for_call());
+        };
+        // The shared connection being up says the backend can be reached
+        // and its catalog is known.
+        if let Err(e) = self.conn_for_call() {
+            return ready(Err(e));
+        }
+        let Ok(transport) = self.config.transport.clone() else {
+            return ready(self.conn_for_call());
+        };
+        let (unused, _) = bounded(1);
+        let spec = ConnSpec {
+            backend: self.name.clone(),
+            generation: 0,
+            // An instance's death or list change is nobody's business: the
+            // session's next call starts a new one.
+            supervisor: unused,
+            stats: self.stats.clone(),
+            hub: self.hub.clone(),
+            timeout: self.timeout(),
+            owner: Some(owner),
+        };
+        self.instances.with(&self.name, session, max, move || instances::open(&spec, &transport), ready);
+    }
+
+    /// Ends the per-session connections of sessions that are gone (admin tick).
+    pub fn prune_instances(&self, live: impl Fn(&str) -> bool) {
+        if self.config.per_session.is_some() {
+            self.instances.prune(live);
+        }
+    }
+
+    /// Per-session connections that are up.
+    pub fn instance_count(&self) -> usize {
+        self.instances.count()
+    }
+
     /// Stops the supervisor (closing the connection, killing a child) and
     /// waits for it, bounded by `wait`.
     pub fn stop(&self, wait: Duration) {
+        self.instances.close_all();
         let _ = self.ctl.send_timeout(SupervisorMsg::Stop, Duration::from_secs(1));
         let handshaking = {
             let mut g = self.handshaking.lock();
@@ -559,18 +606,9 @@ impl Supervisor {
             stats: b.stats.clone(),
             hub: b.hub.clone(),
             timeout: b.timeout(),
+            owner: None,
         };
-        let conn = match transport {
-            Transport::Stdio(cmd) => stdio::open(&spec, cmd)?,
-            Transport::Sse { url, headers, local, ca_cert } => {
-                let remote = sse::Remote::new(url, headers, ca_cert.as_ref());
-                sse::open(&spec, &remote, local.as_ref())?
-            }
-            Transport::StreamableHttp { url, headers, ca_cert } => {
-                let remote = sse::Remote::new(url, headers, ca_cert.as_ref());
-                streamable::open(&spec, &remote)?
-            }
-        };
+        let conn = open_transport(&spec, transport)?;
         {
             let mut g = b.handshaking.lock();
             if g.0 {
@@ -715,9 +753,32 @@ fn client_capabilities() -> Value {
     })
 }
 
+/// Opens a connection over the backend's transport (no handshake yet).
+fn open_transport(spec: &ConnSpec, transport: &Transport) -> Result<Arc<Conn>, String> {
+    match transport {
+        Transport::Stdio(cmd) => stdio::open(spec, cmd),
+        Transport::Sse { url, headers, local, ca_cert } => {
+            let remote = sse::Remote::new(url, headers, ca_cert.as_ref());
+            sse::open(spec, &remote, local.as_ref())
+        }
+        Transport::StreamableHttp { url, headers, ca_cert } => {
+            let remote = sse::Remote::new(url, headers, ca_cert.as_ref());
+            streamable::open(spec, &remote)
+        }
+    }
+}
+
 /// initialize → initialized → discovery. Returns (serverInfo, capabilities,
 /// protocol version, discovered capabilities).
 fn handshake(conn: &Conn, timeout: Duration) -> Result<(Value, Value, String, Discovered), String> {
+    let (info, caps, version) = initialize(conn, timeout)?;
+    let discovered = discover(conn, &caps, timeout)?;
+    Ok((info, caps, version, discovered))
+}
+
+/// initialize → initialized. Returns (serverInfo, capabilities, protocol
+/// version).
+fn initialize(conn: &Conn, timeout: Duration) -> Result<(Value, Value, String), String> {
     // The gateway routes sampling, elicitation and roots requests to the
     // client whose call the backend is serving (see `conn.rs`), and refuses
     // them, naming the capability, when that client did not declare it.
@@ -745,8 +806,7 @@ fn handshake(conn: &Conn, timeout: Duration) -> Result<(Value, Value, String, Di
     let info = init.get("serverInfo").cloned().unwrap_or(Value::Null);
     let caps = init.get("capabilities").cloned().unwrap_or_else(|| json!({}));
     conn.notify(method::INITIALIZED, None).map_err(|e| format!("sending initialized: {}", e.message))?;
-    let discovered = discover(conn, &caps, timeout)?;
-    Ok((info, caps, version, discovered))
+    Ok((info, caps, version))
 }
 
 /// Lists every kind the backend advertises, following cursors to the end.

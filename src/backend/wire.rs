@@ -118,6 +118,7 @@ mod tests {
             stats: Arc::new(Stats::default()),
             hub: Arc::new(crate::route::NoHub),
             timeout: Duration::from_secs(30),
+            owner: None,
         };
         let (c, rx) = Conn::new(&spec, None);
         (c, rx, srx)

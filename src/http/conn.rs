@@ -8,6 +8,7 @@
 use super::parse::{self, Chunked, Framing, Head, HttpError};
 use super::reactor::{Notice, Shared};
 use super::Response;
+use crate::codec::jsonrpc::IdScanner;
 use mio::net::TcpStream;
 use mio::Token;
 use parking_lot::Mutex;
@@ -42,7 +43,19 @@ struct BodyRead {
     limit: usize,
     body: Vec<u8>,
     chunked: Chunked,
+    /// Over its limit: read and thrown away, looking only for its
+    /// JSON-RPC id ([`IdScanner`]), so the refusal can name it.
+    discard: Option<Discard>,
 }
+
+struct Discard {
+    scan: IdScanner,
+    read: usize,
+}
+
+/// The largest too-large body read through (and thrown away) to find its
+/// id; a larger one is refused at once and the connection closed.
+const DISCARD_MAX: usize = 64 * 1024 * 1024;
 
 struct StreamState {
     chunked: bool,
@@ -119,6 +132,9 @@ pub(crate) enum ReadOutcome {
     Request(Ready),
     /// Answer with this error status and close.
     Refuse(HttpError),
+    /// The body was over its limit (read and thrown away): answer with the
+    /// handler's `too_large` and close. Carries the JSON-RPC id found in it.
+    TooLarge(Head, Option<Vec<u8>>),
     /// The peer is gone (EOF, error) or a timeout or limit ended it.
     Close,
 }
@@ -380,11 +396,14 @@ impl Io {
             };
             self.inbuf.drain(..used);
             let limit = body_limit(&head);
+            let mut discard = None;
             if let Framing::Length(n) = framing {
-                if n > limit {
+                if n > limit.max(DISCARD_MAX) || (n > limit && head.expects_continue()) {
                     return ReadOutcome::Refuse(HttpError { status: 413, message: "request body too large" });
                 }
-                if n > self.inbuf.len() && head.expects_continue() {
+                if n > limit {
+                    discard = Some(Discard { scan: IdScanner::default(), read: 0 });
+                } else if n > self.inbuf.len() && head.expects_continue() {
                     self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                     if self.flush().is_err() {
                         return ReadOutcome::Close;
@@ -393,12 +412,24 @@ impl Io {
             }
             self.phase = Phase::Body;
             self.since = Instant::now();
-            self.body = Some(BodyRead { head, framing, limit, body: Vec::new(), chunked: Chunked::default() });
+            self.body = Some(BodyRead { head, framing, limit, body: Vec::new(), chunked: Chunked::default(), discard });
         }
         let Some(b) = self.body.as_mut() else {
             self.phase = Phase::Head;
             return ReadOutcome::Wait;
         };
+        if let (Some(d), Framing::Length(n)) = (b.discard.as_mut(), b.framing) {
+            let take = (n - d.read).min(self.inbuf.len());
+            d.scan.push(&self.inbuf[..take]);
+            self.inbuf.drain(..take);
+            d.read += take;
+            if d.read < n {
+                return ReadOutcome::Wait;
+            }
+            let Some(b) = self.body.take() else { return ReadOutcome::Wait };
+            let id = b.discard.and_then(|d| d.scan.id().map(<[u8]>::to_vec));
+            return ReadOutcome::TooLarge(b.head, id);
+        }
         let complete = match b.framing {
             Framing::Length(n) => {
                 let take = (n - b.body.len()).min(self.inbuf.len());

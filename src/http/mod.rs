@@ -154,6 +154,13 @@ pub trait Handler: Send + Sync + 'static {
         let body = serde_json::json!({"error": {"code": status, "message": message}});
         Response::json(status, serde_json::to_vec(&body).unwrap_or_default())
     }
+    /// The response for a body over [`Handler::body_limit`] that was read
+    /// through (up to 64 MiB, then thrown away); `id` is the JSON text of
+    /// its top-level JSON-RPC `id`, if it had one. The connection closes
+    /// after it.
+    fn too_large(&self, _head: &Head, _id: Option<&[u8]>) -> Response {
+        self.refusal(413, "request body too large")
+    }
 }
 
 /// Sends requests to one of several handlers by path prefix: how the
@@ -197,6 +204,10 @@ impl Handler for Router {
 
     fn refusal(&self, status: u16, message: &str) -> Response {
         self.fallback.refusal(status, message)
+    }
+
+    fn too_large(&self, head: &Head, id: Option<&[u8]>) -> Response {
+        self.pick(head.path()).too_large(head, id)
     }
 }
 

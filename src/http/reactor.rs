@@ -268,6 +268,12 @@ impl Reactor {
                     }
                     return;
                 }
+                ReadOutcome::TooLarge(head, id) => {
+                    if !conn.refuse(&self.handler.too_large(&head, id.as_deref())) {
+                        self.close(t);
+                    }
+                    return;
+                }
                 ReadOutcome::Request(ready) => self.dispatch(&conn, ready),
             }
             outcome = conn.resume(scratch, &|h| self.handler.body_limit(h));

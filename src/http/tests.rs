@@ -111,9 +111,16 @@ fn bodies_chunked_continue_and_limits() {
     assert_eq!(&cont, b"HTTP/1.1 100 Continue\r\n\r\n");
     c.write_all(b"wxyz").expect("write");
     assert_eq!(read_response(&mut c).1, "POST /x 4");
+    // Over the limit: read through and thrown away (for its JSON-RPC id),
+    // then refused; the connection closes.
     c.write_all(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n").expect("write");
+    c.write_all(&[b' '; 2000]).expect("write");
     assert!(read_response(&mut c).0.starts_with("HTTP/1.1 413"));
     assert!(closed(&mut c), "a refused request closes the connection");
+    // Past 64 MiB it is refused at once, unread.
+    let mut c = connect(&s);
+    c.write_all(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 70000000\r\n\r\n").expect("write");
+    assert!(read_response(&mut c).0.starts_with("HTTP/1.1 413"));
     let mut c = connect(&s);
     c.write_all(format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n", "a".repeat(40_000)).as_bytes()).expect("write");
     assert!(read_response(&mut c).0.starts_with("HTTP/1.1 431"));

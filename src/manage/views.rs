@@ -39,7 +39,13 @@ pub fn status(snap: &Snapshot) -> Value {
             "failed": count(&|s| matches!(s, BackendState::Failed | BackendState::Disconnected)),
             "disabled": count(&|s| s == BackendState::Disabled),
         },
-        "capabilities": snap.capabilities,
+        "capabilities": {
+            "tools": snap.capabilities.tools,
+            "resources": snap.capabilities.resources,
+            "resource_templates": snap.capabilities.resource_templates,
+            "prompts": snap.capabilities.prompts,
+            "conflicts": snap.conflicts,
+        },
         "sessions": snap.sessions,
         "events": {"last_id": snap.last_event_id},
     })

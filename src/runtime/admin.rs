@@ -296,6 +296,10 @@ impl AdminLoop {
         }
         self.rt.sessions.expire_requests(now);
         self.rt.prune_subscriptions();
+        self.rt.check_grace();
+        for b in self.rt.backends() {
+            b.prune_instances(|id| self.rt.sessions.get(id).is_some());
+        }
     }
 
     fn shutdown(&self, reason: &str, listeners: Vec<Box<dyn Stoppable>>) {

@@ -149,8 +149,15 @@ impl Hub for RuntimeHub {
         let Some(cap) = ClientCap::of_request(m, params.as_deref()) else {
             return answer(Err(ErrorObj::new(code::METHOD_NOT_FOUND, format!("Method not found: {m}"))));
         };
-        let able: Vec<Arc<Session>> =
+        let mut able: Vec<Arc<Session>> =
             self.sessions().into_iter().filter(|s| s.is_ready() && s.supports(cap) && s.has_stream()).collect();
+        if cap == ClientCap::Roots && able.len() > 1 {
+            // Roots describe where the user works: the most recently
+            // active session's are the best answer (the backend cannot say
+            // which client it means).
+            able.sort_by_key(|s| s.idle_for());
+            able.truncate(1);
+        }
         match able.as_slice() {
             [one] => {
                 one.request(m, params, timeout, answer);

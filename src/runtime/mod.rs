@@ -130,7 +130,16 @@ pub struct Runtime {
     pub subscriptions: hub::Subscriptions,
     /// The log level last sent to backends (a rank in `route::LOG_LEVELS`).
     log_level: Mutex<Option<usize>>,
+    /// Client requests held until the catalog is complete (start-up
+    /// grace); `None` once released.
+    parked: Mutex<Option<Vec<Parked>>>,
 }
+
+/// A client request held during start-up: runs when released.
+pub type Parked = Box<dyn FnOnce() + Send>;
+
+/// Most requests held during start-up; more are answered at once.
+const MAX_PARKED: usize = 4096;
 
 impl Runtime {
     /// Builds the runtime and the admin loop that must be run (on the main
@@ -158,6 +167,7 @@ impl Runtime {
             hub: Arc::new(hub::RuntimeHub(me.clone())),
             subscriptions: hub::Subscriptions::default(),
             log_level: Mutex::new(None),
+            parked: Mutex::new(Some(Vec::new())),
         });
         let lp = admin::AdminLoop::new(rt.clone(), admin_rx, backend_rx);
         (rt, lp)
@@ -308,6 +318,41 @@ impl Runtime {
         }
     }
 
+    /// Holds a client request until every enabled backend has connected or
+    /// failed once, or `server.startup_grace_s` has passed, so that the
+    /// first clients see the whole catalog. `Err` gives it back: run it now.
+    pub fn park(&self, f: Parked) -> Result<(), Parked> {
+        let mut g = self.parked.lock();
+        match g.as_mut() {
+            Some(v) if v.len() < MAX_PARKED => {
+                if v.is_empty() {
+                    log::info!("holding client requests until the backends have connected");
+                }
+                v.push(f);
+                Ok(())
+            }
+            _ => Err(f),
+        }
+    }
+
+    /// Runs the held requests and stops holding (admin thread).
+    fn release_parked(&self, why: &str) {
+        let Some(held) = self.parked.lock().take() else { return };
+        if !held.is_empty() {
+            log::info!("answering {} held client requests ({why})", held.len());
+        }
+        for f in held {
+            f();
+        }
+    }
+
+    /// Releases held requests once the start-up grace has passed (admin tick).
+    fn check_grace(&self) {
+        if self.parked.lock().is_some() && self.started.elapsed() >= self.config().server.startup_grace {
+            self.release_parked("the start-up grace period ended");
+        }
+    }
+
     /// Starts every configured backend (admin thread, at start).
     fn start_backends(&self) {
         let cfg = self.config();
@@ -342,17 +387,17 @@ impl Runtime {
         let offline: Vec<Source<'_>> = down.into_iter().map(source).collect();
         let new = Arc::new(Registry::build_with_offline(&sources, &offline));
         let old = std::mem::replace(&mut *self.registry.write(), new.clone());
+        // Every new clash is reported, whether or not the merged lists
+        // changed: a backend whose every tool clashes changes nothing in
+        // them, and is exactly the case an operator must hear about.
+        let new_conflicts: Vec<&Conflict> = new.conflicts.iter().filter(|c| !old.conflicts.contains(c)).collect();
+        for c in new_conflicts {
+            let msg = format!("{} {:?} is also offered by '{}', which keeps it", c.kind, c.name, c.kept);
+            log::warn!("backend '{}': {msg} (give one of them a \"prefix\")", c.dropped);
+            self.events.push(Level::Warn, "capabilities.conflict", Some(&c.dropped), msg);
+        }
         let (tools, resources, prompts) = new.changed_kinds(&old);
         if tools || resources || prompts {
-            let new_conflicts: Vec<&Conflict> = new.conflicts.iter().filter(|c| !old.conflicts.contains(c)).collect();
-            for c in new_conflicts {
-                self.events.push(
-                    Level::Warn,
-                    "capabilities.conflict",
-                    Some(&c.dropped),
-                    format!("{} {:?} is also offered by '{}', which keeps it", c.kind, c.name, c.kept),
-                );
-            }
             self.events.push(
                 Level::Info,
                 "capabilities.updated",
@@ -368,6 +413,9 @@ impl Runtime {
             crate::transport::notify_list_changed(self, tools, resources, prompts);
         }
         self.update_state(seen.iter().map(|(_, state, _)| *state));
+        if self.first_discovery_done.load(Ordering::Relaxed) {
+            self.release_parked("every backend has connected or failed");
+        }
     }
 
     /// Recomputes the gateway state from the backends' states.
@@ -468,6 +516,7 @@ impl Runtime {
                 resource_templates: reg.templates.len(),
                 prompts: reg.prompts.len(),
             },
+            conflicts: reg.conflicts.len(),
             sessions: SessionCounts { active, sse, streamable_http: streamable },
             last_event_id: self.events.last_id(),
         }
@@ -523,6 +572,8 @@ pub struct Snapshot {
     pub listen_manage: Option<String>,
     pub backends: Vec<BackendSnapshot>,
     pub capabilities: CapCounts,
+    /// Capabilities dropped because an earlier backend offers the name.
+    pub conflicts: usize,
     pub sessions: SessionCounts,
     pub last_event_id: u64,
 }

@@ -4,7 +4,7 @@
 //! backend. Params travel as raw JSON: only the field the gateway rewrites
 //! (a prefixed name) is touched, the rest reaches the backend byte for byte.
 
-use crate::backend::{Conn, Sink};
+use crate::backend::{Backend, Conn, Sink};
 use crate::codec::jsonrpc::{self, Raw};
 use crate::codec::mcp::{self, method};
 use crate::codec::{code, ErrorObj, Id, Message};
@@ -28,7 +28,10 @@ pub enum Handled {
 /// A client request on its way to a backend.
 pub struct Forward {
     pub client_id: Id,
-    conn: Arc<Conn>,
+    backend: Arc<Backend>,
+    /// The shared connection (`None` for a `per_session` backend: the
+    /// session's own is found when sending).
+    conn: Option<Arc<Conn>>,
     method: &'static str,
     params: Option<Raw>,
     timeout: Duration,
@@ -44,9 +47,44 @@ impl Forward {
 
     /// Records the call in the session and sends it; its progress and
     /// answer go to `sink`. `Err` is the answer to give the client at once.
+    /// For a `per_session` backend whose instance is still starting, the
+    /// call is sent once it is up (or fails through `sink`).
     #[allow(clippy::result_large_err)] // an error answer is rare and goes out at once
-    pub fn send(self, session: &Session, sink: Sink) -> Result<(), Message> {
-        let Forward { client_id, conn, method, params, timeout, .. } = self;
+    pub fn send(self, session: &Arc<Session>, sink: Sink) -> Result<(), Message> {
+        let Forward { client_id, backend, conn, method, params, timeout, .. } = self;
+        let call = Call { client_id, method, params, timeout };
+        if let Some(conn) = conn {
+            return call.start(&conn, session, sink);
+        }
+        let owner: Arc<dyn crate::route::ClientLink> = session.clone();
+        let s = session.clone();
+        backend.conn_for_session(
+            &session.id,
+            Arc::downgrade(&owner),
+            Box::new(move |r| {
+                let id = call.client_id.clone();
+                let outcome = r.map_err(|e| Message::error(Some(id), e)).and_then(|c| call.start(&c, &s, sink.clone()));
+                if let Err(Message::Error { error, .. }) = outcome {
+                    sink.fail(error);
+                }
+            }),
+        );
+        Ok(())
+    }
+}
+
+/// The parts of a forwarded request that go to the backend.
+struct Call {
+    client_id: Id,
+    method: &'static str,
+    params: Option<Raw>,
+    timeout: Duration,
+}
+
+impl Call {
+    #[allow(clippy::result_large_err)]
+    fn start(self, conn: &Conn, session: &Session, sink: Sink) -> Result<(), Message> {
+        let Call { client_id, method, params, timeout } = self;
         let bid = conn.alloc_id();
         // Track before sending: the answer may come back before call() returns.
         match session.track_new(client_id.clone(), conn.handle(bid)) {
@@ -274,6 +312,11 @@ fn subscription(rt: &Runtime, session: &Session, id: Id, m: &str, params: Option
     let Some(owner) = reg.resource_ref_owner(&uri).cloned() else {
         return unknown_resource(id, &uri);
     };
+    let per_session = rt.backend(&owner).is_some_and(|b| b.config.per_session.is_some());
+    if per_session {
+        // The session's own connection holds its own subscriptions.
+        return forward(rt, id, &owner, m, params);
+    }
     if m == method::UNSUBSCRIBE {
         return match rt.subscriptions.remove(&uri, &session.id) {
             Some(true) => forward(rt, id, &owner, m, params),
@@ -333,6 +376,7 @@ fn forward(rt: &Runtime, id: Id, backend: &str, m: &str, params: Option<Raw>) ->
         Ok(c) => c,
         Err(e) => return Handled::Now(Message::error(Some(id), e)),
     };
+    let conn = b.config.per_session.is_none().then_some(conn);
     let Some(method) = method::forwarded(m) else {
         return err(id, code::METHOD_NOT_FOUND, format!("Method not found: {m}"));
     };
@@ -341,5 +385,6 @@ fn forward(rt: &Runtime, id: Id, backend: &str, m: &str, params: Option<Raw>) ->
         .and_then(|p| jsonrpc::get_field(p, "_meta"))
         .and_then(|m| jsonrpc::get_field(m, "progressToken"))
         .is_some();
-    Handled::Forward(Forward { client_id: id, conn, method, params, timeout: b.timeout(), wants_progress })
+    let timeout = b.timeout();
+    Handled::Forward(Forward { client_id: id, backend: b, conn, method, params, timeout, wants_progress })
 }

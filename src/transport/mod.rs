@@ -11,10 +11,11 @@ pub mod sse;
 pub mod streamable;
 
 use crate::codec::mcp::method;
-use crate::codec::{ErrorObj, Message};
+use crate::codec::{ErrorObj, Id, Message};
 use crate::config::ServerConfig;
 use crate::http::{self, Request, Responder, Response, StreamOpts};
 use crate::runtime::Runtime;
+use crate::session;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +52,30 @@ impl http::Handler for DataPlane {
         json_error(status, None, ErrorObj::new(crate::codec::code::INVALID_REQUEST, message))
     }
 
+    /// A body over `server.max_body_bytes`: the refusal carries the
+    /// request's id, and on the legacy transport it also goes on the
+    /// session's stream, where the client waits for every answer.
+    fn too_large(&self, head: &http::Head, id: Option<&[u8]>) -> Response {
+        let id =
+            id.and_then(|raw| serde_json::from_slice::<&serde_json::value::RawValue>(raw).ok()).and_then(Id::from_raw);
+        let limit = self.rt.config().server.max_body_bytes;
+        let err = ErrorObj::new(
+            crate::codec::code::INVALID_REQUEST,
+            format!("request body too large (server.max_body_bytes is {limit})"),
+        );
+        let legacy = matches!(head.path(), "/messages/" | "/messages");
+        if legacy && id.is_some() && origin_allowed(&self.rt.config().server.allowed_origins, head.header("Origin")) {
+            let query = head.query();
+            let sid = http::query_param(query, "session_id").or_else(|| http::query_param(query, "sessionId"));
+            if let Some(s) =
+                sid.and_then(|sid| self.rt.sessions.get(sid)).filter(|s| s.transport == session::Transport::Sse)
+            {
+                s.push(Message::error(id.clone(), err.clone()).to_bytes());
+            }
+        }
+        json_error(413, id, err)
+    }
+
     fn handle(&self, req: Request, res: Responder) {
         let rt = &self.rt;
         let cfg = rt.config();
@@ -60,14 +85,29 @@ impl http::Handler for DataPlane {
         if let Err(r) = check_origin(&cfg.server.allowed_origins, req.header("Origin")) {
             return res.send(r);
         }
-        match req.path() {
-            "/sse" => sse::get_stream(rt, req, res),
-            "/messages/" | "/messages" => sse::post_message(rt, req, res),
-            "/mcp" | "/mcp/" => streamable::handle(rt, req, res),
-            p => {
-                let msg = format!("no MCP endpoint at {}; use /sse or /mcp", crate::util::printable(p, 100));
-                res.send(json_error(404, None, ErrorObj::new(-32601, msg)));
+        let path = req.path();
+        if req.method() == "POST" && matches!(path, "/messages/" | "/messages" | "/mcp" | "/mcp/") {
+            // During start-up, held until the catalog is complete.
+            let rt2 = rt.clone();
+            let run: crate::runtime::Parked = Box::new(move || route(&rt2, req, res));
+            if let Err(run) = rt.park(run) {
+                run();
             }
+            return;
+        }
+        route(rt, req, res);
+    }
+}
+
+/// Sends a request to its endpoint.
+fn route(rt: &Arc<Runtime>, req: Request, res: Responder) {
+    match req.path() {
+        "/sse" => sse::get_stream(rt, req, res),
+        "/messages/" | "/messages" => sse::post_message(rt, req, res),
+        "/mcp" | "/mcp/" => streamable::handle(rt, req, res),
+        p => {
+            let msg = format!("no MCP endpoint at {}; use /sse or /mcp", crate::util::printable(p, 100));
+            res.send(json_error(404, None, ErrorObj::new(-32601, msg)));
         }
     }
 }

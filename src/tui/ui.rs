@@ -365,10 +365,17 @@ fn render_status(data: &Data, f: &mut Frame<'_>, area: Rect) {
     ]);
     let c = &s.capabilities;
     let ss = &s.sessions;
-    let caps = Line::raw(format!(
-        "tools {} · resources {} · templates {} · prompts {} · sessions {} ({} sse, {} http)",
-        c.tools, c.resources, c.resource_templates, c.prompts, ss.active, ss.sse, ss.streamable_http
-    ));
+    let mut caps = vec![Span::raw(format!(
+        "tools {} · resources {} · templates {} · prompts {}",
+        c.tools, c.resources, c.resource_templates, c.prompts
+    ))];
+    if c.conflicts > 0 {
+        // Dropped by a name clash: worth the operator's eye.
+        caps.push(Span::raw(" · "));
+        caps.push(Span::styled(format!("conflicts {}", c.conflicts), Style::new().fg(Color::Yellow)));
+    }
+    caps.push(Span::raw(format!(" · sessions {} ({} sse, {} http)", ss.active, ss.sse, ss.streamable_http)));
+    let caps = Line::from(caps);
     let mut listen = format!(
         "listen mcp {} · manage {}",
         s.listen.mcp.as_deref().unwrap_or("-"),
@@ -1084,7 +1091,15 @@ mod tests {
         }
         // Wide enough to show the error column's text.
         let s = screen(&view('1'), 120, 40);
-        assert_has(&s, &["connect to weather", "listen mcp 127.0.0.1:9000 · manage 127.0.0.1:9001"]);
+        assert_has(
+            &s,
+            &[
+                "connect to weather",
+                "listen mcp 127.0.0.1:9000 · manage 127.0.0.1:9001",
+                // The fixture's one name clash is counted where it shows.
+                "prompts 2 · conflicts 1 · sessions",
+            ],
+        );
     }
 
     #[test]

@@ -567,10 +567,35 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    /// The body as JSON; panics with the body when it is not.
+    /// The body as JSON; panics with the body when it is not. An SSE body
+    /// (a Streamable HTTP answer sent as a stream) gives its JSON-RPC
+    /// response: the last `message` event that is one.
     pub fn json(&self) -> Value {
+        if self.header("Content-Type").is_some_and(|t| t.starts_with("text/event-stream")) {
+            return self
+                .sse_messages()
+                .into_iter()
+                .rev()
+                .find(|m| m.get("result").is_some() || m.get("error").is_some())
+                .unwrap_or_else(|| panic!("HTTP {} SSE body holds no response: {:?}", self.status, self.text()));
+        }
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("HTTP {} body is not JSON ({e}): {:?}", self.status, self.text()))
+    }
+
+    /// The JSON data of every SSE event in the body (events without data,
+    /// such as a priming event, are skipped).
+    pub fn sse_messages(&self) -> Vec<Value> {
+        let mut dec = mcp_sentinel::codec::sse::SseDecoder::new(1 << 26);
+        dec.push(&self.body);
+        dec.push(b"\n\n");
+        let mut out = Vec::new();
+        while let Ok(Some(ev)) = dec.next_event() {
+            if let Ok(v) = serde_json::from_str::<Value>(&ev.data) {
+                out.push(v);
+            }
+        }
+        out
     }
 }
 

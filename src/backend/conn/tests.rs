@@ -16,6 +16,7 @@ fn spec() -> (ConnSpec, Receiver<SupervisorMsg>) {
         stats: Arc::new(Stats::default()),
         hub: Arc::new(NoHub),
         timeout: Duration::from_secs(5),
+        owner: None,
     };
     (spec, srx)
 }
@@ -384,4 +385,38 @@ fn delivering_progress_holds_no_lock_so_a_session_closing_in_it_cannot_deadlock(
         std::thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(c.in_flight(), 0);
+}
+
+#[test]
+fn a_url_elicitation_completes_at_the_client_that_got_it() {
+    let (c, out, _) = conn();
+    let (a, b) = (client("a", &[ClientCap::ElicitationUrl]), client("b", &[ClientCap::ElicitationUrl]));
+    let (via_a, _) = call_from(&c, &a);
+    call_from(&c, &b);
+    let _ = (sent(&out), sent(&out));
+    let p = json!({"mode": "url", "elicitationId": "e-1", "url": "https://example.com/x", "message": "go"});
+    c.handle_incoming_for(Message::request(Id::Num(5), "elicitation/create", Some(p)), Some(via_a));
+    assert_eq!(a.requests.lock().len(), 1);
+    // Later, outside any call: the completion goes to `a` only.
+    c.handle_incoming(Message::notification(
+        "notifications/elicitation/complete",
+        Some(json!({"elicitationId": "e-1"})),
+    ));
+    assert_eq!(a.notes.lock().len(), 1);
+    assert!(b.notes.lock().is_empty());
+}
+
+#[test]
+fn a_per_session_connection_sends_what_is_outside_any_call_to_its_session() {
+    let (mut spec, _sup) = spec();
+    let alice = client("alice", &[ClientCap::Roots]);
+    let link: Arc<dyn ClientLink> = alice.clone();
+    spec.owner = Some(Arc::downgrade(&link));
+    let (c, out) = Conn::new(&spec, None);
+    c.handle_incoming(Message::request(Id::Num(1), "roots/list", None));
+    assert_eq!(alice.requests.lock().len(), 1, "no call in flight, still hers");
+    c.handle_incoming(Message::notification("notifications/message", Some(json!({"level": "info", "data": "x"}))));
+    c.handle_incoming(Message::notification("notifications/resources/updated", Some(json!({"uri": "a://b"}))));
+    assert_eq!(alice.notes.lock().len(), 2);
+    assert!(out.try_recv().is_err());
 }

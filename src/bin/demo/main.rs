@@ -17,7 +17,8 @@ use std::sync::Arc;
 
 const USAGE: &str =
     "usage: mcp-sentinel-demo [--name NAME] [--sse ADDR | --http ADDR] [--mute] [--garbage] [--page-size N]
-                         [--pad-tools N] [--template URI_TEMPLATE]... [--chaos-crash P] [--chaos-hang P]";
+                         [--pad-tools N] [--template URI_TEMPLATE]... [--chaos-crash P] [--chaos-hang P]
+                         [--startup-delay-ms N]";
 
 /// Which transport to serve.
 #[derive(Debug, PartialEq)]
@@ -38,6 +39,8 @@ pub struct Opts {
     pub templates: Vec<String>,
     /// Failure injection on `tools/call` (soak tests).
     pub chaos: Chaos,
+    /// Wait this long before serving (a slow-starting server).
+    pub startup_delay_ms: u64,
 }
 
 /// A probability flag's value: a number from 0 to 1.
@@ -66,6 +69,7 @@ fn parse_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Opts
         pad_tools: 0,
         templates: Vec::new(),
         chaos: Chaos::default(),
+        startup_delay_ms: 0,
     };
     let mut p = lexopt::Parser::from_args(args);
     while let Some(arg) = p.next()? {
@@ -78,6 +82,7 @@ fn parse_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Opts
             Long("page-size") => o.page_size = p.value()?.parse()?,
             Long("pad-tools") => o.pad_tools = p.value()?.parse()?,
             Long("template") => o.templates.push(p.value()?.string()?),
+            Long("startup-delay-ms") => o.startup_delay_ms = p.value()?.parse()?,
             Long("chaos-crash") => o.chaos.crash = probability(&mut p).map_err(|e| flag_error("--chaos-crash", e))?,
             Long("chaos-hang") => o.chaos.hang = probability(&mut p).map_err(|e| flag_error("--chaos-hang", e))?,
             Short('h') | Long("help") => {
@@ -114,6 +119,8 @@ fn main() {
     srv.pad_tools = opts.pad_tools;
     srv.templates = opts.templates.clone();
     let srv = Arc::new(srv);
+    // A server that takes its time to start (the gateway's start-up grace).
+    std::thread::sleep(std::time::Duration::from_millis(opts.startup_delay_ms));
     let r = match &opts.transport {
         Transport::Stdio => serve_stdio(&srv, &opts),
         Transport::Sse(addr) => http::serve_sse(srv.clone(), addr, opts.mute),

@@ -39,6 +39,8 @@ pub struct Server {
     pub templates: Vec<String>,
     /// How many `extra_<n>` tools `add_tool` has registered.
     extra_tools: Mutex<u32>,
+    /// What `note` was given, in order.
+    notes: Mutex<Vec<String>>,
     /// Set by `freeze`: from then on the process answers nothing at all,
     /// like a server that hangs while its pipes stay open.
     frozen: AtomicBool,
@@ -129,6 +131,7 @@ impl Server {
             pad_tools: 0,
             templates: Vec::new(),
             extra_tools: Mutex::new(0),
+            notes: Mutex::new(Vec::new()),
             frozen: AtomicBool::new(false),
             chaos: Chaos::default(),
             rng: Mutex::new(0),
@@ -181,6 +184,8 @@ impl Server {
                     "params": {"type": "object", "description": "Optional params overriding the built-in ones"}}), &["method"])}),
             json!({"name": "freeze", "description": "Answers this call, then ignores every message (pings included) until the process is restarted.",
                 "inputSchema": obj(json!({}), &[])}),
+            json!({"name": "note", "description": "Adds a note to this process's memory and returns every note it holds (state, like a memory server).",
+                "inputSchema": obj(json!({"text": {"type": "string"}}), &["text"])}),
         ];
         for n in 1..=self.pad_tools {
             let words = "Looks up records in the archive and returns the matching entries with their metadata. ";
@@ -441,6 +446,15 @@ fn call_tool(srv: &Server, sess: &Session, id: &Id, name: &str, p: &Value) -> Re
             let list = Value::Array(sess.cancelled.lock().clone());
             Ok(Done::Result(json!({"content": [text(list.to_string())], "structuredContent": {"cancelled": list}})))
         }
+        "note" => {
+            let note = str_arg("text")?;
+            let all = {
+                let mut g = srv.notes.lock();
+                g.push(note.to_owned());
+                g.join("\n")
+            };
+            Ok(Done::Result(json!({"content": [text(all)]})))
+        }
         "add_tool" => {
             let n = {
                 let mut g = srv.extra_tools.lock();
@@ -587,7 +601,7 @@ mod tests {
         }
         assert_eq!(
             names,
-            ["echo", "add", "slow", "fail", "crash", "cancellations", "add_tool", "ask_client", "freeze"]
+            ["echo", "add", "slow", "fail", "crash", "cancellations", "add_tool", "ask_client", "freeze", "note"]
         );
     }
 
@@ -611,6 +625,8 @@ mod tests {
         assert_eq!((r["content"][0]["text"].clone(), r["structuredContent"]["sum"].clone()), (json!("5"), json!(5)));
         assert_eq!(c("add", json!({"a": 1.5, "b": 1}))["structuredContent"]["sum"], 2.5);
         assert_eq!(c("fail", json!({}))["isError"], true);
+        assert_eq!(c("note", json!({"text": "a"}))["content"][0]["text"], "a");
+        assert_eq!(c("note", json!({"text": "b"}))["content"][0]["text"], "a\nb");
         let e = call(&s, &x, "tools/call", json!({"name": "nope"}));
         assert_eq!(e["error"]["code"], -32602);
         let e = call(&s, &x, "tools/call", json!({"name": "echo", "arguments": {}}));
@@ -623,7 +639,7 @@ mod tests {
         let fx = handle(&s, &x, req("tools/call", json!({"name": "add_tool"})));
         assert!(matches!(&fx[0], Effect::Send(m) if m.method() == Some("notifications/tools/list_changed")));
         assert!(matches!(&fx[1], Effect::Send(Message::Response { .. })));
-        let r = call(&s, &x, "tools/list", json!({"cursor": "9"}));
+        let r = call(&s, &x, "tools/list", json!({"cursor": "10"}));
         assert_eq!(r["result"]["tools"][0]["name"], "extra_1");
         let r = call(&s, &x, "tools/call", json!({"name": "extra_1", "arguments": {"message": "m"}}));
         assert_eq!(r["result"]["content"][0]["text"], "m");
