@@ -152,7 +152,7 @@ impl Backend {
         config: BackendConfig,
         backoff: Policy,
         events: Sender<BackendEvent>,
-        ring: Arc<crate::runtime::events::EventRing>,
+        ring: Arc<crate::events::EventRing>,
         hub: Arc<dyn Hub>,
     ) -> Arc<Backend> {
         Backend::start_with(config, backoff, events, ring, hub, Carried::default())
@@ -167,7 +167,7 @@ impl Backend {
         config: BackendConfig,
         backoff: Policy,
         events: Sender<BackendEvent>,
-        ring: Arc<crate::runtime::events::EventRing>,
+        ring: Arc<crate::events::EventRing>,
     ) -> Arc<Backend> {
         let carried =
             Carried { restarts: old.status().restarts + 1, stats: old.stats.clone(), discovered: old.discovered() };
@@ -178,7 +178,7 @@ impl Backend {
         config: BackendConfig,
         backoff: Policy,
         events: Sender<BackendEvent>,
-        ring: Arc<crate::runtime::events::EventRing>,
+        ring: Arc<crate::events::EventRing>,
         hub: Arc<dyn Hub>,
         carried: Carried,
     ) -> Arc<Backend> {
@@ -363,11 +363,11 @@ struct Supervisor {
     backend: Arc<Backend>,
     rx: Receiver<SupervisorMsg>,
     events: Sender<BackendEvent>,
-    ring: Arc<crate::runtime::events::EventRing>,
+    ring: Arc<crate::events::EventRing>,
     generation: u64,
 }
 
-use crate::runtime::events::Level;
+use crate::events::Level;
 
 impl Supervisor {
     fn b(&self) -> &Backend {

@@ -6,9 +6,9 @@
 //! socket calls and buffer copies, never while calling out.
 
 use super::parse::{self, Chunked, Framing, Head, HttpError};
-use super::reactor::{Notice, Shared};
+use super::shared::{Notice, Shared};
 use super::Response;
-use crate::codec::jsonrpc::IdScanner;
+use crate::codec::idscan::IdScanner;
 use mio::net::TcpStream;
 use mio::Token;
 use parking_lot::Mutex;

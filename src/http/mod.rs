@@ -29,6 +29,7 @@
 mod conn;
 pub mod parse;
 mod reactor;
+mod shared;
 pub mod tls;
 
 pub use conn::{Responder, Stream, StreamClosed, StreamOpts};

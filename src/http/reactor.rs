@@ -4,6 +4,7 @@
 //! module documentation of [`crate::http`].
 
 use super::conn::{closing_response, Conn, ReadOutcome, Ready, Responder, Writable};
+use super::shared::{Notice, Shared};
 use super::{Handler, Limits, Request};
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use mio::net::{TcpListener, TcpStream};
@@ -26,33 +27,6 @@ const WORKERS: usize = 2;
 const WORK_QUEUE: usize = 32;
 /// Scratch space for one socket read.
 const SCRATCH: usize = 64 * 1024;
-
-/// Something another thread asks the reactor to do for a connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Notice {
-    /// The connection is free again and has input waiting: parse it.
-    Resume,
-    /// The connection was closed: run its hooks and forget it.
-    Close,
-}
-
-/// State the reactor shares with responders and the [`Server`] handle.
-pub(crate) struct Shared {
-    pub(crate) limits: Limits,
-    waker: Waker,
-    notices: Mutex<Vec<(Token, u64, Notice)>>,
-    stopping: AtomicBool,
-    open: AtomicUsize,
-    /// Accept failures for want of file descriptors (for the log and health).
-    pub(crate) fd_refusals: AtomicU64,
-}
-
-impl Shared {
-    pub(crate) fn notify(&self, token: Token, id: u64, n: Notice) {
-        self.notices.lock().push((token, id, n));
-        let _ = self.waker.wake();
-    }
-}
 
 /// A bound listener, not yet serving (its port is known before the
 /// handler is built: the management token file is named after it).

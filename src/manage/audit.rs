@@ -4,7 +4,7 @@
 //! Opened once at start (main thread) through [`crate::secfile::open_append`];
 //! lines are written by the manage listener's workers.
 
-use crate::runtime::events::{EventRing, Level};
+use crate::events::{EventRing, Level};
 use parking_lot::Mutex;
 use serde::Serialize;
 use std::fs::File;

@@ -5,8 +5,8 @@
 //! the `manage-admin` thread; event streams are fed by the event ring.
 
 use super::api::{Api, Body, Reply, KEEP_ALIVE};
+use crate::events::{Event, EventSink};
 use crate::http::{self, Request, Responder, Response, Stream, StreamOpts};
-use crate::runtime::events::{Event, EventSink};
 use crossbeam_channel::{bounded, Sender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,15 +10,14 @@
 //! objects.
 
 pub mod admin;
-pub mod events;
 pub mod hub;
 
 use crate::backend::{Backend, BackendEvent, Policy, State as BackendState};
 use crate::config::Config;
+use crate::events::{EventRing, Level};
 use crate::registry::{Conflict, Registry, Source};
 use crate::session::SessionTable;
 use crossbeam_channel::{bounded, Sender};
-use events::{EventRing, Level};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use serde_json::Value;
@@ -410,7 +409,7 @@ impl Runtime {
                     new.prompts.len()
                 ),
             );
-            crate::transport::notify_list_changed(self, tools, resources, prompts);
+            self.sessions.notify_list_changed(tools, resources, prompts);
         }
         self.update_state(seen.iter().map(|(_, state, _)| *state));
         if self.first_discovery_done.load(Ordering::Relaxed) {

@@ -10,7 +10,6 @@ pub mod dispatch;
 pub mod sse;
 pub mod streamable;
 
-use crate::codec::mcp::method;
 use crate::codec::{ErrorObj, Id, Message};
 use crate::config::ServerConfig;
 use crate::http::{self, Request, Responder, Response, StreamOpts};
@@ -108,23 +107,6 @@ fn route(rt: &Arc<Runtime>, req: Request, res: Responder) {
         p => {
             let msg = format!("no MCP endpoint at {}; use /sse or /mcp", crate::util::printable(p, 100));
             res.send(json_error(404, None, ErrorObj::new(-32601, msg)));
-        }
-    }
-}
-
-/// Tells every initialized session which lists changed.
-pub fn notify_list_changed(rt: &Runtime, tools: bool, resources: bool, prompts: bool) {
-    let mut msgs = Vec::new();
-    for (changed, m) in
-        [(tools, method::TOOLS_CHANGED), (resources, method::RESOURCES_CHANGED), (prompts, method::PROMPTS_CHANGED)]
-    {
-        if changed {
-            msgs.push(Message::notification(m, None).to_bytes());
-        }
-    }
-    for s in rt.sessions.all() {
-        for m in &msgs {
-            s.notify_all(m.clone());
         }
     }
 }

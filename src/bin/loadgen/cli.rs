@@ -258,8 +258,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
                     Some(Long("stop-file")) => o.stop_file = Some(value::<String>(&mut p, "--stop-file")?.into()),
                     Some(Long("skip-garbage")) => {
                         for name in value::<String>(&mut p, "--skip-garbage")?.split(',').filter(|n| !n.is_empty()) {
-                            if !crate::soak::GARBAGE_CASES.contains(&name) {
-                                let known = crate::soak::GARBAGE_CASES.join(", ");
+                            if !crate::garbage::GARBAGE_CASES.contains(&name) {
+                                let known = crate::garbage::GARBAGE_CASES.join(", ");
                                 return Err(format!("--skip-garbage: unknown case {name:?} (known: {known})"));
                             }
                             o.skip_garbage.push(name.to_owned());

@@ -16,6 +16,7 @@ mod burst;
 mod calls;
 mod cli;
 mod client;
+mod garbage;
 mod http;
 mod latch;
 mod soak;

@@ -15,19 +15,18 @@ use crate::codec::jsonrpc::{self, Raw};
 use crate::codec::{code, ErrorObj, Id, Message};
 use crate::http::Stream;
 use crate::route::{Answer, CallHandle, ClientCap, ClientLink};
+pub use channel::{Channel, REPLAY_BYTES, REPLAY_EVENTS};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod channel;
+
 /// A Streamable HTTP session that made no request after `initialize` is
 /// dropped after this (clients that probe and leave without DELETE).
 pub const UNUSED_TTL: Duration = Duration::from_secs(60);
-/// Events kept per stream for a client that reconnects with
-/// `Last-Event-ID`, at most this many and this many bytes.
-pub const REPLAY_EVENTS: usize = 64;
-pub const REPLAY_BYTES: usize = 1024 * 1024;
 /// Finished response streams a session keeps for a late resume.
 pub const KEPT_STREAMS: usize = 16;
 
@@ -71,129 +70,6 @@ impl ClientCaps {
         }
     }
 }
-
-/// One logical SSE stream: its events are numbered (`id: s<stream>-<n>`,
-/// on Streamable HTTP) and the last ones kept, so that a client whose
-/// connection dropped can resume with `Last-Event-ID` on a new connection.
-pub struct Channel {
-    number: u64,
-    ids: bool,
-    next: u64,
-    kept: VecDeque<(u64, Vec<u8>)>,
-    kept_bytes: usize,
-    live: Option<Stream>,
-    /// The stream's last event was sent: a resume replays and ends.
-    finished: bool,
-}
-
-impl Channel {
-    pub fn new(number: u64, ids: bool) -> Channel {
-        Channel { number, ids, next: 1, kept: VecDeque::new(), kept_bytes: 0, live: None, finished: false }
-    }
-
-    pub fn number(&self) -> u64 {
-        self.number
-    }
-
-    /// The SSE id of event `n` of this stream.
-    fn id_of(&self, n: u64) -> String {
-        format!("s{}-{n}", self.number)
-    }
-
-    /// Parses `s<stream>-<n>`.
-    pub fn parse_id(s: &str) -> Option<(u64, u64)> {
-        let (a, b) = s.trim().strip_prefix('s')?.split_once('-')?;
-        Some((a.parse().ok()?, b.parse().ok()?))
-    }
-
-    /// Attaches a connection and sends what it must see first: for a
-    /// client that can resume (2025-11-25), a priming event (an id, no
-    /// data) and the reconnect delay; for a resume, the events after
-    /// `after`. `false` if the connection is already gone.
-    pub fn attach(&mut self, stream: Stream, prime: bool, after: Option<u64>) -> bool {
-        let mut first = Vec::new();
-        if let Some(n) = after {
-            for (seq, bytes) in &self.kept {
-                if *seq > n {
-                    first.extend_from_slice(bytes);
-                }
-            }
-        } else if prime && self.ids {
-            let id = self.id_of(0);
-            first.extend_from_slice(format!("id: {id}\nretry: {RETRY_MS}\ndata: \n\n").as_bytes());
-        }
-        if !first.is_empty() && stream.send(&first).is_err() {
-            return false;
-        }
-        if self.finished {
-            stream.finish();
-            return true;
-        }
-        self.live = Some(stream);
-        true
-    }
-
-    /// Sends one event (numbered and kept when this channel has ids).
-    /// `Err` if a live connection is too far behind (its client stopped
-    /// reading): the caller decides what that costs the session.
-    pub fn send(&mut self, event: Option<&str>, data: &[u8]) -> Result<(), crate::http::StreamClosed> {
-        let mut bytes = Vec::with_capacity(data.len() + 48);
-        let id = self.ids.then(|| self.id_of(self.next));
-        crate::codec::sse::encode_event_bytes(&mut bytes, event, id.as_deref(), data);
-        if self.ids {
-            self.kept.push_back((self.next, bytes.clone()));
-            self.kept_bytes += bytes.len();
-            self.next += 1;
-            while self.kept.len() > REPLAY_EVENTS || self.kept_bytes > REPLAY_BYTES {
-                match self.kept.pop_front() {
-                    Some((_, b)) => self.kept_bytes -= b.len(),
-                    None => break,
-                }
-            }
-        }
-        match &self.live {
-            Some(s) => {
-                let r = s.send(&bytes);
-                if r.is_err() {
-                    self.live = None;
-                }
-                r
-            }
-            // No connection now: kept for a resume (ids), or dropped.
-            None => Ok(()),
-        }
-    }
-
-    /// A live connection is attached and open.
-    pub fn is_live(&self) -> bool {
-        self.live.as_ref().is_some_and(Stream::is_open)
-    }
-
-    /// The last event was sent: end the response (the connection may carry
-    /// another request).
-    pub fn finish(&mut self) {
-        self.finished = true;
-        if let Some(s) = self.live.take() {
-            s.finish();
-        }
-    }
-
-    /// Forgets the connection if it closed (its client left); kept
-    /// events stay. A newer connection attached since is left alone.
-    pub fn detach_if_closed(&mut self) {
-        if self.live.as_ref().is_some_and(|s| !s.is_open()) {
-            self.live = None;
-        }
-    }
-
-    /// Forgets the connection (its client left); kept events stay.
-    pub fn detach(&mut self) {
-        self.live = None;
-    }
-}
-
-/// The reconnect delay a resumable stream suggests (`retry:`).
-const RETRY_MS: u64 = 1000;
 
 /// A request sent to the client on a backend's behalf, waiting for its answer.
 struct Outstanding {
@@ -319,7 +195,7 @@ impl Session {
         let prime = self.resumable();
         let old = {
             let mut ch = self.stream.lock();
-            let old = ch.live.take();
+            let old = ch.take_live();
             if !ch.attach(stream, prime, after) {
                 return false;
             }
@@ -510,7 +386,7 @@ impl Session {
         if self.closed.swap(true, Ordering::Relaxed) {
             return;
         }
-        let live = self.stream.lock().live.take();
+        let live = self.stream.lock().take_live();
         drop(live);
         let calls: Vec<_> = self.inflight.lock().drain().collect();
         for (_, call) in calls {
@@ -682,6 +558,27 @@ impl SessionTable {
             self.remove(id);
         }
         stale.len()
+    }
+
+    /// Tells every initialized session with a stream which lists changed:
+    /// one `list_changed` per changed kind.
+    pub fn notify_list_changed(&self, tools: bool, resources: bool, prompts: bool) {
+        use crate::codec::mcp::method;
+        let kinds = [
+            (tools, method::TOOLS_CHANGED),
+            (resources, method::RESOURCES_CHANGED),
+            (prompts, method::PROMPTS_CHANGED),
+        ];
+        let msgs: Vec<Vec<u8>> = kinds
+            .iter()
+            .filter(|(changed, _)| *changed)
+            .map(|(_, m)| Message::notification(m, None).to_bytes())
+            .collect();
+        for s in self.all() {
+            for m in &msgs {
+                s.notify_all(m.clone());
+            }
+        }
     }
 
     /// Fails the requests to clients that are past their deadline.

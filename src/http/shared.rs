@@ -1,0 +1,36 @@
+//! What the reactor shares with the connections it serves and with the
+//! threads that answer on them: the listener's limits and the notice list
+//! through which any thread asks the reactor to act on a connection (a
+//! leaf, so that connections and the reactor do not depend on each other).
+
+use super::Limits;
+use mio::{Token, Waker};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+
+/// Something another thread asks the reactor to do for a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Notice {
+    /// The connection is free again and has input waiting: parse it.
+    Resume,
+    /// The connection was closed: run its hooks and forget it.
+    Close,
+}
+
+/// State the reactor shares with responders and the `Server` handle.
+pub(crate) struct Shared {
+    pub(crate) limits: Limits,
+    pub(super) waker: Waker,
+    pub(super) notices: Mutex<Vec<(Token, u64, Notice)>>,
+    pub(super) stopping: AtomicBool,
+    pub(super) open: AtomicUsize,
+    /// Accept failures for want of file descriptors (for the log and health).
+    pub(crate) fd_refusals: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn notify(&self, token: Token, id: u64, n: Notice) {
+        self.notices.lock().push((token, id, n));
+        let _ = self.waker.wake();
+    }
+}
