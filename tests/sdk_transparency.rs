@@ -25,7 +25,8 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -495,6 +496,34 @@ impl RawSession {
             .unwrap_or_else(|r| panic!("POST was not answered with an event stream: {} {}", r.status, r.text()))
     }
 
+    /// `GET /mcp` on a keep-alive connection (the harness's streams send
+    /// `Connection: close`), read up to the end of its first event: the
+    /// connection and what was read.
+    fn get_keepalive(&self) -> (TcpStream, String) {
+        let addr = self.url.trim_start_matches("http://").trim_end_matches("/mcp").to_owned();
+        let mut c = TcpStream::connect(&addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
+        let req = format!(
+            "GET /mcp HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nMcp-Session-Id: {}\r\n\
+             MCP-Protocol-Version: {}\r\n\r\n",
+            self.sid, self.version
+        );
+        c.write_all(req.as_bytes()).expect("write GET");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        // The head, then the first event (a blank line ends it).
+        while got.windows(4).filter(|w| w == b"\r\n\r\n").count() < 1
+            || !String::from_utf8_lossy(&got).split("\r\n\r\n").nth(1).is_some_and(|b| b.contains("\n\n"))
+        {
+            let n = c.read(&mut buf).expect("read GET /mcp");
+            assert!(n > 0, "GET /mcp closed early: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&got).into_owned();
+        assert!(text.starts_with("HTTP/1.1 200"), "GET /mcp: {text}");
+        (c, text)
+    }
+
     /// `GET /mcp`, resuming after `last_event_id` if given.
     fn get(&self, last_event_id: Option<&str>) -> Result<SseStream, Response> {
         let mut h = vec![("Mcp-Session-Id", self.sid.as_str()), ("MCP-Protocol-Version", self.version)];
@@ -564,6 +593,51 @@ fn get_stream_reopened_at_once_gets_the_notifications() {
     assert!(
         wait_data(&mut third, LIST_CHANGED, Duration::from_secs(10)).is_some(),
         "no tools/list_changed on the GET stream that replaced a stale one\n{}",
+        gw.log()
+    );
+}
+
+/// A notification sent while the session's GET stream (2025-11-25, primed
+/// with `retry: 1000`, so clients reconnect after a drop) is disconnected is
+/// kept: the client that resumes with `Last-Event-ID` gets it.
+#[test]
+fn get_stream_resumed_with_last_event_id_gets_what_was_sent_meanwhile() {
+    let Some(everything) = everything_backend() else { return };
+    let gw = Gateway::start(&json!({ "mcpServers": { "everything": everything } }));
+    let s = RawSession::open(&gw, "2025-11-25");
+    let call = |id: u32, method: &str, params: &str| {
+        let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#);
+        let mut r = s.post_stream(body.as_bytes());
+        let answer = wait_data(&mut r, &format!(r#""id":{id}"#), Duration::from_secs(10));
+        assert!(answer.as_deref().is_some_and(|a| a.contains("result")), "{method}: {answer:?}\n{}", gw.log());
+    };
+    // Like real clients (httpx, undici), a keep-alive connection: the
+    // gateway sees it close at once.
+    let (first, priming) = s.get_keepalive();
+    let last = priming
+        .lines()
+        .find_map(|l| l.strip_prefix("id: "))
+        .unwrap_or_else(|| panic!("the GET stream's priming event has no id: {priming:?}"))
+        .to_owned();
+    let uri = "demo://resource/static/document/architecture.md";
+    call(1, "resources/subscribe", &format!(r#"{{"uri":"{uri}"}}"#));
+    drop(first);
+    // The gateway's one reactor thread has seen the drop once two requests
+    // sent after it were answered one after the other.
+    for id in [2, 3] {
+        let r = s.post(format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#).as_bytes());
+        assert_eq!(r.status, 200, "ping: {}", r.text());
+    }
+    // server-everything writes the first update before this call's answer
+    // (the next ones come every 5 s): once the call is answered, the gateway
+    // has routed the update to this session.
+    call(4, "tools/call", r#"{"name":"toggle-subscriber-updates","arguments":{}}"#);
+    let mut resumed = s.get(Some(&last)).unwrap_or_else(|r| panic!("resume: {} {}\n{}", r.status, r.text(), gw.log()));
+    // At once: not the next round, 5 s later.
+    let got = wait_data(&mut resumed, "notifications/resources/updated", Duration::from_secs(2));
+    assert!(
+        got.is_some_and(|d| d.contains(uri)),
+        "the resources/updated sent while the GET stream was down was not replayed after Last-Event-ID {last}\n{}",
         gw.log()
     );
 }
