@@ -22,6 +22,8 @@ Scenarios (the tool names are server-everything's, unprefixed):
   a sampling request (a stdio backend cannot tell whose it is).
 - `pair_concurrent`: both sessions' sampling requests are outstanding at the
   same moment (their callbacks wait for each other).
+- `overlap_logs`: session A has a call in flight while B subscribes to a
+  resource; server-everything logs that subscribe while serving B's request.
 - `subscribe`: two sessions subscribe to different resources; server-everything's
   simulated updates (`toggle-subscriber-updates`) reach only the subscriber;
   unsubscribing stops them.
@@ -64,6 +66,7 @@ SCENARIOS = (
     "pair_sequential",
     "pair_overlap",
     "pair_concurrent",
+    "overlap_logs",
     "subscribe",
     "list_tools",
 )
@@ -294,6 +297,8 @@ async def scenario_nocaps(args: argparse.Namespace, out: dict[str, Any]) -> None
         out["sampling"] = await a.call("trigger-sampling-request", {"prompt": "nobody samples", "maxTokens": 5})
         out["elicitation"] = await a.call("trigger-elicitation-request", {})
         out["url"] = await a.call("trigger-url-elicitation", {"url": "https://example.com/none"})
+        # server-everything swallows a failed roots/list; the demo backend reports what it got.
+        out["roots"] = await a.call("demo__ask_client", {"method": "roots/list"})
     out["A"] = a.report()
     b = Client("B")
     async with connect(args, b, caps="form-only"):
@@ -340,6 +345,29 @@ async def scenario_pair_overlap(args: argparse.Namespace, out: dict[str, Any]) -
             # A's call is surely in flight at the backend once its first progress arrived.
             await bounded(a_progress.wait(), "A: first progress")
             out["B_call"] = await b.call("trigger-sampling-request", {"prompt": "asked-by-B", "maxTokens": 5})
+    out["A"] = a.report()
+    out["B"] = b.report()
+
+
+async def scenario_overlap_logs(args: argparse.Namespace, out: dict[str, Any]) -> None:
+    a, b = Client("A"), Client("B")
+    async with connect(args, a), connect(args, b) as sb:
+        a_progress = anyio.Event()
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            a_progress.set()
+
+        async def a_long() -> None:
+            out["A_call"] = await a.call(
+                "trigger-long-running-operation", {"duration": 2, "steps": 4}, progress_callback=on_progress
+            )
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a_long)
+            await bounded(a_progress.wait(), "A: first progress")
+            # server-everything logs (info) the subscribe while serving B's request.
+            await bounded(sb.subscribe_resource("demo://resource/static/document/features.md"), "B: subscribe")
+        await anyio.sleep(0.5)
     out["A"] = a.report()
     out["B"] = b.report()
 
