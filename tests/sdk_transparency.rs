@@ -18,6 +18,10 @@
 //!   as directly;
 //! - JSON travels byte for byte both ways.
 //!
+//! `a_log_of_an_ambiguous_call_reaches_only_its_session_*` are ignored: they
+//! show a gateway bug (a stdio backend's log sent while several sessions have
+//! calls in flight goes to every session), left for a decision on the policy.
+//!
 //! Needs the peers from `scripts/install-peers.sh` (the Python SDK venv and
 //! server-everything); without them a test is skipped with a message, except
 //! under CI=true, where it fails. Every process is killed by PID, every wait is
@@ -548,7 +552,9 @@ impl RawSession {
         while got.windows(4).filter(|w| w == b"\r\n\r\n").count() < 1
             || !String::from_utf8_lossy(&got).split("\r\n\r\n").nth(1).is_some_and(|b| b.contains("\n\n"))
         {
-            let n = c.read(&mut buf).expect("read GET /mcp");
+            let n = c.read(&mut buf).unwrap_or_else(|e| {
+                panic!("GET /mcp sent no complete first event within 10 s ({e}): {}", String::from_utf8_lossy(&got))
+            });
             assert!(n > 0, "GET /mcp closed early: {}", String::from_utf8_lossy(&got));
             got.extend_from_slice(&buf[..n]);
         }
