@@ -218,6 +218,17 @@ impl Session {
         self.stream.lock().is_live()
     }
 
+    /// Whether a notification for the session's own stream goes out now or
+    /// is kept for the client to get by resuming (`GET` with
+    /// `Last-Event-ID`): a connection is attached, or this Streamable HTTP
+    /// session's GET stream was open before and its client may come back
+    /// (after a drop, or as the `retry:` of the priming event tells it).
+    /// Its events are numbered and only the last ones kept
+    /// ([`REPLAY_EVENTS`], [`REPLAY_BYTES`]), so this costs bounded memory.
+    pub fn takes_notifications(&self) -> bool {
+        self.has_stream() || (self.transport == Transport::Streamable && self.attachment.load(Ordering::Relaxed) > 0)
+    }
+
     /// A new response stream for a call (Streamable HTTP), kept for a
     /// resume by `Last-Event-ID`.
     pub fn new_channel(&self) -> Arc<Mutex<Channel>> {
@@ -272,9 +283,10 @@ impl Session {
     }
 
     /// Queues an unsolicited message (list_changed): only to an initialized
-    /// session with a stream attached.
+    /// session with a stream attached, or kept for its resume
+    /// ([`Session::takes_notifications`]).
     pub fn notify_all(&self, msg: Vec<u8>) {
-        if self.initialized.load(Ordering::Relaxed) && self.has_stream() {
+        if self.initialized.load(Ordering::Relaxed) && self.takes_notifications() {
             self.push(msg);
         }
     }
@@ -437,7 +449,7 @@ impl ClientLink for Session {
     }
 
     fn notify(&self, msg: &Message) {
-        if self.has_stream() {
+        if self.takes_notifications() {
             self.push(msg.to_bytes());
         }
     }
@@ -676,6 +688,31 @@ mod tests {
         assert!(s.set_log_level("warning"));
         assert!(!s.admits_log("info") && s.admits_log("error"));
         assert!(!s.set_log_level("loud"));
+    }
+
+    #[test]
+    fn notifications_while_a_get_stream_is_away_are_kept_for_its_resume() {
+        let note = Message::notification(crate::codec::mcp::method::TOOLS_CHANGED, None);
+        let kept = |s: &Session| s.stream.lock().kept.len();
+        // A Streamable HTTP session that never opened its GET stream: nothing to resume.
+        let never = Session::new("a".into(), Transport::Streamable, "2025-11-25", 8);
+        never.initialized.store(true, Ordering::Relaxed);
+        never.notify(&note);
+        never.notify_all(note.to_bytes());
+        assert_eq!(kept(&never), 0);
+        // One whose GET stream was attached once and is gone now: kept, numbered.
+        let away = Session::new("b".into(), Transport::Streamable, "2025-11-25", 8);
+        away.initialized.store(true, Ordering::Relaxed);
+        away.attachment.store(1, Ordering::Relaxed);
+        assert!(!away.has_stream() && away.takes_notifications());
+        away.notify(&note);
+        away.notify_all(note.to_bytes());
+        assert_eq!(kept(&away), 2);
+        assert!(!away.closed.load(Ordering::Relaxed), "keeping events must not cost the session");
+        // Legacy SSE: the session is its stream; nothing is numbered or kept.
+        let sse = Session::new("c".into(), Transport::Sse, "2024-11-05", 8);
+        sse.attachment.store(1, Ordering::Relaxed);
+        assert!(!sse.takes_notifications());
     }
 
     #[test]

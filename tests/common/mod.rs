@@ -976,6 +976,17 @@ impl SseStream {
     pub fn at_eof(&self) -> bool {
         self.eof
     }
+
+    /// True once the stream has ended: the server closed the connection,
+    /// or ended a chunked response (the connection may carry more).
+    pub fn ended(&self) -> bool {
+        self.eof || self.chunked.as_ref().is_some_and(ChunkedDecoder::done)
+    }
+
+    /// The last `retry:` (reconnection delay, ms) the stream sent so far.
+    pub fn retry(&self) -> Option<u64> {
+        self.decoder.retry()
+    }
 }
 
 // ---------------------------------------------------------------------------
