@@ -18,10 +18,6 @@
 //!   as directly;
 //! - JSON travels byte for byte both ways.
 //!
-//! `a_log_of_an_ambiguous_call_reaches_only_its_session_*` are ignored: they
-//! show a gateway bug (a stdio backend's log sent while several sessions have
-//! calls in flight goes to every session), left for a decision on the policy.
-//!
 //! Needs the peers from `scripts/install-peers.sh` (the Python SDK venv and
 //! server-everything); without them a test is skipped with a message, except
 //! under CI=true, where it fails. Every process is killed by PID, every wait is
@@ -369,27 +365,32 @@ fn ambiguous_request_on_stdio(t: Transport) {
 }
 
 /// A log message a stdio backend sends while serving B's request, when A
-/// also has a call in flight there: the gateway cannot tell whose it is, and
-/// sends it to every session (`Target::Several` in `src/backend/conn.rs`
-/// goes to the hub's log broadcast), so A gets B's log. The contract says a
-/// message goes to exactly one session, never broadcast (list_changed
-/// aside); requests in the same situation are refused instead.
+/// also has a call in flight there: on a shared connection the gateway
+/// cannot tell whose it is, so it reaches no client (sending it to all
+/// would show A B's data; requests in the same case are refused). With
+/// `"per_session": true` each session has its own process, and B's log
+/// reaches B, and only B.
 fn ambiguous_log_on_stdio(t: Transport) {
     let Some(v) = through_stdio_everything("overlap_logs", t) else { return };
     assert_ok_showing(&v["A_call"], "A's long-running operation", &["Long running operation completed"]);
-    let (a, b) = (log_texts(&v["A"]), log_texts(&v["B"]));
-    assert!(b.iter().any(|l| l.contains("features.md")), "B's subscribe log did not reach B: {b:?}");
+    let a = log_texts(&v["A"]);
     assert!(!a.iter().any(|l| l.contains("features.md")), "B's log reached A: {a:?}");
+    let Some((python, mut everything)) = peers() else { return };
+    everything["per_session"] = json!(true);
+    let gw = Gateway::start(&stdio_config(&everything));
+    let v = client(&python, &gw.url(t.path()), t.arg(), "overlap_logs", &[], Some(&gw));
+    assert_ok_showing(&v["A_call"], "A's long-running operation", &["Long running operation completed"]);
+    let (a, b) = (log_texts(&v["A"]), log_texts(&v["B"]));
+    assert!(b.iter().any(|l| l.contains("features.md")), "per_session: B's subscribe log did not reach B: {b:?}");
+    assert!(!a.iter().any(|l| l.contains("features.md")), "per_session: B's log reached A: {a:?}");
 }
 
 #[test]
-#[ignore = "gateway bug: a stdio backend's log sent while several sessions have calls in flight goes to every session"]
 fn a_log_of_an_ambiguous_call_reaches_only_its_session_sse() {
     ambiguous_log_on_stdio(Transport::Sse);
 }
 
 #[test]
-#[ignore = "gateway bug: a stdio backend's log sent while several sessions have calls in flight goes to every session"]
 fn a_log_of_an_ambiguous_call_reaches_only_its_session_streamable_http() {
     ambiguous_log_on_stdio(Transport::Streamable);
 }

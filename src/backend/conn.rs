@@ -539,8 +539,18 @@ impl Conn {
                             c.notify(&msg);
                         }
                     }
-                    // Not tied to one client: every session that wants it.
-                    Target::Nobody | Target::Several(_) => self.hub.notification(&self.backend, &msg),
+                    // No call in flight: the backend's own news, for
+                    // every session that wants it.
+                    Target::Nobody => self.hub.notification(&self.backend, &msg),
+                    // It may belong to any of several sessions' calls:
+                    // sending it to all would show one client another's
+                    // data, so it goes to the gateway's log only (as a
+                    // request in this case is refused).
+                    Target::Several(n) => log::debug!(
+                        "backend '{}': a log message while {n} sessions have calls in flight; not forwarded: {}",
+                        self.backend,
+                        crate::backend::wire::snippet(&msg.to_bytes())
+                    ),
                 }
             }
             ELICITATION_COMPLETE => {

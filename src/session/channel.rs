@@ -131,6 +131,11 @@ impl Channel {
         self.live = None;
     }
 
+    /// Events kept for a resume.
+    pub fn kept_len(&self) -> usize {
+        self.kept.len()
+    }
+
     /// Takes the live connection out (to close it outside a lock).
     pub fn take_live(&mut self) -> Option<Stream> {
         self.live.take()

@@ -274,6 +274,14 @@ impl Session {
         let r = self.stream.lock().send(event, data);
         match r {
             Ok(()) => true,
+            // A Streamable HTTP session outlives its GET stream: the
+            // connection is dropped (its events stay for a resume), the
+            // session goes on.
+            Err(_) if self.transport == Transport::Streamable => {
+                log::info!("session {}: its GET stream is gone or not read; dropped it", self.id);
+                false
+            }
+            // A legacy session is its stream.
             Err(_) => {
                 log::warn!("session {}: the client is not reading its stream (or left); closing the session", self.id);
                 self.close();
@@ -693,7 +701,7 @@ mod tests {
     #[test]
     fn notifications_while_a_get_stream_is_away_are_kept_for_its_resume() {
         let note = Message::notification(crate::codec::mcp::method::TOOLS_CHANGED, None);
-        let kept = |s: &Session| s.stream.lock().kept.len();
+        let kept = |s: &Session| s.stream.lock().kept_len();
         // A Streamable HTTP session that never opened its GET stream: nothing to resume.
         let never = Session::new("a".into(), Transport::Streamable, "2025-11-25", 8);
         never.initialized.store(true, Ordering::Relaxed);
