@@ -4,8 +4,8 @@
 //!
 //! This is the first of ripgrep's two stages: [`parse`] turns the argument
 //! list into a typed, validated [`Command`] (no file access, no
-//! environment); `main` then locates and loads the config and applies the
-//! [`ServerArgs`] overrides (`config::Config::apply_overrides`).
+//! environment); `server` then locates and loads the config and applies
+//! [`ServerArgs::overrides`] to it (`config::Config::apply_overrides`).
 //!
 //! Every error is one line naming the flag, exit code 2. `--help`/`-h` and
 //! `--version`/`-V` win wherever they appear before `--`, so
@@ -18,6 +18,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use lexopt::prelude::*;
+
+use crate::config::Overrides;
 
 /// What the user asked for.
 #[derive(Debug, PartialEq)]
@@ -42,6 +44,14 @@ pub struct ServerArgs {
     pub manage_listen: Option<String>,
     pub manage_token_file: Option<PathBuf>,
     pub log_level: Option<String>,
+}
+
+impl ServerArgs {
+    /// The part of the flags that overrides the configuration file, kept
+    /// by the runtime to apply again on each reload.
+    pub fn overrides(&self) -> Overrides {
+        Overrides { listen: self.listen.clone(), manage_listen: self.manage_listen.clone() }
+    }
 }
 
 #[derive(Debug, Default, PartialEq)]

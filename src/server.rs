@@ -39,7 +39,7 @@ pub fn init_logging(level: Option<&str>) {
 pub fn load_config(args: &ServerArgs) -> Result<Config, (u8, String)> {
     let path = config::locate(args.config.as_deref()).map_err(|e| (EXIT_CONFIG, e.to_string()))?;
     let mut cfg = config::load(&path).map_err(|e| (EXIT_CONFIG, e.to_string()))?;
-    cfg.apply_overrides(args).map_err(|e| (EXIT_USAGE, e.to_string()))?;
+    cfg.apply_overrides(&args.overrides()).map_err(|e| (EXIT_USAGE, e.to_string()))?;
     Ok(cfg)
 }
 
@@ -208,7 +208,7 @@ pub fn start(args: &ServerArgs, extra_admin_token: Option<String>) -> Result<Run
         }
     }
     let (rt, admin) = Runtime::new(cfg);
-    rt.set_overrides(args.clone());
+    rt.set_overrides(args.overrides());
     admin.start_backends();
     let token_file = args.manage_token_file.clone();
     let extra = extra_admin_token.as_deref();

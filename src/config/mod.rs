@@ -27,6 +27,7 @@
 //! - this file: the types, their defaults and the entry points callers use;
 //! - `lookup.rs`: which file is read (`--config`, `$MCP_SENTINEL_CONFIG`,
 //!   `./mcp-sentinel.json`, `./config.json`);
+//! - `overrides.rs`: the command-line flags that win over the file;
 //! - `parse/`: the JSON walker and the section parsers;
 //! - `expand.rs`: `${VAR}` expansion and the registry of expanded values;
 //! - `redact.rs`: what operators are shown of endpoints, URLs and errors;
@@ -35,6 +36,7 @@
 mod error;
 mod expand;
 mod lookup;
+mod overrides;
 mod parse;
 mod redact;
 #[cfg(test)]
@@ -43,10 +45,9 @@ mod testing;
 pub use error::ConfigError;
 pub use expand::hide_expanded;
 pub use lookup::{locate, CONFIG_ENV, CONFIG_FILE_NAMES};
+pub use overrides::Overrides;
 pub use parse::{load, parse_str, parse_with_env};
 pub use redact::{redact_url, scrub_url};
-
-use parse::{check_exposure, check_listen};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -397,61 +398,13 @@ impl Config {
     pub fn default_with_backends(backends: Vec<BackendConfig>) -> Config {
         Config { path: None, backends, server: ServerConfig::default(), manage: ManageConfig::default() }
     }
-
-    /// Applies the command-line overrides (CLI flags win over the file).
-    /// Values are validated like the file's; the error's field names the
-    /// flag, e.g. `--listen`.
-    pub fn apply_overrides(&mut self, args: &crate::cli::ServerArgs) -> Result<(), ConfigError> {
-        let flag_err = |flag: &str, message: String| ConfigError { path: None, field: flag.to_string(), message };
-        if let Some(listen) = &args.listen {
-            self.server.listen = check_listen(listen).map_err(|m| flag_err("--listen", m))?;
-        }
-        if let Some(listen) = &args.manage_listen {
-            self.manage.listen = check_listen(listen).map_err(|m| flag_err("--manage-listen", m))?;
-            check_exposure(&self.manage).map_err(|m| flag_err("--manage-listen", m))?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{parse_ok, ServerArgs};
+    use super::testing::parse_ok;
     use super::*;
     use std::path::Path;
-
-    // ---- overrides
-
-    #[test]
-    fn overrides() {
-        let mut c = Config::default_with_backends(vec![]);
-        let args = ServerArgs {
-            listen: Some("0.0.0.0:8000".into()),
-            manage_listen: Some("127.0.0.1:0".into()),
-            ..ServerArgs::default()
-        };
-        c.apply_overrides(&args).unwrap();
-        assert_eq!(c.server.listen, "0.0.0.0:8000");
-        assert_eq!(c.manage.listen, "127.0.0.1:0");
-        // Nothing given: nothing changes.
-        let before = c.clone();
-        c.apply_overrides(&ServerArgs::default()).unwrap();
-        assert_eq!(c, before);
-    }
-
-    #[test]
-    fn override_errors_name_the_flag() {
-        let mut c = Config::default_with_backends(vec![]);
-        let args = ServerArgs { listen: Some("nope".into()), ..ServerArgs::default() };
-        assert_eq!(
-            c.apply_overrides(&args).unwrap_err().to_string(),
-            r#"field "--listen": expected an IP address and port such as "127.0.0.1:9000", found "nope""#
-        );
-        let args = ServerArgs { manage_listen: Some("10.0.0.1:9001".into()), ..ServerArgs::default() };
-        let e = c.apply_overrides(&args).unwrap_err();
-        assert_eq!(e.field, "--manage-listen");
-        assert!(e.message.contains("not a loopback address"), "{e}");
-    }
 
     // ---- tool filters
 

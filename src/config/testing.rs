@@ -4,8 +4,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub(super) use crate::cli::ServerArgs;
-
 use super::{parse_with_env, BackendConfig, Command, Config, ConfigError};
 
 pub(super) fn env(name: &str) -> Option<String> {
