@@ -6,6 +6,7 @@ pub mod cli;
 pub mod client;
 pub mod codec;
 pub mod config;
+pub mod exit;
 pub mod http;
 pub mod manage;
 pub mod profiles;

@@ -32,6 +32,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::config::Overrides;
+use crate::exit::{Fatal, Kind};
 use flags::err;
 use legacy::parse_legacy;
 use subcommands::{parse_profile, parse_server, parse_tui};
@@ -97,6 +98,12 @@ impl std::fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
+
+impl Fatal for UsageError {
+    fn kind(&self) -> Kind {
+        Kind::Usage
+    }
+}
 
 const SUBCOMMANDS: [&str; 3] = ["server", "tui", "profile"];
 

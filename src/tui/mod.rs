@@ -18,6 +18,7 @@ pub mod ui;
 
 use crate::cli::TuiArgs;
 use crate::client::{Target, TokenSource};
+use crate::exit::{Fatal, Kind};
 use crate::profiles::{self, Paths, ProfileError};
 use app::{Action, App, ProfileEntry};
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -62,11 +63,18 @@ pub enum TuiError {
 }
 
 impl TuiError {
+    /// The exit code `main` returns for this error.
     pub fn exit_code(&self) -> u8 {
+        self.kind().code()
+    }
+}
+
+impl Fatal for TuiError {
+    fn kind(&self) -> Kind {
         match self {
-            TuiError::Profile(e) => e.exit_code(),
-            TuiError::Usage(_) => 2,
-            TuiError::Terminal(_) => 1,
+            TuiError::Profile(e) => e.kind(),
+            TuiError::Usage(_) => Kind::Usage,
+            TuiError::Terminal(_) => Kind::Failure,
         }
     }
 }
