@@ -25,6 +25,7 @@ mod subcommands;
 #[cfg(test)]
 mod testing;
 
+pub use crate::tui::TuiArgs;
 pub use help::{help_text, version_text};
 pub use legacy::DEPRECATION_WARNING;
 
@@ -68,15 +69,6 @@ impl ServerArgs {
     pub fn overrides(&self) -> Overrides {
         Overrides { listen: self.listen.clone(), manage_listen: self.manage_listen.clone() }
     }
-}
-
-#[derive(Debug, Default, PartialEq)]
-pub struct TuiArgs {
-    pub profile: Option<String>,
-    pub url: Option<String>,
-    pub token_env: Option<String>,
-    pub token_file: Option<PathBuf>,
-    pub interval_s: Option<f64>,
 }
 
 #[derive(Debug, PartialEq)]

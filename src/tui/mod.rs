@@ -16,7 +16,6 @@ pub mod app;
 pub mod poll;
 pub mod ui;
 
-use crate::cli::TuiArgs;
 use crate::client::{Target, TokenSource};
 use crate::exit::{Fatal, Kind};
 use crate::profiles::{self, Paths, ProfileError};
@@ -99,6 +98,17 @@ impl From<ProfileError> for TuiError {
 
 fn term_err(e: std::io::Error) -> TuiError {
     TuiError::Terminal(e.to_string())
+}
+
+/// What `mcp-sentinel tui` was asked for on the command line (`cli`
+/// produces it, checked but not yet resolved against the profiles).
+#[derive(Debug, Default, PartialEq)]
+pub struct TuiArgs {
+    pub profile: Option<String>,
+    pub url: Option<String>,
+    pub token_env: Option<String>,
+    pub token_file: Option<std::path::PathBuf>,
+    pub interval_s: Option<f64>,
 }
 
 /// What to watch.
