@@ -7,6 +7,7 @@ pub mod client;
 pub mod codec;
 pub mod config;
 pub mod events;
+pub mod exit;
 pub mod http;
 pub mod manage;
 pub mod profiles;

@@ -1,7 +1,9 @@
-//! `mcp-sentinel`: parses the command line and dispatches; errors become
-//! exit codes (0 clean, 2 usage, 78 configuration, 1 anything else).
+//! `mcp-sentinel`: parses the command line and dispatches; a failure
+//! becomes its exit code in one place, `exit::fail` (0 clean, 2 usage, 78
+//! configuration, 1 anything else).
 
 use mcp_sentinel::cli::{self, Command, ProfileCmd};
+use mcp_sentinel::exit;
 use mcp_sentinel::profiles::{self, Paths, Profile, ProfileError};
 use mcp_sentinel::{server, tui};
 use std::process::ExitCode;
@@ -10,9 +12,9 @@ fn main() -> ExitCode {
     let cmd = match cli::parse(std::env::args_os().skip(1)) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("mcp-sentinel: {e}");
+            let code = exit::fail(&e);
             eprintln!("Run 'mcp-sentinel --help' for usage.");
-            return ExitCode::from(server::EXIT_USAGE);
+            return code;
         }
     };
     match cmd {
@@ -24,29 +26,17 @@ fn main() -> ExitCode {
             println!("mcp-sentinel {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Server(args) => server::run(args),
+        Command::Server(args) => exit::finish(server::run(args)),
         Command::Legacy { no_tui: true, args } => {
             eprintln!("mcp-sentinel: warning: {}", cli::DEPRECATION_WARNING);
-            server::run(args)
+            exit::finish(server::run(args))
         }
         Command::Legacy { no_tui: false, args } => {
             eprintln!("mcp-sentinel: warning: {}", cli::DEPRECATION_WARNING);
-            server::run_combined(args)
+            exit::finish(server::run_combined(args))
         }
-        Command::Tui(args) => match tui::run_cli(&args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("mcp-sentinel: {e}");
-                ExitCode::from(e.exit_code())
-            }
-        },
-        Command::Profile(cmd) => match profile(cmd) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("mcp-sentinel: {e}");
-                ExitCode::from(e.exit_code())
-            }
-        },
+        Command::Tui(args) => exit::finish(tui::run_cli(&args)),
+        Command::Profile(cmd) => exit::finish(profile(cmd)),
     }
 }
 

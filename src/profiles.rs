@@ -19,6 +19,7 @@
 //! and renames it over the old one.
 
 use crate::client::{Target, TokenSource};
+use crate::exit::{Fatal, Kind};
 use crate::secfile;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -60,7 +61,8 @@ pub struct Paths {
     pub state_dir: PathBuf,
 }
 
-/// Why a profile operation failed; `exit_code` tells `main` what to return.
+/// Why a profile operation failed; its kind ([`Fatal`]) decides `main`'s
+/// exit code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProfileError {
     /// Neither `XDG_CONFIG_HOME` nor `HOME` is usable.
@@ -77,11 +79,18 @@ pub enum ProfileError {
 }
 
 impl ProfileError {
+    /// The exit code `main` returns for this error.
     pub fn exit_code(&self) -> u8 {
+        self.kind().code()
+    }
+}
+
+impl Fatal for ProfileError {
+    fn kind(&self) -> Kind {
         match self {
-            ProfileError::NoHome(_) | ProfileError::Io { .. } => 1,
-            ProfileError::Corrupt { .. } | ProfileError::Unsafe { .. } => 78,
-            ProfileError::Usage(_) => 2,
+            ProfileError::NoHome(_) | ProfileError::Io { .. } => Kind::Failure,
+            ProfileError::Corrupt { .. } | ProfileError::Unsafe { .. } => Kind::Config,
+            ProfileError::Usage(_) => Kind::Usage,
         }
     }
 }

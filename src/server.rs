@@ -1,18 +1,79 @@
 //! The `server` subcommand: loads the configuration, builds the runtime,
 //! binds the listeners, routes signals to the admin loop and runs that loop
-//! on the calling (main) thread until shutdown.
+//! on the calling (main) thread until shutdown. What fails is returned as a
+//! [`ServerError`] of a [`Kind`]; `main` prints it and picks the exit code.
 
 use crate::cli::ServerArgs;
-use crate::config::{self, Config};
+use crate::config::{self, Config, ConfigError};
+use crate::exit::{Fatal, Kind};
 use crate::runtime::admin::Stoppable;
 use crate::runtime::{AdminCommand, Runtime};
-use std::process::ExitCode;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Exit code for configuration errors (sysexits EX_CONFIG).
-pub const EXIT_CONFIG: u8 = 78;
-pub const EXIT_USAGE: u8 = 2;
+/// Why the server did not start, or the combined mode ended in failure.
+#[derive(Debug)]
+pub enum ServerError {
+    /// The configuration file cannot be found, read or parsed.
+    Config(ConfigError),
+    /// A command-line override the configuration refuses; the error's
+    /// field names the flag.
+    Flag(ConfigError),
+    /// `manage.tls` with the management API on the data-plane listener,
+    /// which serves plain HTTP only. `file` is the configuration file.
+    SharedTls { file: String, listen: String },
+    /// The data-plane listener cannot be bound or started.
+    Listener(String),
+    /// The management API: its configuration, or its own listener.
+    Manage(crate::manage::StartError),
+    /// The legacy combined mode without a terminal to attach its TUI to.
+    NoTerminal,
+    /// The combined mode's log file cannot be placed or opened.
+    CombinedLog(String),
+    /// The combined mode's in-memory admin token cannot be generated.
+    Token(std::io::Error),
+    /// The combined mode's admin thread cannot be started.
+    Thread(std::io::Error),
+    /// The combined mode's TUI failed.
+    Tui(crate::tui::TuiError),
+}
+
+impl Fatal for ServerError {
+    fn kind(&self) -> Kind {
+        match self {
+            ServerError::Config(_) | ServerError::SharedTls { .. } | ServerError::CombinedLog(_) => Kind::Config,
+            ServerError::Manage(crate::manage::StartError::Config(_)) => Kind::Config,
+            ServerError::Flag(_) | ServerError::NoTerminal => Kind::Usage,
+            ServerError::Listener(_) | ServerError::Token(_) | ServerError::Thread(_) => Kind::Failure,
+            ServerError::Manage(crate::manage::StartError::Listener(_)) => Kind::Failure,
+            ServerError::Tui(e) => e.kind(),
+        }
+    }
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::Config(e) | ServerError::Flag(e) => write!(f, "{e}"),
+            ServerError::SharedTls { file, listen } => write!(
+                f,
+                "{file}: field \"manage.tls\": TLS needs the management API on its own listener; \
+                 set manage.listen to an address other than server.listen ({listen})"
+            ),
+            ServerError::Listener(m) | ServerError::CombinedLog(m) => f.write_str(m),
+            ServerError::Manage(e) => write!(f, "{e}"),
+            ServerError::NoTerminal => f.write_str(
+                "the combined mode needs a terminal; use 'mcp-sentinel server' (or --no-tui) to run without one",
+            ),
+            ServerError::Token(e) => write!(f, "cannot generate a token: {e}"),
+            ServerError::Thread(e) => write!(f, "cannot start the server thread: {e}"),
+            ServerError::Tui(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
 
 /// Initializes logging: `--log-level`, else `RUST_LOG`, else info; to
 /// stderr, or to `file` (the legacy combined mode, whose TUI owns the
@@ -35,11 +96,10 @@ pub fn init_logging(level: Option<&str>) {
 }
 
 /// Finds, reads and validates the configuration, then applies CLI flags.
-/// Errors are one line and come with their exit code.
-pub fn load_config(args: &ServerArgs) -> Result<Config, (u8, String)> {
-    let path = config::locate(args.config.as_deref()).map_err(|e| (EXIT_CONFIG, e.to_string()))?;
-    let mut cfg = config::load(&path).map_err(|e| (EXIT_CONFIG, e.to_string()))?;
-    cfg.apply_overrides(args).map_err(|e| (EXIT_USAGE, e.to_string()))?;
+pub fn load_config(args: &ServerArgs) -> Result<Config, ServerError> {
+    let path = config::locate(args.config.as_deref()).map_err(ServerError::Config)?;
+    let mut cfg = config::load(&path).map_err(ServerError::Config)?;
+    cfg.apply_overrides(&args.overrides()).map_err(ServerError::Flag)?;
     Ok(cfg)
 }
 
@@ -55,16 +115,12 @@ fn limit_malloc_arenas() {
     }
 }
 
-pub fn run(args: ServerArgs) -> ExitCode {
+/// `mcp-sentinel server`: runs until shutdown.
+pub fn run(args: ServerArgs) -> Result<(), ServerError> {
     limit_malloc_arenas();
     init_logging(args.log_level.as_deref());
-    match start(&args, None) {
-        Ok(running) => {
-            running.run();
-            ExitCode::SUCCESS
-        }
-        Err(code) => code,
-    }
+    start(&args, None)?.run();
+    Ok(())
 }
 
 /// The legacy combined mode (`mcp-sentinel [--host H] [--port P]`): the
@@ -72,57 +128,29 @@ pub fn run(args: ServerArgs) -> ExitCode {
 /// TUI stops the server, as the original did. The TUI talks to the server
 /// through the management API like any other client, with an admin token
 /// that exists only in memory. The server's log goes to a file.
-pub fn run_combined(args: ServerArgs) -> ExitCode {
+pub fn run_combined(args: ServerArgs) -> Result<(), ServerError> {
     use std::io::IsTerminal;
     limit_malloc_arenas();
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        eprintln!("mcp-sentinel: the combined mode needs a terminal; use 'mcp-sentinel server' (or --no-tui) to run without one");
-        return ExitCode::from(EXIT_USAGE);
+        return Err(ServerError::NoTerminal);
     }
-    match open_combined_log(crate::util::state_home()) {
-        Ok((path, f, notes)) => {
-            eprintln!("mcp-sentinel: server log: {}", path.display());
-            notes.iter().for_each(|n| eprintln!("mcp-sentinel: {n}"));
-            init_logging_to(args.log_level.as_deref(), Some(f));
-        }
-        Err(e) => {
-            eprintln!("mcp-sentinel: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    }
-    let token = match crate::util::random_hex(32) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("mcp-sentinel: cannot generate a token: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let running = match start(&args, Some(token.clone())) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
+    let (path, f, notes) = open_combined_log(crate::util::state_home()).map_err(ServerError::CombinedLog)?;
+    eprintln!("mcp-sentinel: server log: {}", path.display());
+    notes.iter().for_each(|n| eprintln!("mcp-sentinel: {n}"));
+    init_logging_to(args.log_level.as_deref(), Some(f));
+    let token = crate::util::random_hex(32).map_err(ServerError::Token)?;
+    let running = start(&args, Some(token.clone()))?;
     let rt = running.rt.clone();
     let scheme = if rt.config().manage.tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{}", rt.manage_addr().unwrap_or_default());
     // The admin loop gets its own thread (default stack: it parses configs).
-    let server = match std::thread::Builder::new().name("admin".into()).spawn(move || running.run()) {
-        Ok(h) => h,
-        Err(e) => {
-            eprintln!("mcp-sentinel: cannot start the server thread: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let server =
+        std::thread::Builder::new().name("admin".into()).spawn(move || running.run()).map_err(ServerError::Thread)?;
     let token = crate::client::TokenSource::InMemory(crate::client::Secret(token));
     let result = crate::tui::run_attached(&url, token);
     let _ = rt.admin().send(AdminCommand::Shutdown { reason: "the combined-mode TUI quit".into() });
     let _ = server.join();
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("mcp-sentinel: {e}");
-            ExitCode::from(e.exit_code())
-        }
-    }
+    result.map_err(ServerError::Tui)
 }
 
 /// The combined mode's log, `<state home>/mcp-sentinel/combined.log`,
@@ -161,15 +189,9 @@ impl Running {
 
 /// Loads the config and binds both listeners. `extra_admin_token` adds an
 /// in-memory admin token (the legacy combined mode's own TUI uses it).
-/// Errors have been printed; the value is the exit code.
-pub fn start(args: &ServerArgs, extra_admin_token: Option<String>) -> Result<Running, ExitCode> {
-    let cfg = match load_config(args) {
-        Ok(c) => c,
-        Err((code, msg)) => {
-            eprintln!("mcp-sentinel: {msg}");
-            return Err(ExitCode::from(code));
-        }
-    };
+/// On an error, the backends already started have been stopped.
+pub fn start(args: &ServerArgs, extra_admin_token: Option<String>) -> Result<Running, ServerError> {
+    let cfg = load_config(args)?;
     if let Some(p) = &cfg.path {
         log::info!("configuration: {} ({} backends)", p.display(), cfg.backends.len());
     }
@@ -184,13 +206,10 @@ pub fn start(args: &ServerArgs, extra_admin_token: Option<String>) -> Result<Run
     let shared = cfg.manage.listen == cfg.server.listen && !cfg.server.listen.ends_with(":0");
     if shared && cfg.manage.tls.is_some() {
         // The data plane is plain HTTP: sharing it would silently drop TLS.
-        eprintln!(
-            "mcp-sentinel: {}: field \"manage.tls\": TLS needs the management API on its own listener; \
-             set manage.listen to an address other than server.listen ({})",
-            cfg.path.as_ref().map_or_else(|| "configuration".to_owned(), |p| p.display().to_string()),
-            cfg.server.listen
-        );
-        return Err(ExitCode::from(EXIT_CONFIG));
+        return Err(ServerError::SharedTls {
+            file: cfg.path.as_ref().map_or_else(|| "configuration".to_owned(), |p| p.display().to_string()),
+            listen: cfg.server.listen,
+        });
     }
     let fd_limit = raise_fd_limit();
     let mut limits = crate::transport::limits(&cfg.server);
@@ -208,29 +227,28 @@ pub fn start(args: &ServerArgs, extra_admin_token: Option<String>) -> Result<Run
         }
     }
     let (rt, admin) = Runtime::new(cfg);
-    rt.set_overrides(args.clone());
+    rt.set_overrides(args.overrides());
     admin.start_backends();
     let token_file = args.manage_token_file.clone();
     let extra = extra_admin_token.as_deref();
-    let fail = |e: String, code: u8| {
-        eprintln!("mcp-sentinel: {e}");
+    let fail = |e: ServerError| {
         admin.abort();
-        Err(ExitCode::from(code))
+        Err(e)
     };
     let bound = match crate::http::bind(&listen) {
         Ok(b) => b,
-        Err(e) => return fail(e, 1),
+        Err(e) => return fail(ServerError::Listener(e)),
     };
     let data: Arc<dyn crate::http::Handler> = Arc::new(crate::transport::DataPlane::new(rt.clone()));
     let handler = if shared {
-        // A bad token source is a configuration error (78); a port in use is not (1).
+        // A bad token source is a configuration error; a port in use is not.
         let api = match crate::manage::build_api(&rt, bound.addr.port(), token_file.as_deref(), extra) {
             Ok(a) => a,
-            Err(e) => return fail(e, EXIT_CONFIG),
+            Err(e) => return fail(ServerError::Manage(crate::manage::StartError::Config(e))),
         };
         let manage: Arc<dyn crate::http::Handler> = match crate::manage::serve::Handler::new(api) {
             Ok(h) => Arc::new(h),
-            Err(e) => return fail(e, 1),
+            Err(e) => return fail(ServerError::Manage(crate::manage::StartError::Listener(e))),
         };
         Arc::new(crate::http::Router::new(data).route(|p| p.starts_with("/manage/") || p == "/metrics", manage))
     } else {
@@ -238,7 +256,7 @@ pub fn start(args: &ServerArgs, extra_admin_token: Option<String>) -> Result<Run
     };
     let server = match bound.serve("mcp", limits, None, handler) {
         Ok(s) => s,
-        Err(e) => return fail(e, 1),
+        Err(e) => return fail(ServerError::Listener(e)),
     };
     rt.set_mcp_addr(server.addr);
     rt.add_listener("data plane", server.alive());
@@ -265,11 +283,11 @@ pub fn start(args: &ServerArgs, extra_admin_token: Option<String>) -> Result<Run
                 rt.add_listener("management", l.alive());
                 listeners.push(Box::new(l));
             }
-            Err((e, is_config)) => {
+            Err(e) => {
                 for l in &listeners {
                     l.stop();
                 }
-                return fail(e, if is_config { EXIT_CONFIG } else { 1 });
+                return fail(ServerError::Manage(e));
             }
         }
     }

@@ -79,14 +79,35 @@ impl Stoppable for Listener {
     }
 }
 
+/// Why the management API did not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartError {
+    /// The TLS files, a token source, the generated token file or the
+    /// audit log: something the configuration names is wrong.
+    Config(String),
+    /// The listener itself: the address cannot be bound (a port in use),
+    /// or its threads cannot start.
+    Listener(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Config(m) | StartError::Listener(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
 /// Loads TLS, builds the API and starts the management listener on its
-/// own address. An error says whether it is a configuration error (TLS
+/// own address. The error says whether it is a configuration error (TLS
 /// files, token sources, audit file) rather than e.g. a port in use.
 pub fn start(
     rt: &Arc<Runtime>,
     token_file: Option<&Path>,
     extra_admin_token: Option<&str>,
-) -> Result<Listener, (String, bool)> {
+) -> Result<Listener, StartError> {
     let cfg = rt.config();
     let tls = match &cfg.manage.tls {
         Some(t) => {
@@ -100,19 +121,19 @@ pub fn start(
                 ),
                 Ok(None) => {}
                 Err(e) if e.kind == crate::secfile::ErrorKind::Unsafe => {
-                    return Err((format!("manage.tls.key: {e}"), true))
+                    return Err(StartError::Config(format!("manage.tls.key: {e}")))
                 }
                 Err(_) => {}
             }
-            Some(crate::http::tls::load("manage.tls", &t.cert, &t.key).map_err(|e| (e, true))?)
+            Some(crate::http::tls::load("manage.tls", &t.cert, &t.key).map_err(StartError::Config)?)
         }
         None => None,
     };
-    let bound = crate::http::bind(&cfg.manage.listen).map_err(|e| (e, false))?;
-    let api = build_api(rt, bound.addr.port(), token_file, extra_admin_token).map_err(|e| (e, true))?;
+    let bound = crate::http::bind(&cfg.manage.listen).map_err(StartError::Listener)?;
+    let api = build_api(rt, bound.addr.port(), token_file, extra_admin_token).map_err(StartError::Config)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let handler = Arc::new(serve::Handler::new(api).map_err(|e| (e, false))?);
-    let server = bound.serve("manage", serve::limits(), tls, handler).map_err(|e| (e, false))?;
+    let handler = Arc::new(serve::Handler::new(api).map_err(StartError::Listener)?);
+    let server = bound.serve("manage", serve::limits(), tls, handler).map_err(StartError::Listener)?;
     rt.set_manage_addr(server.addr.to_string());
     // The exact wording is what scripts and tests read for the bound port.
     log::info!("management API listening on {scheme}://{}{}", server.addr, api::PREFIX);

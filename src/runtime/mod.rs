@@ -120,7 +120,7 @@ pub struct Runtime {
     mcp_addr: Mutex<Option<SocketAddr>>,
     manage_addr: Mutex<Option<String>>,
     /// Command-line overrides, applied again to a reloaded file.
-    overrides: Mutex<crate::cli::ServerArgs>,
+    overrides: Mutex<crate::config::Overrides>,
     /// Each listener's name and whether its thread still runs (health).
     listeners: Mutex<Vec<(&'static str, Arc<AtomicBool>)>>,
     /// Backends' way to the sessions ([`hub::RuntimeHub`]).
@@ -161,7 +161,7 @@ impl Runtime {
             first_discovery_done: AtomicBool::new(false),
             mcp_addr: Mutex::new(None),
             manage_addr: Mutex::new(None),
-            overrides: Mutex::new(crate::cli::ServerArgs::default()),
+            overrides: Mutex::new(crate::config::Overrides::default()),
             listeners: Mutex::new(Vec::new()),
             hub: Arc::new(hub::RuntimeHub(me.clone())),
             subscriptions: hub::Subscriptions::default(),
@@ -215,8 +215,8 @@ impl Runtime {
         *self.mcp_addr.lock() = Some(a);
     }
 
-    pub fn set_overrides(&self, args: crate::cli::ServerArgs) {
-        *self.overrides.lock() = args;
+    pub fn set_overrides(&self, overrides: crate::config::Overrides) {
+        *self.overrides.lock() = overrides;
     }
 
     pub fn mcp_addr(&self) -> Option<SocketAddr> {

@@ -16,8 +16,8 @@ pub mod app;
 pub mod poll;
 pub mod ui;
 
-use crate::cli::TuiArgs;
 use crate::client::{Target, TokenSource};
+use crate::exit::{Fatal, Kind};
 use crate::profiles::{self, Paths, ProfileError};
 use app::{Action, App, ProfileEntry};
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -62,11 +62,18 @@ pub enum TuiError {
 }
 
 impl TuiError {
+    /// The exit code `main` returns for this error.
     pub fn exit_code(&self) -> u8 {
+        self.kind().code()
+    }
+}
+
+impl Fatal for TuiError {
+    fn kind(&self) -> Kind {
         match self {
-            TuiError::Profile(e) => e.exit_code(),
-            TuiError::Usage(_) => 2,
-            TuiError::Terminal(_) => 1,
+            TuiError::Profile(e) => e.kind(),
+            TuiError::Usage(_) => Kind::Usage,
+            TuiError::Terminal(_) => Kind::Failure,
         }
     }
 }
@@ -91,6 +98,17 @@ impl From<ProfileError> for TuiError {
 
 fn term_err(e: std::io::Error) -> TuiError {
     TuiError::Terminal(e.to_string())
+}
+
+/// What `mcp-sentinel tui` was asked for on the command line (`cli`
+/// produces it, checked but not yet resolved against the profiles).
+#[derive(Debug, Default, PartialEq)]
+pub struct TuiArgs {
+    pub profile: Option<String>,
+    pub url: Option<String>,
+    pub token_env: Option<String>,
+    pub token_file: Option<std::path::PathBuf>,
+    pub interval_s: Option<f64>,
 }
 
 /// What to watch.

@@ -1,0 +1,102 @@
+//! The texts of `--help` (one per subcommand and the top level) and
+//! `--version`.
+
+/// `mcp-sentinel VERSION`, for `--version`.
+pub fn version_text() -> String {
+    format!("mcp-sentinel {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Help for `topic` ("server", "tui", "profile"), or the top-level help.
+pub fn help_text(topic: Option<&str>) -> String {
+    let body = match topic {
+        Some("server") => SERVER_HELP,
+        Some("tui") => TUI_HELP,
+        Some("profile") => PROFILE_HELP,
+        _ => TOP_HELP,
+    };
+    format!("{}\n{body}", version_text())
+}
+
+const TOP_HELP: &str = "\
+An MCP gateway: many backend MCP servers behind one, with a management API.
+
+USAGE:
+    mcp-sentinel server  [--config PATH] [--listen ADDR] [--manage-listen ADDR]
+                         [--manage-token-file PATH] [--log-level LEVEL]
+    mcp-sentinel tui     [--profile NAME | --url URL [--token-env VAR | --token-file PATH]]
+                         [--interval SECS]
+    mcp-sentinel profile list | add NAME --url URL [--token-env VAR | --token-file PATH]
+                         [--ca-cert PEM] | remove NAME | use NAME
+    mcp-sentinel --help | --version
+
+COMMANDS:
+    server     Run the gateway: the MCP listener and the /manage/v1 API.
+    tui        Watch and operate a running server (never stops it).
+    profile    List, add, remove or select the servers the TUI talks to.
+
+Run 'mcp-sentinel COMMAND --help' for the options of a command.
+
+DEPRECATED (still works, prints a warning):
+    mcp-sentinel --no-tui [--host H] [--port P] [--log-level L] [--config PATH]
+        Same as 'mcp-sentinel server --listen H:P'.
+    mcp-sentinel [--host H] [--port P]
+        Runs the server and attaches the TUI; quitting the TUI stops the server.
+
+EXIT CODES: 0 clean shutdown, 2 usage error, 78 configuration error.
+";
+
+const SERVER_HELP: &str = "\
+Run the gateway: the MCP listener (data plane) and the /manage/v1 API.
+
+USAGE:
+    mcp-sentinel server [--config PATH] [--listen ADDR] [--manage-listen ADDR]
+                        [--manage-token-file PATH] [--log-level LEVEL]
+
+OPTIONS:
+    --config PATH              Config file. Default: $MCP_SENTINEL_CONFIG, else
+                               ./mcp-sentinel.json, else ./config.json.
+    --listen ADDR              MCP listener, IP:PORT (overrides server.listen;
+                               default 127.0.0.1:9000).
+    --manage-listen ADDR       Management API, IP:PORT (overrides manage.listen;
+                               default 127.0.0.1:9001).
+    --manage-token-file PATH   Where the generated admin token is written when
+                               the config has no manage.tokens. Default:
+                               $XDG_STATE_HOME/mcp-sentinel/manage-<port>.token
+    --log-level LEVEL          error, warn, info, debug or trace (else RUST_LOG).
+    -h, --help                 Show this help.
+";
+
+const TUI_HELP: &str = "\
+Watch and operate a running server through its /manage/v1 API. Quitting the
+TUI never stops a server it did not start.
+
+USAGE:
+    mcp-sentinel tui [--profile NAME | --url URL [--token-env VAR | --token-file PATH]]
+                     [--interval SECS]
+
+OPTIONS:
+    --profile NAME       Use this saved profile instead of the active one.
+    --url URL            Connect to this management URL (no profile).
+    --token-env VAR      With --url: read the bearer token from $VAR.
+    --token-file PATH    With --url: read the bearer token from PATH.
+    --interval SECS      Poll interval in seconds (default 1; fractions allowed).
+    -h, --help           Show this help.
+";
+
+const PROFILE_HELP: &str = "\
+Manage the TUI's profiles ($XDG_CONFIG_HOME/mcp-sentinel/profiles.json).
+
+USAGE:
+    mcp-sentinel profile list
+    mcp-sentinel profile add NAME --url URL [--token-env VAR | --token-file PATH]
+                             [--ca-cert PEM]
+    mcp-sentinel profile remove NAME
+    mcp-sentinel profile use NAME
+
+OPTIONS (add):
+    --url URL            Management URL, e.g. http://127.0.0.1:9001
+    --token-env VAR      Read the bearer token from $VAR.
+    --token-file PATH    Read the bearer token from PATH.
+    --ca-cert PEM        Trust this CA certificate (for a TLS management API).
+    -h, --help           Show this help.
+";

@@ -1,0 +1,110 @@
+//! Parsing a configuration file: the top level of both shapes here, the
+//! sections in [`server`], [`manage`] and [`backend`], all of them reading
+//! JSON through [`obj::Obj`], which names the dotted field of every
+//! complaint. Runs on the main thread (start) and the admin thread
+//! (reload); no I/O besides reading the file and the PEM files that
+//! backends name in `ca_cert`.
+
+mod backend;
+mod manage;
+mod obj;
+mod server;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::error::FieldError;
+use super::{Config, ConfigError};
+use backend::parse_backend;
+use manage::parse_manage;
+use obj::{describe, Obj};
+use server::parse_server;
+
+pub(super) use manage::check_exposure;
+
+/// Reads and parses a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        path: Some(path.to_path_buf()),
+        field: String::new(),
+        message: format!("cannot read the file: {e}"),
+    })?;
+    parse_str(&text, Some(path))
+}
+
+/// Parses config text; `path` is only used in messages and `Config::path`.
+/// `${VAR}` references are expanded from the process environment.
+pub fn parse_str(text: &str, path: Option<&Path>) -> Result<Config, ConfigError> {
+    parse_with_env(text, path, &|name| std::env::var(name).ok())
+}
+
+/// [`parse_str`] with the environment lookup passed in (for tests and for
+/// callers that resolve variables elsewhere).
+pub fn parse_with_env(
+    text: &str,
+    path: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let err =
+        |bad: FieldError| ConfigError { path: path.map(Path::to_path_buf), field: bad.field, message: bad.message };
+    let root: Value =
+        serde_json::from_str(text).map_err(|e| err(FieldError::new("", format!("not valid JSON: {e}"))))?;
+    let root = match root {
+        Value::Object(map) => map,
+        other => {
+            return Err(err(FieldError::new(
+                "",
+                format!("expected a JSON object at the top level, found {}", describe(&other)),
+            )))
+        }
+    };
+    let file = path.map_or_else(|| "<config>".to_string(), |p| p.display().to_string());
+    let mut config = Config::default_with_backends(Vec::new());
+    config.path = path.map(Path::to_path_buf);
+
+    // The current shape is recognised by any of its three keys; anything
+    // else is the legacy flat `{NAME: BACKEND}` object.
+    const TOP_KEYS: [&str; 3] = ["mcpServers", "server", "manage"];
+    let current = TOP_KEYS.iter().any(|k| root.contains_key(*k));
+    let (backends, backend_prefix) = if current {
+        let top = Obj::new(&root, "");
+        top.warn_unknown(&TOP_KEYS, &file);
+        config.server = parse_server(top.obj("server").map_err(err)?, &file).map_err(err)?;
+        config.manage = parse_manage(top.obj("manage").map_err(err)?, &file).map_err(err)?;
+        let backends = match top.get("mcpServers") {
+            None => None,
+            Some(Value::Object(m)) => Some(m),
+            Some(other) => {
+                return Err(err(FieldError::new(
+                    "mcpServers",
+                    format!("expected an object of backends, found {}", describe(other)),
+                )))
+            }
+        };
+        (backends, "mcpServers.")
+    } else {
+        (Some(&root), "")
+    };
+    if let Some(map) = backends {
+        config.backends = map
+            .iter()
+            .map(|(name, v)| parse_backend(name, v, env, &file, &format!("{backend_prefix}{name}")))
+            .collect();
+    }
+    config.withhold_secret_env();
+    Ok(config)
+}
+
+/// `ip:port` as std parses it (`[::1]:9000` for IPv6). Host names are not
+/// accepted: what a name resolves to is not something to guess at bind time.
+pub(super) fn check_listen(value: &str) -> Result<String, String> {
+    match value.parse::<SocketAddr>() {
+        Ok(_) => Ok(value.to_string()),
+        Err(_) => Err(format!("expected an IP address and port such as \"127.0.0.1:9000\", found {value:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests;
