@@ -4,7 +4,8 @@
 //! is unit-tested directly. Runs on the TUI's main thread.
 
 use super::poll::{Data, Done, Op, OpOk, Snapshot};
-use crate::client::{BackendView, ClientError, EventView, Names, Prompt, Resource, ResourceTemplate, Tool};
+use crate::api::{self, BackendView, Names, Prompt, Resource, ResourceTemplate, Tool};
+use crate::client::ClientError;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -112,7 +113,7 @@ pub struct App {
     /// The last successful snapshot's data; kept while the server is
     /// unreachable (shown as stale), cleared on a profile switch.
     pub data: Option<Data>,
-    pub events: Arc<Vec<EventView>>,
+    pub events: Arc<Vec<api::Event>>,
     pub view: View,
     pub mode: Mode,
     /// Per-view filter text (index: [`View::index`]).
@@ -179,13 +180,13 @@ impl App {
     pub fn resources(&self) -> Vec<&Resource> {
         let f = &self.filters[View::Resources.index()];
         let all = self.data.as_ref().map(|d| d.capabilities.resources.as_slice()).unwrap_or_default();
-        all.iter().filter(|r| matches(f, &[&r.uri, &r.name, &r.backend])).collect()
+        all.iter().filter(|r| matches(f, &[&r.uri, r.name.as_deref().unwrap_or(""), &r.backend])).collect()
     }
 
     pub fn templates(&self) -> Vec<&ResourceTemplate> {
         let f = &self.filters[View::Templates.index()];
         let all = self.data.as_ref().map(|d| d.capabilities.resource_templates.as_slice()).unwrap_or_default();
-        all.iter().filter(|r| matches(f, &[&r.uri_template, &r.name, &r.backend])).collect()
+        all.iter().filter(|r| matches(f, &[&r.uri_template, r.name.as_deref().unwrap_or(""), &r.backend])).collect()
     }
 
     pub fn prompts(&self) -> Vec<&Prompt> {
@@ -194,7 +195,7 @@ impl App {
         all.iter().filter(|p| matches(f, &[&p.name, &p.backend, p.description.as_deref().unwrap_or("")])).collect()
     }
 
-    pub fn event_rows(&self) -> Vec<&EventView> {
+    pub fn event_rows(&self) -> Vec<&api::Event> {
         let f = &self.filters[View::Events.index()];
         self.events
             .iter()
@@ -463,8 +464,8 @@ impl App {
         let prefix = if done.generation == self.generation { String::new() } else { format!("[{}] ", done.profile) };
         let (kind, text) = match done.result {
             Ok(OpOk::Reload(r)) => {
-                let rev = crate::client::value_text(&r.revision);
-                let mut parts = vec![format!("reload ok (revision {rev})")];
+                let r = r.report;
+                let mut parts = vec![format!("reload ok (revision {})", r.revision)];
                 for (label, names) in [("added", &r.added), ("removed", &r.removed), ("restarted", &r.restarted)] {
                     parts.push(format!("{label} {}", names_text(names)));
                 }
@@ -572,7 +573,7 @@ fn matches(filter: &str, fields: &[&str]) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::client::{BackendList, Capabilities, EventsPage, ReconnectResult, ReloadResult, Status};
+    use crate::api::{BackendList, Capabilities, EventList, ReconnectResult, ReloadResult, Status};
 
     pub fn fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {
         let path = format!("{}/tests/fixtures/manage/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -588,8 +589,8 @@ pub(crate) mod tests {
         }
     }
 
-    pub fn events() -> Arc<Vec<EventView>> {
-        Arc::new(fixture::<EventsPage>("events.json").events)
+    pub fn events() -> Arc<Vec<api::Event>> {
+        Arc::new(fixture::<EventList>("events.json").events)
     }
 
     pub fn profiles() -> Vec<ProfileEntry> {
@@ -927,14 +928,14 @@ pub(crate) mod tests {
         app.on_key(ch('k'));
         assert!(!app.follow_events);
         let mut more = (*events()).clone();
-        more.push(EventView { id: 8, message: "new".into(), ..Default::default() });
+        more.push(api::Event { id: 8, message: "new".into(), ..Default::default() });
         let mut s = snapshot(0, Ok(data()));
         s.events = Arc::new(more.clone());
         app.apply_snapshot(s);
         assert_eq!(app.selection(View::Events), Some(5), "not following: selection stays");
         app.on_key(key(KeyCode::End));
         assert!(app.follow_events);
-        more.push(EventView { id: 9, message: "newer".into(), ..Default::default() });
+        more.push(api::Event { id: 9, message: "newer".into(), ..Default::default() });
         let mut s = snapshot(0, Ok(data()));
         s.events = Arc::new(more);
         app.apply_snapshot(s);

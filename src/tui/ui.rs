@@ -12,7 +12,8 @@
 
 use super::app::{op_label, App, ConnState, Mode, NoticeKind, View, VIEWS};
 use super::poll::{Data, Op};
-use crate::client::{value_text, ClientError, Conflict};
+use crate::api::Conflict;
+use crate::client::ClientError;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span, Text};
@@ -344,12 +345,13 @@ fn render_status(data: &Data, f: &mut Frame<'_>, area: Rect) {
     let mut first = vec![
         Span::raw("state "),
         Span::styled(sv.state.clone(), server_state_style(&sv.state)),
-        Span::raw(format!(" · {} {} · up {}", sv.name, sv.version, uptime(sv.uptime_s))),
+        Span::raw(format!(" · {} {} · up {}", sv.name, sv.version, uptime(sv.uptime_s as f64))),
     ];
-    if let Some(pid) = sv.pid {
-        first.push(Span::raw(format!(" · pid {pid}")));
+    // 0: an older server that did not send it.
+    if sv.pid != 0 {
+        first.push(Span::raw(format!(" · pid {}", sv.pid)));
     }
-    first.push(Span::raw(format!(" · revision {}", value_text(&sv.revision))));
+    first.push(Span::raw(format!(" · revision {}", sv.revision)));
     let b = &s.backends;
     let backends = Line::from(vec![
         Span::raw(format!("backends {}: ", b.total)),
@@ -363,16 +365,17 @@ fn render_status(data: &Data, f: &mut Frame<'_>, area: Rect) {
         ),
         Span::raw(format!(", {} disabled", b.disabled)),
     ]);
-    let c = &s.capabilities;
+    let c = &s.capabilities.counts;
     let ss = &s.sessions;
     let mut caps = vec![Span::raw(format!(
         "tools {} · resources {} · templates {} · prompts {}",
         c.tools, c.resources, c.resource_templates, c.prompts
     ))];
-    if c.conflicts > 0 {
+    let conflicts = s.capabilities.conflicts;
+    if conflicts > 0 {
         // Dropped by a name clash: worth the operator's eye.
         caps.push(Span::raw(" · "));
-        caps.push(Span::styled(format!("conflicts {}", c.conflicts), Style::new().fg(Color::Yellow)));
+        caps.push(Span::styled(format!("conflicts {conflicts}"), Style::new().fg(Color::Yellow)));
     }
     caps.push(Span::raw(format!(" · sessions {} ({} sse, {} http)", ss.active, ss.sse, ss.streamable_http)));
     let caps = Line::from(caps);
@@ -442,7 +445,9 @@ fn render_resources(app: &App, data: &Data, state: &mut TableState, f: &mut Fram
     let cols = [Col::new("URI", 16), Col::new("NAME", 8), Col::new("BACKEND", 8)];
     let rows = items
         .iter()
-        .map(|r| vec![Span::raw(r.uri.clone()), Span::raw(r.name.clone()), Span::raw(r.backend.clone())])
+        .map(|r| {
+            vec![Span::raw(r.uri.clone()), Span::raw(r.name.clone().unwrap_or_default()), Span::raw(r.backend.clone())]
+        })
         .collect();
     let table = FitTable { cols: &cols, rows };
     let (list, detail) = list_and_detail(area, &table);
@@ -451,7 +456,7 @@ fn render_resources(app: &App, data: &Data, state: &mut TableState, f: &mut Fram
     let text = app.selection(View::Resources).and_then(|i| items.get(i)).map(|r| {
         let mut lines = vec![
             field_line("uri", &r.uri),
-            field_line("name", &r.name),
+            field_line("name", r.name.as_deref().unwrap_or("-")),
             field_line("backend", &r.backend),
             field_line("mime type", r.mime_type.as_deref().unwrap_or("-")),
         ];
@@ -467,7 +472,13 @@ fn render_templates(app: &App, data: &Data, state: &mut TableState, f: &mut Fram
     let cols = [Col::new("URI TEMPLATE", 16), Col::new("NAME", 8), Col::new("BACKEND", 8)];
     let rows = items
         .iter()
-        .map(|r| vec![Span::raw(r.uri_template.clone()), Span::raw(r.name.clone()), Span::raw(r.backend.clone())])
+        .map(|r| {
+            vec![
+                Span::raw(r.uri_template.clone()),
+                Span::raw(r.name.clone().unwrap_or_default()),
+                Span::raw(r.backend.clone()),
+            ]
+        })
         .collect();
     let table = FitTable { cols: &cols, rows };
     let (list, detail) = list_and_detail(area, &table);
@@ -476,7 +487,7 @@ fn render_templates(app: &App, data: &Data, state: &mut TableState, f: &mut Fram
     let text = app.selection(View::Templates).and_then(|i| items.get(i)).map(|r| {
         let mut lines = vec![
             field_line("uri template", &r.uri_template),
-            field_line("name", &r.name),
+            field_line("name", r.name.as_deref().unwrap_or("-")),
             field_line("backend", &r.backend),
         ];
         lines.extend(description(r.description.as_deref()));
@@ -510,7 +521,7 @@ fn render_prompts(app: &App, data: &Data, state: &mut TableState, f: &mut Frame<
         for a in &p.arguments {
             let req = if a.required { " (required)" } else { "" };
             let desc = a.description.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
-            lines.push(Line::raw(format!("  {}{req}{desc}", a.name)));
+            lines.push(Line::raw(format!("  {}{req}{desc}", a.name.as_deref().unwrap_or("-"))));
         }
         lines.extend(conflict_lines(&data.capabilities.conflicts, "prompt", &p.name));
         lines
@@ -1011,6 +1022,27 @@ fn seconds(s: f64) -> String {
     }
 }
 
+/// A JSON value meant for display (a backend's `serverInfo`): a string as
+/// is, null as `-`, anything else as compact JSON.
+fn value_text(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        Value::Object(o) => {
+            // serverInfo: "name version" reads better than JSON.
+            let name = o.get("name").and_then(Value::as_str);
+            let version = o.get("version").and_then(Value::as_str);
+            match (name, version) {
+                (Some(n), Some(v)) => format!("{n} {v}"),
+                (Some(n), None) => n.to_string(),
+                _ => v.to_string(),
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::app::tests::{ch, connected, data, profiles, snapshot};
@@ -1176,10 +1208,10 @@ mod tests {
     }
 
     /// `n` events, `message 01` …, as a poll of a busy server gives them.
-    fn many_events(n: u64) -> Arc<Vec<crate::client::EventView>> {
+    fn many_events(n: u64) -> Arc<Vec<crate::api::Event>> {
         Arc::new(
             (1..=n)
-                .map(|i| crate::client::EventView {
+                .map(|i| crate::api::Event {
                     id: i,
                     time: "2026-11-24T10:00:00.000Z".into(),
                     level: "info".into(),
@@ -1391,9 +1423,9 @@ mod tests {
         let caps = Arc::make_mut(&mut d.capabilities);
         caps.resources = ["readme", "config.json", "items/index.json"]
             .iter()
-            .map(|r| crate::client::Resource {
+            .map(|r| crate::api::Resource {
                 uri: format!("demo://alpha/{r}"),
-                name: r.to_string(),
+                name: Some(r.to_string()),
                 backend: "alpha".into(),
                 ..Default::default()
             })
