@@ -193,7 +193,7 @@ fn short_type(kind: &str) -> String {
 mod tests {
     use super::super::testing::*;
     use super::*;
-    use crate::tui::app::tests::ch;
+    use crate::tui::app::testing::ch;
 
     #[test]
     fn backends_view() {

@@ -223,7 +223,7 @@ fn render_detail(app: &App, text: Option<Vec<Line<'static>>>, f: &mut Frame<'_>,
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use crate::tui::app::tests::ch;
+    use crate::tui::app::testing::ch;
     use std::sync::Arc;
 
     #[test]

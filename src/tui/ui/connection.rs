@@ -90,7 +90,7 @@ fn token_source_hint() -> [&'static str; 4] {
 mod tests {
     use super::super::testing::*;
     use super::*;
-    use crate::tui::app::tests::profiles;
+    use crate::tui::app::testing::profiles;
     use std::time::Duration;
 
     #[test]

@@ -160,7 +160,7 @@ fn render_footer(app: &App, f: &mut Frame<'_>, area: Rect) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::app::tests::{ch, connected, data, snapshot};
+    use super::super::app::testing::{ch, connected, data, snapshot};
     use super::super::app::Notice;
     use super::testing::*;
     use super::*;

@@ -95,7 +95,7 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use crate::tui::app::tests::{ch, connected};
+    use crate::tui::app::testing::{ch, connected};
 
     #[test]
     fn popups() {

@@ -158,7 +158,7 @@ pub(super) fn list_title(what: &str, shown: usize, total: usize, filter: &str) -
 mod tests {
     use super::super::testing::*;
     use super::*;
-    use crate::tui::app::tests::ch;
+    use crate::tui::app::testing::ch;
     use std::sync::Arc;
 
     #[test]

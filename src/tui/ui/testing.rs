@@ -5,7 +5,7 @@
 use super::{render, TableStates};
 use crate::api::{Event, Resource};
 use crate::client::ClientError;
-use crate::tui::app::tests::{ch, connected, data, profiles, snapshot};
+use crate::tui::app::testing::{ch, connected, data, profiles, snapshot};
 use crate::tui::app::App;
 use crate::tui::poll::Data;
 use ratatui::backend::TestBackend;
