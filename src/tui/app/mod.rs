@@ -5,7 +5,7 @@
 //!
 //! This file holds the state, the filtered lists that key handling and
 //! rendering share, and what the poller reports (snapshots, operations'
-//! results, a profile switch); [`keys`] turns keys into state changes and
+//! results, a profile switch); `keys.rs` turns keys into state changes and
 //! [`Action`]s.
 
 mod keys;

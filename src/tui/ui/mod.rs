@@ -7,9 +7,9 @@
 //! state), the view tabs, the current view, and a one-line footer (key
 //! hints, the filter being typed, or the last operation's outcome): those
 //! are drawn here, each view by its own module, the popups by
-//! [`overlays`]. Everything fits 80×24; wider or taller terminals get more
+//! `overlays.rs`. Everything fits 80×24; wider or taller terminals get more
 //! columns and rows. Table columns are sized by their content
-//! ([`table`]), and text cut to fit ends with `…` ([`text`]), so a cut is
+//! (`table.rs`), and text cut to fit ends with `…` (`text.rs`), so a cut is
 //! never mistaken for the whole.
 
 mod backends;
