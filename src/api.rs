@@ -2,7 +2,7 @@
 //! struct per body, the only definition of each. No thread, no I/O.
 //!
 //! The server (`manage/`, with `runtime` for BACKEND_VIEW and reload
-//! reports and `runtime::events` for EVENT) builds these structs and
+//! reports and the event ring, `events`, for EVENT) builds these structs and
 //! serializes them; the client (`client.rs`) and the TUI (`tui/`)
 //! deserialize the same structs. So this module is a leaf: it uses nothing
 //! of the crate, and neither side has to know the other's modules.
