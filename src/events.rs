@@ -3,10 +3,11 @@
 //! readers copy out under the lock and never do I/O while holding it.
 //! Live readers subscribe with an [`EventSink`]: each new event is handed
 //! to it after the ring's lock is released, in id order, with no gap
-//! between the backlog it asked for and the live events.
+//! between the backlog it asked for and the live events. Events are kept
+//! in the shape the API sends them ([`Event`], EVENT).
 
+use crate::api::Event;
 use parking_lot::{Condvar, Mutex};
-use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -23,8 +24,7 @@ struct Subscriber {
     sink: Arc<dyn EventSink>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
     Debug,
     Info,
@@ -32,15 +32,16 @@ pub enum Level {
     Error,
 }
 
-/// One event, in the shape of CONTRACT §5 EVENT.
-#[derive(Clone, Debug, Serialize)]
-pub struct Event {
-    pub id: u64,
-    pub time: String,
-    pub level: Level,
-    pub kind: String,
-    pub backend: Option<String>,
-    pub message: String,
+impl Level {
+    /// EVENT's `level`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
 }
 
 /// Longest event message kept (characters); the rest is cut with a note.
@@ -139,7 +140,7 @@ impl EventRing {
         let ev = Event {
             id: g.last_id,
             time: crate::util::rfc3339(SystemTime::now()),
-            level,
+            level: level.as_str().to_owned(),
             kind: kind.to_owned(),
             backend: backend.map(str::to_owned),
             message,

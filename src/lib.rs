@@ -1,6 +1,7 @@
 //! MCP Sentinel: an MCP gateway. See `docs/architecture.md` for the map of
 //! modules, threads, channels and locks.
 
+pub mod api;
 pub mod backend;
 pub mod cli;
 pub mod client;

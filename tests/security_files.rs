@@ -228,7 +228,7 @@ fn the_generated_token_rotates_at_each_start_and_the_tui_client_follows() {
     assert_eq!(post(addr, "/reload", &token2), 200);
     // The client built before the restart reads the new token by itself.
     let status = client.status().unwrap();
-    assert_eq!(status.server.pid, Some(u64::from(second.pid())));
+    assert_eq!(status.server.pid, second.pid());
     assert_eq!(client.reload().unwrap().result, "ok");
 }
 

@@ -6,10 +6,11 @@
 use super::audit::{Audit, Line};
 use super::auth::{Auth, Denied, Scope};
 use super::{metrics, views};
+use crate::api::{BackendList, ErrorBody, EventList, ReconnectResult, ReloadResult, ShutdownResult};
 use crate::http::Request;
 use crate::runtime::{AdminCommand, AdminError, Runtime, ServerState};
 use crossbeam_channel::bounded;
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,16 +156,17 @@ pub fn error(status: u16, message: &str) -> Reply {
         s if (400..500).contains(&s) => "bad_request",
         _ => "internal",
     };
-    Reply::json(status, body(&json!({"error": {"code": code, "message": message}})))
+    Reply::json(status, body(&ErrorBody::new(code, message)))
 }
 
-fn body(v: &Value) -> Vec<u8> {
+/// A body of [`crate::api`], followed by a newline.
+fn body(v: &impl Serialize) -> Vec<u8> {
     let mut b = serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec());
     b.push(b'\n');
     b
 }
 
-fn ok(v: &Value) -> Reply {
+fn ok(v: &impl Serialize) -> Reply {
     Reply::json(200, body(v))
 }
 
@@ -251,7 +253,7 @@ impl Api {
             Some(Ok(v)) => v.min(EVENTS_MAX),
         };
         let events = self.rt.events.since(after, limit);
-        ok(&json!({"events": events, "last_id": self.rt.events.last_id()}))
+        ok(&EventList { events, last_id: Some(self.rt.events.last_id()) })
     }
 
     fn event_stream(&self, req: &Request) -> Reply {
@@ -276,22 +278,21 @@ impl Api {
             Route::Health => {
                 let down = rt.listeners_down();
                 if down.is_empty() {
-                    ok(&views::health(&rt.snapshot()))
+                    ok(&views::health(rt))
                 } else {
                     // A listener whose thread ended serves nobody: not healthy.
                     error(503, &format!("listener down: {}", down.join(", ")))
                 }
             }
-            Route::Status => ok(&views::status(&rt.snapshot())),
+            Route::Status => ok(&views::status(rt)),
             Route::Backends => {
                 let reg = rt.registry();
-                let list: Vec<_> = rt.backends().iter().map(|b| rt.backend_snapshot(b, &reg)).collect();
-                ok(&json!({"backends": list}))
+                ok(&BackendList { backends: rt.backends().iter().map(|b| rt.backend_snapshot(b, &reg)).collect() })
             }
             Route::Backend => {
                 let name = name.unwrap_or_default();
                 match rt.backend(&name) {
-                    Some(b) => ok(&json!(rt.backend_snapshot(&b, &rt.registry()))),
+                    Some(b) => ok(&rt.backend_snapshot(&b, &rt.registry())),
                     None => error(404, &format!("no backend named '{name}'")),
                 }
             }
@@ -314,15 +315,7 @@ impl Api {
             },
             Route::Reload => {
                 let reply = match self.admin(|reply| AdminCommand::Reload { reply }) {
-                    Ok(r) => ok(&json!({
-                        "result": "ok",
-                        "revision": r.revision,
-                        "added": r.added,
-                        "removed": r.removed,
-                        "restarted": r.restarted,
-                        "unchanged": r.unchanged,
-                        "notes": r.notes,
-                    })),
+                    Ok(report) => ok(&ReloadResult::ok(report)),
                     Err(e) => e,
                 };
                 self.audit(req, "admin_action", token, reply.status);
@@ -331,7 +324,7 @@ impl Api {
             Route::Reconnect => {
                 let name = name.unwrap_or_default();
                 let reply = match self.admin(|reply| AdminCommand::Reconnect { name, reply }) {
-                    Ok(view) => ok(&json!({"result": "ok", "backend": view})),
+                    Ok(view) => ok(&ReconnectResult::ok(view)),
                     Err(e) => e,
                 };
                 self.audit(req, "admin_action", token, reply.status);
@@ -345,7 +338,7 @@ impl Api {
                 } else {
                     let tx = rt.admin().clone();
                     let who = token.unwrap_or("?").to_owned();
-                    let mut r = Reply::json(202, body(&json!({"result": "shutting_down"})));
+                    let mut r = Reply::json(202, body(&ShutdownResult::shutting_down()));
                     // Answer first, then stop: the reply must reach the caller.
                     r.after = Some(Box::new(move || {
                         let _ = tx.send(AdminCommand::Shutdown {
@@ -459,6 +452,7 @@ fn printable(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     #[test]
     fn routes() {

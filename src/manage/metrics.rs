@@ -1,6 +1,6 @@
 //! `GET /metrics`: Prometheus text exposition (format 0.0.4) of per-backend
 //! call counters and latency histograms, sessions by transport, restarts.
-//! Rendered from lock-free counters and a runtime snapshot on each scrape.
+//! Rendered from lock-free counters and the runtime's state on each scrape.
 
 use crate::backend::stats::BUCKETS;
 use crate::runtime::Runtime;
@@ -13,16 +13,18 @@ fn label(v: &str) -> String {
 }
 
 pub fn render(rt: &Runtime) -> String {
-    let snap = rt.snapshot();
     let backends = rt.backends();
+    // Each backend's status read once, so its two series agree.
+    let statuses: Vec<_> = backends.iter().map(|b| b.status()).collect();
+    let (_, sse, streamable_http) = rt.sessions.counts();
     let mut out = String::with_capacity(4096);
     let family = |out: &mut String, name: &str, kind: &str, help: &str| {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} {kind}");
     };
     family(&mut out, "mcp_sentinel_backend_up", "gauge", "1 if the backend is connected.");
-    for b in &snap.backends {
-        let up = u8::from(b.state == crate::backend::State::Connected);
+    for (b, st) in backends.iter().zip(&statuses) {
+        let up = u8::from(st.state == crate::backend::State::Connected);
         let _ = writeln!(out, "mcp_sentinel_backend_up{{backend=\"{}\"}} {up}", label(&b.name));
     }
     family(
@@ -71,21 +73,17 @@ pub fn render(rt: &Runtime) -> String {
         let _ = writeln!(out, "mcp_sentinel_backend_call_duration_seconds_count{{backend=\"{name}\"}} {cumulative}");
     }
     family(&mut out, "mcp_sentinel_backend_restarts_total", "counter", "Reconnects and restarts of the backend.");
-    for b in &snap.backends {
-        let _ = writeln!(out, "mcp_sentinel_backend_restarts_total{{backend=\"{}\"}} {}", label(&b.name), b.restarts);
+    for (b, st) in backends.iter().zip(&statuses) {
+        let _ = writeln!(out, "mcp_sentinel_backend_restarts_total{{backend=\"{}\"}} {}", label(&b.name), st.restarts);
     }
     family(&mut out, "mcp_sentinel_sessions_active", "gauge", "Open MCP client sessions by transport.");
-    let _ = writeln!(out, "mcp_sentinel_sessions_active{{transport=\"sse\"}} {}", snap.sessions.sse);
-    let _ = writeln!(
-        out,
-        "mcp_sentinel_sessions_active{{transport=\"streamable_http\"}} {}",
-        snap.sessions.streamable_http
-    );
+    let _ = writeln!(out, "mcp_sentinel_sessions_active{{transport=\"sse\"}} {sse}");
+    let _ = writeln!(out, "mcp_sentinel_sessions_active{{transport=\"streamable_http\"}} {streamable_http}");
     family(&mut out, "mcp_sentinel_config_revision", "gauge", "Configuration revision (1 at start, +1 per reload).");
-    let _ = writeln!(out, "mcp_sentinel_config_revision {}", snap.revision);
+    let _ = writeln!(out, "mcp_sentinel_config_revision {}", rt.revision());
     family(&mut out, "mcp_sentinel_events_last_id", "gauge", "Id of the newest event in the ring.");
-    let _ = writeln!(out, "mcp_sentinel_events_last_id {}", snap.last_event_id);
+    let _ = writeln!(out, "mcp_sentinel_events_last_id {}", rt.events.last_id());
     family(&mut out, "mcp_sentinel_uptime_seconds", "gauge", "Seconds since the gateway started.");
-    let _ = writeln!(out, "mcp_sentinel_uptime_seconds {}", snap.uptime_s);
+    let _ = writeln!(out, "mcp_sentinel_uptime_seconds {}", rt.uptime_s());
     out
 }

@@ -5,7 +5,8 @@
 //! the `manage-admin` thread; event streams are fed by the event ring.
 
 use super::api::{Api, Body, Reply, KEEP_ALIVE};
-use crate::events::{Event, EventSink};
+use crate::api::Event;
+use crate::events::EventSink;
 use crate::http::{self, Request, Responder, Response, Stream, StreamOpts};
 use crossbeam_channel::{bounded, Sender, TrySendError};
 use std::sync::Arc;

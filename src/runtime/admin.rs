@@ -2,7 +2,7 @@
 //! runtime. It selects over admin commands, backend events, signals and a
 //! ticker; the tick expires timed-out calls and idle sessions.
 
-use super::{AdminCommand, AdminError, BackendSnapshot, Level, ReloadReport, Runtime, ServerState};
+use super::{AdminCommand, AdminError, BackendView, Level, ReloadReport, Runtime, ServerState};
 use crate::backend::{Backend, BackendEvent, Policy, State as BackendState};
 use crossbeam_channel::{bounded, select, tick, Receiver};
 use std::sync::Arc;
@@ -226,7 +226,7 @@ impl AdminLoop {
     }
 
     /// Reconnects one backend and waits for the outcome.
-    fn reconnect(&self, name: &str) -> Result<BackendSnapshot, AdminError> {
+    fn reconnect(&self, name: &str) -> Result<BackendView, AdminError> {
         let rt = &self.rt;
         let b = rt.backend(name).ok_or_else(|| AdminError::NotFound(format!("no backend named '{name}'")))?;
         if let Err(e) = &b.config.transport {

@@ -6,12 +6,14 @@
 //! the registry snapshot, a session lookup). Every mutation runs on the one
 //! admin thread ([`admin::AdminLoop`]), fed by channels, so reloads,
 //! reconnects, rebuilds and shutdown never interleave. The management API
-//! reads [`Runtime::snapshot`]: plain serializable structs, no protocol
-//! objects.
+//! reads it through these accessors, and gets one backend's BACKEND_VIEW
+//! from [`Runtime::backend_snapshot`] (which the admin thread also sends
+//! back after a reconnect).
 
 pub mod admin;
 pub mod hub;
 
+use crate::api::{BackendView, CapabilityCounts, ReloadReport};
 use crate::backend::{Backend, BackendEvent, Policy, State as BackendState};
 use crate::config::Config;
 use crate::events::{EventRing, Level};
@@ -20,7 +22,6 @@ use crate::session::SessionTable;
 use crossbeam_channel::{bounded, Sender};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
-use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -63,7 +64,7 @@ pub enum AdminCommand {
     /// Close one backend's connection and connect again.
     Reconnect {
         name: String,
-        reply: Sender<Result<BackendSnapshot, AdminError>>,
+        reply: Sender<Result<BackendView, AdminError>>,
     },
 }
 
@@ -90,18 +91,6 @@ impl std::fmt::Display for AdminError {
             | AdminError::Unavailable(m) => f.write_str(m),
         }
     }
-}
-
-/// What a reload did, by backend name.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
-pub struct ReloadReport {
-    pub revision: u64,
-    pub added: Vec<String>,
-    pub removed: Vec<String>,
-    pub restarted: Vec<String>,
-    pub unchanged: Vec<String>,
-    /// Settings that changed in the file but need a restart to apply.
-    pub notes: Vec<String>,
 }
 
 pub struct Runtime {
@@ -460,119 +449,27 @@ impl Runtime {
     }
 
     /// One backend as the management API shows it (BACKEND_VIEW).
-    pub fn backend_snapshot(&self, b: &Backend, reg: &Registry) -> BackendSnapshot {
+    pub fn backend_snapshot(&self, b: &Backend, reg: &Registry) -> BackendView {
         let st = b.status();
-        let d = b.discovered();
         let live = st.state == BackendState::Connected;
         let mine = |owner: &Arc<str>| live && *owner == b.name;
-        BackendSnapshot {
+        BackendView {
             name: b.name.to_string(),
             kind: b.config.transport.as_ref().map_or("invalid", |t| t.kind()).to_owned(),
-            state: st.state,
+            state: st.state.as_str().to_owned(),
             endpoint: b.config.endpoint(),
             pid: st.pid,
-            server_info: st.server_info.clone(),
+            server_info: st.server_info.clone().unwrap_or_default(),
             protocol_version: st.protocol_version.clone(),
             connected_since: st.connected_since.map(crate::util::rfc3339),
             last_error: st.last_error.clone(),
             restarts: st.restarts,
-            capabilities: CapCounts {
+            capabilities: CapabilityCounts {
                 tools: reg.tools.iter().filter(|t| mine(&t.backend)).count(),
                 resources: reg.resources.iter().filter(|t| mine(&t.backend)).count(),
                 resource_templates: reg.templates.iter().filter(|t| mine(&t.backend)).count(),
                 prompts: reg.prompts.iter().filter(|t| mine(&t.backend)).count(),
             },
-            discovered: CapCounts {
-                tools: d.tools.len(),
-                resources: d.resources.len(),
-                resource_templates: d.resource_templates.len(),
-                prompts: d.prompts.len(),
-            },
         }
     }
-
-    /// A plain, serializable picture of the runtime for the management API.
-    pub fn snapshot(&self) -> Snapshot {
-        let cfg = self.config();
-        let reg = self.registry();
-        let backends: Vec<BackendSnapshot> = self.backends().iter().map(|b| self.backend_snapshot(b, &reg)).collect();
-        let (active, sse, streamable) = self.sessions.counts();
-        Snapshot {
-            name: cfg.server.name.clone(),
-            version: env!("CARGO_PKG_VERSION"),
-            pid: std::process::id(),
-            started_at: crate::util::rfc3339(self.started_at),
-            uptime_s: self.uptime_s(),
-            state: self.state(),
-            config_path: cfg.path.as_ref().map(|p| p.display().to_string()),
-            revision: self.revision(),
-            listen_mcp: self.mcp_addr.lock().map(|a| a.to_string()),
-            listen_manage: self.manage_addr(),
-            backends,
-            capabilities: CapCounts {
-                tools: reg.tools.len(),
-                resources: reg.resources.len(),
-                resource_templates: reg.templates.len(),
-                prompts: reg.prompts.len(),
-            },
-            conflicts: reg.conflicts.len(),
-            sessions: SessionCounts { active, sse, streamable_http: streamable },
-            last_event_id: self.events.last_id(),
-        }
-    }
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct CapCounts {
-    pub tools: usize,
-    pub resources: usize,
-    pub resource_templates: usize,
-    pub prompts: usize,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct SessionCounts {
-    pub active: usize,
-    pub sse: usize,
-    pub streamable_http: usize,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct BackendSnapshot {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub state: BackendState,
-    pub endpoint: String,
-    pub pid: Option<u32>,
-    pub server_info: Option<Value>,
-    pub protocol_version: Option<String>,
-    pub connected_since: Option<String>,
-    pub last_error: Option<String>,
-    pub restarts: u64,
-    /// Exposed by the gateway (after filters and conflicts).
-    pub capabilities: CapCounts,
-    /// As the backend listed them.
-    #[serde(skip)]
-    pub discovered: CapCounts,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Snapshot {
-    pub name: String,
-    pub version: &'static str,
-    pub pid: u32,
-    pub started_at: String,
-    pub uptime_s: u64,
-    pub state: ServerState,
-    pub config_path: Option<String>,
-    pub revision: u64,
-    pub listen_mcp: Option<String>,
-    pub listen_manage: Option<String>,
-    pub backends: Vec<BackendSnapshot>,
-    pub capabilities: CapCounts,
-    /// Capabilities dropped because an earlier backend offers the name.
-    pub conflicts: usize,
-    pub sessions: SessionCounts,
-    pub last_event_id: u64,
 }

@@ -20,7 +20,7 @@ use crate::client::{Target, TokenSource};
 use crate::exit::{Fatal, Kind};
 use crate::profiles::{self, Paths, ProfileError};
 use app::{Action, App, ProfileEntry};
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use crossterm::event::{self as ct, KeyEvent, KeyEventKind};
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
@@ -196,23 +196,22 @@ pub fn run(opts: Options) -> Result<(), TuiError> {
     let mut term = TermGuard::enter().map_err(term_err)?;
     let (tx, rx) = bounded::<Event>(64);
     let stop = Arc::new(AtomicBool::new(false));
-    let input = spawn_input(tx.clone(), stop.clone()).map_err(term_err)?;
+    let (input_done, input_ended) = bounded::<()>(0);
+    let input = spawn_input(tx.clone(), stop.clone(), input_done).map_err(term_err)?;
     let signals = forward_signals(tx.clone());
     let result = event_loop(&mut term.terminal, &opts, &tx, &rx);
     stop.store(true, Ordering::Relaxed);
     if let Some(h) = signals {
         h.close();
     }
-    drop(rx); // unblocks an input thread waiting to send
-              // Bounded: when the terminal has gone away (its window closed, SIGHUP),
-              // crossterm's read can spin without returning, and an unbounded join
-              // would keep the process alive forever. The thread sees `stop` within
-              // INPUT_POLL otherwise; a stuck one ends with the process.
-    let deadline = std::time::Instant::now() + INPUT_POLL * 3;
-    while !input.is_finished() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    if input.is_finished() {
+    // Unblocks an input thread waiting to send.
+    drop(rx);
+    // Bounded: when the terminal has gone away (its window closed, SIGHUP),
+    // crossterm's read can spin without returning, and an unbounded join
+    // would keep the process alive forever. The thread sees `stop` within
+    // INPUT_POLL otherwise, and its end drops `input_done`, which ends this
+    // wait at once; a stuck one ends with the process.
+    if let Err(RecvTimeoutError::Disconnected) = input_ended.recv_timeout(INPUT_POLL * 3) {
         let _ = input.join();
     }
     drop(term); // restores before the caller prints anything
@@ -281,8 +280,15 @@ fn event_loop(
 
 /// Reads keys and resizes until `stop`; polls with a timeout so it can stop
 /// (a blocking read would outlive the TUI in the legacy combined mode).
-fn spawn_input(tx: Sender<Event>, stop: Arc<AtomicBool>) -> std::io::Result<std::thread::JoinHandle<()>> {
+/// `done` is never sent on: it is dropped when the thread's body ends,
+/// however it ends (even by a panic), which is what [`run`] waits for.
+fn spawn_input(
+    tx: Sender<Event>,
+    stop: Arc<AtomicBool>,
+    done: Sender<()>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     crate::thread::spawn("tui:input".into(), move || {
+        let _done = done;
         while !stop.load(Ordering::Relaxed) {
             let ready = ct::poll(INPUT_POLL).map_err(|e| e.to_string());
             let ev = match ready {

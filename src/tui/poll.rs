@@ -10,10 +10,8 @@
 //! generation, which the UI ignores.
 
 use super::Event;
-use crate::client::{
-    BackendView, Capabilities, Client, ClientError, EventView, EventsPage, ReconnectResult, ReloadResult, Status,
-    Target,
-};
+use crate::api::{self, BackendView, Capabilities, EventList, ReconnectResult, ReloadResult, Status};
+use crate::client::{Client, ClientError, Target};
 use crossbeam_channel::{bounded, select, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -57,7 +55,7 @@ pub struct Snapshot {
     pub generation: u64,
     pub at: SystemTime,
     pub result: Result<Data, ClientError>,
-    pub events: Arc<Vec<EventView>>,
+    pub events: Arc<Vec<api::Event>>,
 }
 
 /// The UI's handle on a poller thread; dropping it stops the thread.
@@ -135,14 +133,14 @@ struct PollState {
     caps: Option<(CapsKey, Arc<Capabilities>)>,
     caps_age: u32,
     /// Identifies the server process, to notice a restart.
-    server_id: Option<(Option<u64>, Option<String>)>,
+    server_id: Option<(u32, String)>,
 }
 
 /// What, when unchanged, lets the poller reuse the last capabilities.
 #[derive(PartialEq)]
 struct CapsKey {
-    revision: String,
-    counts: crate::client::CapabilityCounts,
+    revision: u64,
+    counts: api::CapabilityTotals,
     backends: Vec<(String, String, Option<String>)>,
 }
 
@@ -158,7 +156,7 @@ impl PollState {
         self.server_id = Some(id);
         let backends = client.backends()?;
         let key = CapsKey {
-            revision: status.server.revision.to_string(),
+            revision: status.server.revision,
             counts: status.capabilities.clone(),
             backends: backends.iter().map(|b| (b.name.clone(), b.state.clone(), b.connected_since.clone())).collect(),
         };
@@ -189,7 +187,7 @@ pub const EVENT_CAP: usize = 1000;
 /// twice and none is skipped; a full page means there may be more.
 #[derive(Debug, Default)]
 pub struct EventLog {
-    pub events: Arc<Vec<EventView>>,
+    pub events: Arc<Vec<api::Event>>,
     /// Id of the newest event received.
     pub cursor: Option<u64>,
 }
@@ -205,7 +203,7 @@ impl EventLog {
     pub fn update(
         &mut self,
         server_last: Option<u64>,
-        mut fetch: impl FnMut(Option<u64>, u32) -> Result<EventsPage, ClientError>,
+        mut fetch: impl FnMut(Option<u64>, u32) -> Result<EventList, ClientError>,
     ) -> Result<(), ClientError> {
         match (server_last, self.cursor) {
             (Some(last), Some(cur)) if last == cur => return Ok(()),
@@ -222,7 +220,7 @@ impl EventLog {
                 }
             }
             let returned = page.events.len();
-            let mut fresh: Vec<EventView> =
+            let mut fresh: Vec<api::Event> =
                 page.events.into_iter().filter(|e| self.cursor.is_none_or(|c| e.id > c)).collect();
             fresh.sort_by_key(|e| e.id);
             fresh.dedup_by_key(|e| e.id);
@@ -252,8 +250,8 @@ impl EventLog {
 
 /// Stands in the log for events the server's ring dropped before we read
 /// them, so the gap is visible rather than silent.
-fn gap_marker(missed: u64, first_missed: u64, time: &str) -> EventView {
-    EventView {
+fn gap_marker(missed: u64, first_missed: u64, time: &str) -> api::Event {
+    api::Event {
         id: first_missed,
         time: time.to_string(),
         level: "warn".into(),
@@ -331,8 +329,8 @@ mod tests {
         }
     }
 
-    fn ev(id: u64) -> EventView {
-        EventView {
+    fn ev(id: u64) -> api::Event {
+        api::Event {
             id,
             time: format!("t{id}"),
             level: "info".into(),
@@ -343,11 +341,11 @@ mod tests {
     }
 
     /// A fake server ring holding events `lo..=hi`, honouring after/limit.
-    fn ring(lo: u64, hi: u64) -> impl Fn(Option<u64>, u32) -> EventsPage {
+    fn ring(lo: u64, hi: u64) -> impl Fn(Option<u64>, u32) -> EventList {
         move |after, limit| {
             let start = after.map_or(lo, |a| (a + 1).max(lo));
             let events: Vec<_> = (start..=hi).take(limit as usize).map(ev).collect();
-            EventsPage { events, last_id: Some(hi) }
+            EventList { events, last_id: Some(hi) }
         }
     }
 
@@ -380,9 +378,9 @@ mod tests {
     #[test]
     fn overlapping_pages_are_deduplicated() {
         let mut log = EventLog::default();
-        log.update(None, |_, _| Ok(EventsPage { events: vec![ev(1), ev(2)], last_id: Some(2) })).unwrap();
+        log.update(None, |_, _| Ok(EventList { events: vec![ev(1), ev(2)], last_id: Some(2) })).unwrap();
         // A server that ignores `after` and repeats itself.
-        log.update(None, |_, _| Ok(EventsPage { events: vec![ev(1), ev(2), ev(3), ev(3)], last_id: Some(3) })).unwrap();
+        log.update(None, |_, _| Ok(EventList { events: vec![ev(1), ev(2), ev(3), ev(3)], last_id: Some(3) })).unwrap();
         assert_eq!(ids(&log), [1, 2, 3]);
     }
 
@@ -396,7 +394,7 @@ mod tests {
             let start = a.map_or(1, |x| x + 1);
             let events: Vec<_> = (start..=hi).take(l as usize).map(ev).collect();
             let last_id = events.last().map(|e| e.id);
-            Ok(EventsPage { events, last_id })
+            Ok(EventList { events, last_id })
         })
         .unwrap();
         assert_eq!(ids(&log), (1..=250).collect::<Vec<_>>());
