@@ -254,11 +254,15 @@ pub fn start(args: &ServerArgs, extra_admin_token: Option<String>) -> Result<Run
     } else {
         data
     };
+    // Recorded before serving, so `/status` never shows them null.
+    rt.set_mcp_addr(bound.addr);
+    if shared {
+        rt.set_manage_addr(bound.addr.to_string());
+    }
     let server = match bound.serve("mcp", limits, None, handler) {
         Ok(s) => s,
         Err(e) => return fail(ServerError::Listener(e)),
     };
-    rt.set_mcp_addr(server.addr);
     rt.add_listener("data plane", server.alive());
     // The exact wording is what scripts and tests read for the bound port.
     log::info!("data plane listening on http://{} (/sse, /mcp)", server.addr);
@@ -272,7 +276,6 @@ pub fn start(args: &ServerArgs, extra_admin_token: Option<String>) -> Result<Run
     let mut listeners: Vec<Box<dyn Stoppable>> = vec![Box::new(DataListener(server))];
     if shared {
         let addr = rt.mcp_addr().map(|a| a.to_string()).unwrap_or_default();
-        rt.set_manage_addr(addr.clone());
         log::info!(
             "management API listening on http://{addr}{} (shared with the data plane)",
             crate::manage::api::PREFIX

@@ -6,7 +6,7 @@
 /// piece and thrown away (a request too large to keep), so that its
 /// refusal can carry the id the client waits on. Constant memory: it keeps
 /// only the id's text (at most [`IdScanner::MAX_ID`] bytes). Only an
-/// object's own `id` counts, the last one if repeated (as [`parse`] reads
+/// object's own `id` counts, the last one if repeated (as [`crate::codec::jsonrpc::parse`] reads
 /// it); a batch has none.
 #[derive(Default)]
 pub struct IdScanner {

@@ -133,8 +133,9 @@ pub fn start(
     let api = build_api(rt, bound.addr.port(), token_file, extra_admin_token).map_err(StartError::Config)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let handler = Arc::new(serve::Handler::new(api).map_err(StartError::Listener)?);
+    // Recorded before serving, so `/status` never shows it null.
+    rt.set_manage_addr(bound.addr.to_string());
     let server = bound.serve("manage", serve::limits(), tls, handler).map_err(StartError::Listener)?;
-    rt.set_manage_addr(server.addr.to_string());
     // The exact wording is what scripts and tests read for the bound port.
     log::info!("management API listening on {scheme}://{}{}", server.addr, api::PREFIX);
     Ok(Listener { server })
