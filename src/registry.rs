@@ -286,6 +286,7 @@ mod tests {
             logging: false,
             completions: true,
             subscribe: false,
+            hints: Vec::new(),
         }
     }
 

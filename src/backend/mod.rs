@@ -114,6 +114,16 @@ pub struct Discovered {
     pub completions: bool,
     /// The backend advertised `resources.subscribe`.
     pub subscribe: bool,
+    /// 2026-07-28 cache hints of its lists, by list method: (`ttlMs`,
+    /// `cacheScope` is `public`). None from a legacy backend.
+    pub hints: Vec<(&'static str, u64, bool)>,
+}
+
+impl Discovered {
+    /// The cache hints the backend gave for list `method`.
+    pub fn hints(&self, method: &str) -> Option<(u64, bool)> {
+        self.hints.iter().find(|(m, _, _)| *m == method).map(|(_, t, p)| (*t, *p))
+    }
 }
 
 /// What a backend restarted by a reload takes over from the one it replaces.

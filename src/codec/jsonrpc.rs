@@ -35,6 +35,10 @@ pub mod code {
     pub const REQUEST_CANCELLED: i64 = -32800;
     /// 2026-07-28: UnsupportedProtocolVersion.
     pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+    /// 2026-07-28: a routing header disagrees with the body (HeaderMismatch).
+    pub const HEADER_MISMATCH: i64 = -32020;
+    /// 2026-07-28: MissingRequiredClientCapability.
+    pub const MISSING_CLIENT_CAPABILITY: i64 = -32021;
     /// Gateway-specific (implementation-defined server error range): backend down or timed out.
     pub const BACKEND_UNAVAILABLE: i64 = -32001;
     pub const REQUEST_TIMEOUT: i64 = -32002;

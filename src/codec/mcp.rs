@@ -10,8 +10,29 @@ pub const CLIENT_VERSION: &str = "2025-11-25";
 /// Assumed on Streamable HTTP when `MCP-Protocol-Version` is absent.
 pub const DEFAULT_HTTP_VERSION: &str = "2025-03-26";
 
-/// The first stateless revision; it and later ones get -32022.
+/// The first stateless revision.
 pub const FIRST_STATELESS: &str = "2026-07-28";
+
+/// The stateless revision served (per request, no session).
+pub const MODERN_VERSION: &str = "2026-07-28";
+
+/// Every revision served, newest first (`server/discover`, -32022 data).
+pub const ALL_VERSIONS: &[&str] = &["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+/// `_meta` keys of 2026-07-28 (SEP-2567 and friends).
+pub mod meta {
+    pub const PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+    pub const CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+    pub const CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+    pub const LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
+    pub const SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+    pub const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
+}
+
+/// Whether `v` is the stateless revision the gateway serves.
+pub fn is_modern(v: &str) -> bool {
+    v == MODERN_VERSION
+}
 
 /// Whether `v` is a revision we serve.
 pub fn is_supported(v: &str) -> bool {
@@ -69,6 +90,12 @@ pub mod method {
     pub const UNSUBSCRIBE: &str = "resources/unsubscribe";
     pub const RESOURCE_UPDATED: &str = "notifications/resources/updated";
     pub const ROOTS_CHANGED: &str = "notifications/roots/list_changed";
+    pub const DISCOVER: &str = "server/discover";
+    pub const LISTEN: &str = "subscriptions/listen";
+    pub const SUBSCRIPTIONS_ACKNOWLEDGED: &str = "notifications/subscriptions/acknowledged";
+    pub const SAMPLING: &str = "sampling/createMessage";
+    pub const ELICIT: &str = "elicitation/create";
+    pub const ROOTS_LIST: &str = "roots/list";
 
     /// The `'static` name of a method the gateway forwards to backends.
     pub fn forwarded(m: &str) -> Option<&'static str> {

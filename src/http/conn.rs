@@ -653,6 +653,7 @@ impl std::fmt::Display for StreamClosed {
 }
 
 /// How a [`Stream`] behaves.
+#[derive(Clone)]
 pub struct StreamOpts {
     /// Sent whenever the stream has been quiet for `keepalive_every`
     /// (an SSE comment, say), so proxies and clients keep it open.
@@ -737,12 +738,17 @@ impl Responder {
 }
 
 fn send_on(c: &Arc<Conn>, seq: u64, resp: &Response) {
-    let (written, resume) = {
+    let (written, resume, _answered) = {
         let mut io = c.io.lock();
         let written = io.respond(seq, resp);
         let resume = written && !io.closing && (!io.inbuf.is_empty() || io.read_paused);
         let closed_now = written && io.closing && io.backlog() == 0;
-        (if closed_now { None } else { Some(written) }, resume)
+        // The request is answered: its close hooks no longer apply (on a
+        // keep-alive connection they would pile up, one per request).
+        // Dropped after the lock: a hook may own the last reference to
+        // something that locks this connection as it goes.
+        let answered = if written { std::mem::take(&mut io.on_close) } else { Vec::new() };
+        (if closed_now { None } else { Some(written) }, resume, answered)
     };
     match written {
         None => c.notify(Notice::Close),
@@ -821,11 +827,14 @@ impl Stream {
     /// the client's next request unless it asked to close.
     pub fn finish(mut self) {
         let Some(c) = self.conn.take() else { return };
+        let mut answered = Vec::new();
         let (ok, resume, close) = {
             let mut io = c.io.lock();
             if io.closed || io.phase != Phase::Streaming {
                 (false, false, false)
             } else {
+                // The response is complete: its close hooks no longer apply.
+                answered = std::mem::take(&mut io.on_close);
                 io.out.extend_from_slice(b"0\r\n\r\n");
                 io.stream = None;
                 io.phase = Phase::Head;
@@ -837,6 +846,7 @@ impl Stream {
                 (ok, resume, close && io.backlog() == 0)
             }
         };
+        drop(answered);
         if !ok || close {
             c.close();
         } else if resume {

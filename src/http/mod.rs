@@ -136,6 +136,12 @@ impl Response {
         Response { status, headers: Vec::new(), body: Vec::new() }
     }
 
+    /// The same response with another status.
+    pub fn with_status(mut self, status: u16) -> Response {
+        self.status = status;
+        self
+    }
+
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
         self.headers.push((name, value.into()));
         self

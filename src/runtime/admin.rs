@@ -297,6 +297,7 @@ impl AdminLoop {
         self.rt.sessions.expire_requests(now);
         self.rt.prune_subscriptions();
         self.rt.check_grace();
+        self.rt.run_tick_hooks(now);
         for b in self.rt.backends() {
             b.prune_instances(|id| self.rt.sessions.get(id).is_some());
         }

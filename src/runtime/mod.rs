@@ -121,7 +121,12 @@ pub struct Runtime {
     /// Client requests held until the catalog is complete (start-up
     /// grace); `None` once released.
     parked: Mutex<Option<Vec<Parked>>>,
+    /// Work the data plane runs on the admin tick (deadlines of its own).
+    tick_hooks: Mutex<Vec<TickHook>>,
 }
+
+/// Run by the admin thread every tick with the current time.
+pub type TickHook = Box<dyn Fn(Instant) + Send + Sync>;
 
 /// A client request held during start-up: runs when released.
 pub type Parked = Box<dyn FnOnce() + Send>;
@@ -156,6 +161,7 @@ impl Runtime {
             subscriptions: hub::Subscriptions::default(),
             log_level: Mutex::new(None),
             parked: Mutex::new(Some(Vec::new())),
+            tick_hooks: Mutex::new(Vec::new()),
         });
         let lp = admin::AdminLoop::new(rt.clone(), admin_rx, backend_rx);
         (rt, lp)
@@ -254,6 +260,24 @@ impl Runtime {
         (subscribe, completions)
     }
 
+    /// The cache hints of a merged list for 2026-07-28 clients: the
+    /// smallest `ttlMs` of its connected backends' lists and whether every
+    /// one is `public`. A backend that gives none (a legacy one) counts as
+    /// 0 and private.
+    pub fn list_hints(&self, method: &str) -> (u64, bool) {
+        let mut ttl: Option<u64> = None;
+        let mut public = true;
+        for b in self.backends() {
+            if b.status().state != BackendState::Connected {
+                continue;
+            }
+            let (t, p) = b.discovered().hints(method).unwrap_or((0, false));
+            ttl = Some(ttl.map_or(t, |x| x.min(t)));
+            public &= p;
+        }
+        (ttl.unwrap_or(0), public && ttl.is_some())
+    }
+
     /// The level backends send log messages at: the most verbose any
     /// session asked for with `logging/setLevel`.
     pub fn log_level(&self) -> Option<&'static str> {
@@ -303,6 +327,18 @@ impl Runtime {
                     serde_json::json!({"uri": uri}),
                 );
             }
+        }
+    }
+
+    /// Adds work to the admin tick (deadlines the data plane keeps).
+    pub fn on_tick(&self, hook: TickHook) {
+        self.tick_hooks.lock().push(hook);
+    }
+
+    /// Runs the tick hooks (admin thread).
+    pub fn run_tick_hooks(&self, now: Instant) {
+        for h in self.tick_hooks.lock().iter() {
+            h(now);
         }
     }
 

@@ -34,6 +34,55 @@ pub const KEPT_STREAMS: usize = 16;
 pub enum Transport {
     Sse,
     Streamable,
+    /// A 2026-07-28 `subscriptions/listen` stream: a session only in that
+    /// it is a stream notifications go to; it lives as long as the stream.
+    Listen,
+}
+
+/// What a `subscriptions/listen` stream asked for, and its id (the listen
+/// request's JSON-RPC id, stamped on every notification it carries).
+#[derive(Clone, Debug)]
+pub struct ListenFilter {
+    pub subscription_id: Raw,
+    pub tools: bool,
+    pub prompts: bool,
+    pub resources: bool,
+}
+
+impl ListenFilter {
+    /// Whether this stream carries notifications of `method`.
+    pub fn admits(&self, method: &str) -> bool {
+        use crate::codec::mcp::method as m;
+        match method {
+            m::TOOLS_CHANGED => self.tools,
+            m::PROMPTS_CHANGED => self.prompts,
+            m::RESOURCES_CHANGED => self.resources,
+            // Only for the URIs subscribed on this stream (the table says).
+            m::RESOURCE_UPDATED => true,
+            _ => false,
+        }
+    }
+
+    /// `msg` with `_meta.subscriptionId` set, as a listen stream carries it.
+    pub fn stamp(&self, msg: &Message) -> Option<Message> {
+        let Message::Notification { method, params } = msg else { return None };
+        if !self.admits(method) {
+            return None;
+        }
+        let key = crate::codec::mcp::meta::SUBSCRIPTION_ID;
+        let id = jsonrpc::value_of(&self.subscription_id);
+        let params = match params {
+            Some(p) => {
+                let meta = match jsonrpc::get_field(p, "_meta") {
+                    Some(m) => jsonrpc::set_fields(m, &[(key, &self.subscription_id)])?,
+                    None => jsonrpc::to_raw(&serde_json::json!({ key: id })),
+                };
+                jsonrpc::set_fields(p, &[("_meta", &meta)])?
+            }
+            None => jsonrpc::to_raw(&serde_json::json!({"_meta": { key: id }})),
+        };
+        Some(Message::Notification { method: method.clone(), params: Some(params) })
+    }
 }
 
 /// What the client declared at `initialize` (the parts the gateway routes).
@@ -107,6 +156,10 @@ pub struct Session {
     requests: AtomicU64,
     /// Most calls in flight at once (one client cannot hold every backend slot).
     max_inflight: usize,
+    /// A listen stream's filter (`Transport::Listen` only).
+    listen: Mutex<Option<ListenFilter>>,
+    /// The client's address (to bound listen streams per client).
+    peer: Mutex<Option<std::net::IpAddr>>,
 }
 
 /// Why a call could not be tracked.
@@ -138,6 +191,35 @@ impl Session {
             last_active: Mutex::new(Instant::now()),
             requests: AtomicU64::new(0),
             max_inflight,
+            listen: Mutex::new(None),
+            peer: Mutex::new(None),
+        }
+    }
+
+    /// Makes this a listen stream with `filter` (ready for notifications).
+    pub fn set_listen(&self, filter: ListenFilter, peer: Option<std::net::IpAddr>) {
+        *self.listen.lock() = Some(filter);
+        *self.peer.lock() = peer;
+        self.initialized.store(true, Ordering::Relaxed);
+    }
+
+    pub fn peer(&self) -> Option<std::net::IpAddr> {
+        *self.peer.lock()
+    }
+
+    /// Sends a notification as this session's stream carries it: a listen
+    /// stream stamps its subscription id and drops what it did not ask for.
+    fn deliver(&self, msg: &Message) {
+        let listen = self.listen.lock().clone();
+        match listen {
+            Some(f) => {
+                if let Some(m) = f.stamp(msg) {
+                    self.push(m.to_bytes());
+                }
+            }
+            None => {
+                self.push(msg.to_bytes());
+            }
         }
     }
 
@@ -458,7 +540,7 @@ impl ClientLink for Session {
 
     fn notify(&self, msg: &Message) {
         if self.takes_notifications() {
-            self.push(msg.to_bytes());
+            self.deliver(msg);
         }
     }
 
@@ -551,7 +633,8 @@ impl SessionTable {
     pub fn counts(&self) -> (usize, usize, usize) {
         let m = self.map.read();
         let sse = m.values().filter(|s| s.transport == Transport::Sse).count();
-        (m.len(), sse, m.len() - sse)
+        let http = m.values().filter(|s| s.transport == Transport::Streamable).count();
+        (sse + http, sse, http)
     }
 
     /// Drops Streamable HTTP sessions with no stream attached and no call in
@@ -589,14 +672,18 @@ impl SessionTable {
             (resources, method::RESOURCES_CHANGED),
             (prompts, method::PROMPTS_CHANGED),
         ];
-        let msgs: Vec<Vec<u8>> = kinds
-            .iter()
-            .filter(|(changed, _)| *changed)
-            .map(|(_, m)| Message::notification(m, None).to_bytes())
-            .collect();
+        let msgs: Vec<Message> =
+            kinds.iter().filter(|(changed, _)| *changed).map(|(_, m)| Message::notification(m, None)).collect();
+        let bytes: Vec<Vec<u8>> = msgs.iter().map(Message::to_bytes).collect();
         for s in self.all() {
-            for m in &msgs {
-                s.notify_all(m.clone());
+            if s.transport == Transport::Listen {
+                for m in &msgs {
+                    s.deliver(m);
+                }
+            } else {
+                for b in &bytes {
+                    s.notify_all(b.clone());
+                }
             }
         }
     }

@@ -73,6 +73,24 @@ impl Forward {
     }
 }
 
+impl Forward {
+    /// Sends the call for a client without a session (2026-07-28): on the
+    /// backend's shared connection, tracked by nobody but the caller, who
+    /// gets the handle that cancels it.
+    #[allow(clippy::result_large_err)]
+    pub fn send_stateless(self, sink: Sink) -> Result<Arc<dyn crate::route::CallHandle>, Message> {
+        let Forward { client_id, backend, conn, method, params, timeout, .. } = self;
+        let conn = match conn.map_or_else(|| backend.conn_for_call(), Ok) {
+            Ok(c) => c,
+            Err(e) => return Err(Message::error(Some(client_id), e)),
+        };
+        let bid = conn.alloc_id();
+        let handle = conn.handle(bid);
+        conn.call_with_id(bid, method, params, sink, timeout).map_err(|e| Message::error(Some(client_id), e))?;
+        Ok(handle)
+    }
+}
+
 /// The parts of a forwarded request that go to the backend.
 struct Call {
     client_id: Id,
@@ -228,6 +246,35 @@ fn request(rt: &Runtime, session: &Arc<Session>, id: Id, m: &str, params: Option
         method::RESOURCES_LIST => list(&reg.resources_json, id, &params),
         method::RESOURCES_TEMPLATES_LIST => list(&reg.templates_json, id, &params),
         method::PROMPTS_LIST => list(&reg.prompts_json, id, &params),
+        method::TOOLS_CALL | method::PROMPTS_GET | method::RESOURCES_READ => routed(rt, id, m, params),
+        method::SUBSCRIBE | method::UNSUBSCRIBE => subscription(rt, session, id, m, params),
+        method::COMPLETE => routed(rt, id, m, params),
+        method::SET_LEVEL => {
+            let level = match str_param(&params, "level", &id) {
+                Ok(l) => l,
+                Err(h) => return h,
+            };
+            if !session.set_log_level(&level) {
+                let msg = format!(
+                    "unknown log level {:?}; one of {}",
+                    crate::util::printable(&level, 40),
+                    crate::route::LOG_LEVELS.join(", ")
+                );
+                return err(id, code::INVALID_PARAMS, msg);
+            }
+            rt.apply_log_level();
+            Handled::Now(Message::result(id, &json!({})))
+        }
+        other => err(id, code::METHOD_NOT_FOUND, format!("Method not found: {}", crate::util::printable(other, 200))),
+    }
+}
+
+/// A request the gateway forwards to the backend that owns what it names
+/// (`tools/call`, `prompts/get`, `resources/read`, `completion/complete`),
+/// with a prefixed name rewritten; both eras route the same way.
+pub fn routed(rt: &Runtime, id: Id, m: &str, params: Option<Raw>) -> Handled {
+    let reg = rt.registry();
+    match m {
         method::TOOLS_CALL | method::PROMPTS_GET => {
             let name = match str_param(&params, "name", &id) {
                 Ok(n) => n,
@@ -272,24 +319,7 @@ fn request(rt: &Runtime, session: &Arc<Session>, id: Id, m: &str, params: Option
                 None => unknown_resource(id, &uri),
             }
         }
-        method::SUBSCRIBE | method::UNSUBSCRIBE => subscription(rt, session, id, m, params),
         method::COMPLETE => complete(rt, id, params),
-        method::SET_LEVEL => {
-            let level = match str_param(&params, "level", &id) {
-                Ok(l) => l,
-                Err(h) => return h,
-            };
-            if !session.set_log_level(&level) {
-                let msg = format!(
-                    "unknown log level {:?}; one of {}",
-                    crate::util::printable(&level, 40),
-                    crate::route::LOG_LEVELS.join(", ")
-                );
-                return err(id, code::INVALID_PARAMS, msg);
-            }
-            rt.apply_log_level();
-            Handled::Now(Message::result(id, &json!({})))
-        }
         other => err(id, code::METHOD_NOT_FOUND, format!("Method not found: {}", crate::util::printable(other, 200))),
     }
 }

@@ -7,6 +7,7 @@
 //! (see [`streamable`] and [`sse`]).
 
 pub mod dispatch;
+pub mod modern;
 pub mod sse;
 pub mod streamable;
 
@@ -25,11 +26,20 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// The data plane's request handler.
 pub struct DataPlane {
     rt: Arc<Runtime>,
+    /// 2026-07-28 calls waiting for their client's retry.
+    held: Arc<modern::Held>,
 }
 
 impl DataPlane {
     pub fn new(rt: Arc<Runtime>) -> DataPlane {
-        DataPlane { rt }
+        let held: Arc<modern::Held> = Arc::default();
+        let h = Arc::downgrade(&held);
+        rt.on_tick(Box::new(move |now| {
+            if let Some(h) = h.upgrade() {
+                h.sweep(now);
+            }
+        }));
+        DataPlane { rt, held }
     }
 }
 
@@ -87,28 +97,38 @@ impl http::Handler for DataPlane {
         let path = req.path();
         if req.method() == "POST" && matches!(path, "/messages/" | "/messages" | "/mcp" | "/mcp/") {
             // During start-up, held until the catalog is complete.
-            let rt2 = rt.clone();
-            let run: crate::runtime::Parked = Box::new(move || route(&rt2, req, res));
+            let (rt2, held) = (rt.clone(), self.held.clone());
+            let run: crate::runtime::Parked = Box::new(move || route(&rt2, &held, req, res));
             if let Err(run) = rt.park(run) {
                 run();
             }
             return;
         }
-        route(rt, req, res);
+        route(rt, &self.held, req, res);
     }
 }
 
 /// Sends a request to its endpoint.
-fn route(rt: &Arc<Runtime>, req: Request, res: Responder) {
+fn route(rt: &Arc<Runtime>, held: &Arc<modern::Held>, req: Request, res: Responder) {
     match req.path() {
         "/sse" => sse::get_stream(rt, req, res),
         "/messages/" | "/messages" => sse::post_message(rt, req, res),
+        "/mcp" | "/mcp/" if modern_request(&req) => match req.method() {
+            "POST" => modern::post(rt, held, req, res),
+            _ => modern::not_post(res),
+        },
         "/mcp" | "/mcp/" => streamable::handle(rt, req, res),
         p => {
             let msg = format!("no MCP endpoint at {}; use /sse or /mcp", crate::util::printable(p, 100));
             res.send(json_error(404, None, ErrorObj::new(-32601, msg)));
         }
     }
+}
+
+/// Whether a request is of the stateless revision (by its header, as
+/// dual-era servers route: the body's `_meta` is checked against it).
+fn modern_request(req: &Request) -> bool {
+    req.header("MCP-Protocol-Version").is_some_and(|v| crate::codec::mcp::is_modern(v.trim()))
 }
 
 pub fn json_response(status: u16, body: Vec<u8>) -> Response {

@@ -49,11 +49,8 @@ fn unsupported_version(v: &str) -> Response {
     json_error(
         400,
         None,
-        ErrorObj::new(
-            code::UNSUPPORTED_PROTOCOL_VERSION,
-            format!("protocol version {v} is not supported; this server speaks the session-based revisions"),
-        )
-        .with_data(json!({ "supported": mcp::SUPPORTED_VERSIONS, "requested": v })),
+        ErrorObj::new(code::UNSUPPORTED_PROTOCOL_VERSION, format!("protocol version {v} is not supported"))
+            .with_data(json!({ "supported": mcp::ALL_VERSIONS, "requested": v })),
     )
 }
 
