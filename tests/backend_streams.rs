@@ -19,7 +19,7 @@
 
 mod common;
 
-use common::{post_json, wait_until, Gateway};
+use common::{post_json, read_request, wait_until, Gateway};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -29,33 +29,6 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 const ACCEPT: (&str, &str) = ("Accept", "application/json, text/event-stream");
-
-/// Reads one request: head and `Content-Length` body.
-fn read_request(s: &mut TcpStream) -> Option<(String, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let len = head
-        .lines()
-        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")))
-        .map_or(0, |(_, v)| v.trim().parse::<usize>().unwrap());
-    while buf.len() < head_end + len {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    Some((head, buf[head_end..head_end + len].to_vec()))
-}
 
 /// Which of the fake's quiet streams the gateway closed.
 #[derive(Default)]
