@@ -426,7 +426,11 @@ fn sighup_stops_cleanly_and_stops_the_children() {
 #[test]
 fn a_second_signal_exits_at_once() {
     // A backend that ignores SIGTERM makes a clean stop take its 2 s grace.
-    let cfg = json!({"mcpServers": {"stubborn": {"command": "sh", "args": ["-c", format!("trap '' TERM; exec {DEMO_BIN} --name stubborn")]}}});
+    // The demo itself ends at stdin EOF, which the gateway sends first, so
+    // the stubborn part is the shell, which lives on after it (with the
+    // `sleep` it starts, also ignoring SIGTERM).
+    let script = format!("trap '' TERM; {DEMO_BIN} --name stubborn; sleep 30");
+    let cfg = json!({"mcpServers": {"stubborn": {"command": "sh", "args": ["-c", script]}}});
     let mut gw = Gateway::start(&cfg);
     let pids = backend_pids(&gw);
     signal(gw.pid(), libc::SIGTERM);

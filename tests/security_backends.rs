@@ -21,7 +21,9 @@
 
 mod common;
 
-use common::{gateway_bin, post_json, proc_figures, spawn_logged, wait_until, Gateway, PrivateNet, TempDir};
+use common::{
+    gateway_bin, post_json, proc_figures, read_request, spawn_logged, wait_until, Gateway, PrivateNet, TempDir,
+};
 use serde_json::{json, Value};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -121,33 +123,6 @@ impl Thief {
             (b["state"] == "failed" && events_of(gw, name, "backend.failed").len() >= attempts).then_some(b)
         })
     }
-}
-
-/// Reads one HTTP/1.1 request (head and `Content-Length` body).
-fn read_request(s: &mut impl Read) -> Option<(String, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let len = head
-        .lines()
-        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")))
-        .map_or(0, |(_, v)| v.trim().parse::<usize>().unwrap());
-    while buf.len() < head_end + len {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    Some((head, buf[head_end..head_end + len].to_vec()))
 }
 
 /// The answer of a minimal MCP server with one tool, `echo`, to `body`;

@@ -15,7 +15,7 @@ mod common;
 
 use common::{demo_backend, get_free_port, http, post_json, spawn_logged, Gateway, TempDir, DEMO_BIN};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -197,30 +197,9 @@ impl FakeHttp {
 
     fn serve(mut s: TcpStream) {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        let head_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            match s.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-        let len = head
-            .lines()
-            .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")))
-            .map_or(0, |(_, v)| v.trim().parse::<usize>().unwrap());
-        while buf.len() < head_end + len {
-            match s.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
+        let Some((head, body)) = common::read_request(&mut s) else { return };
         let (status, ctype, body) = if head.starts_with("POST ") {
-            let msg: Value = serde_json::from_slice(&buf[head_end..head_end + len]).unwrap_or(Value::Null);
+            let msg: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let id = msg["id"].clone();
             let result = |r: Value| json!({"jsonrpc": "2.0", "id": id, "result": r}).to_string();
             match msg["method"].as_str() {

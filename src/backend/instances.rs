@@ -13,8 +13,10 @@
 //! connection: its calls time out, and it is never restarted in a loop.
 
 use super::conn::{Conn, ConnSpec};
-use super::Transport;
+use super::error::BackendError;
+use super::handshake;
 use crate::codec::{code, ErrorObj};
+use crate::config::Transport;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,7 +45,7 @@ impl Instances {
         backend: &str,
         session: &Arc<str>,
         max: usize,
-        start: impl FnOnce() -> Result<Arc<Conn>, String> + Send + 'static,
+        start: impl FnOnce() -> Result<Arc<Conn>, BackendError> + Send + 'static,
         ready: Ready,
     ) {
         {
@@ -75,11 +77,12 @@ impl Instances {
             Ok(())
         });
         if let Err(e) = spawned {
-            self.started(backend, session, Err(format!("cannot start a thread: {e}")));
+            let e = BackendError::open(&backend.into(), format!("cannot start a thread: {e}"));
+            self.started(backend, session, Err(e));
         }
     }
 
-    fn started(&self, backend: &str, session: &Arc<str>, r: Result<Arc<Conn>, String>) {
+    fn started(&self, backend: &str, session: &Arc<str>, r: Result<Arc<Conn>, BackendError>) {
         let waiting = {
             let mut m = self.map.lock();
             let waiting = match m.remove(session) {
@@ -145,12 +148,12 @@ impl Instances {
 
 /// Opens one instance: connect, `initialize`, `initialized` (no discovery:
 /// the shared connection keeps the catalog).
-pub fn open(spec: &ConnSpec, transport: &Transport) -> Result<Arc<Conn>, String> {
-    let conn = super::open_transport(spec, transport)?;
-    match super::initialize(&conn, spec.timeout) {
+pub fn open(spec: &ConnSpec, transport: &Transport) -> Result<Arc<Conn>, BackendError> {
+    let conn = handshake::open_transport(spec, transport)?;
+    match handshake::initialize(&conn, spec.timeout) {
         Ok(_) => Ok(conn),
         Err(e) => {
-            conn.close(&e);
+            conn.close(&e.to_string());
             Err(e)
         }
     }

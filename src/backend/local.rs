@@ -254,10 +254,8 @@ mod tests {
         let s = LocalServer::start(&"t".into(), &sh(&script), &format!("http://127.0.0.1:{port}/")).unwrap();
         assert!(s.wait_exit(Duration::from_secs(5)));
         let grandchild: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while alive(grandchild) && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        // Ends the moment it exits (`None`: gone already, or no pidfds).
+        let _ = stdio::wait_exit(grandchild, Duration::from_secs(5));
         let survived = alive(grandchild);
         if survived {
             // Do not leave it behind when the assertion fails.

@@ -1,49 +1,42 @@
-//! Backends: one [`Backend`] per configured server, owned by its supervisor
-//! thread (`backend:<name>`), which connects, performs the MCP handshake,
-//! discovers capabilities (following `nextCursor`), retries with
-//! exponential backoff after a failed attempt or a death, rediscovers on
-//! `list_changed`, and stops on request. Everything the rest of the gateway
-//! needs is read through snapshots.
+//! Backends: one [`Backend`] per configured server, the handle the rest of
+//! the gateway holds (status, live connection, discovered lists, calls,
+//! reconnect, stop). Its supervisor thread (`backend:<name>`,
+//! `supervisor.rs`) connects, performs the MCP handshake and discovery
+//! (`handshake.rs`), retries with exponential backoff after a failed
+//! attempt or a death, rediscovers on `list_changed`, and stops on request.
+//! Everything the rest of the gateway needs is read through snapshots.
 
 pub mod backoff;
 pub mod conn;
+pub mod error;
+pub mod handshake;
 pub mod instances;
 pub mod local;
 pub mod sse;
 pub mod stats;
 pub mod stdio;
 pub mod streamable;
+mod supervisor;
 pub mod wire;
 
 use crate::codec::jsonrpc;
-use crate::codec::mcp::{self, method};
 use crate::codec::ErrorObj;
-use crate::config::{BackendConfig, Transport};
+use crate::config::BackendConfig;
 use crate::route::{ClientLink, Hub};
-use crossbeam_channel::{bounded, select, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 pub use backoff::Policy;
 pub use conn::{Conn, ConnSpec, Outgoing, Reply, Sink};
+pub use error::{BackendError, ErrorKind};
 pub use stats::Stats;
-
-/// A connection that stayed up this long was a success: the backoff starts
-/// over. One that died sooner counts as a failed attempt, so a backend that
-/// crashes right after its handshake is not restarted in a tight loop.
-const STABLE_AFTER: Duration = Duration::from_secs(10);
-/// Longest wait for the answer to a liveness ping (`timeout_s` if shorter):
-/// a ping needs no work, so a backend that takes longer is stuck.
-const PING_WAIT_MAX: Duration = Duration::from_secs(10);
-/// Longest wait for a backend's server-message stream to open during the
-/// handshake (a server without one answers at once).
-const STREAM_OPEN_WAIT: Duration = Duration::from_secs(5);
-/// Most pages followed for one list during discovery (a loop guard).
-const MAX_PAGES: usize = 1000;
+pub use supervisor::ReconnectReply;
+use supervisor::Supervisor;
 
 /// Messages to a backend's supervisor thread.
 pub enum SupervisorMsg {
@@ -52,7 +45,7 @@ pub enum SupervisorMsg {
     /// The backend announced a `list_changed` (any kind).
     ListChanged { generation: u64 },
     /// Close and connect again now; the reply says how it went.
-    Reconnect(Option<Sender<Result<(), String>>>),
+    Reconnect(Option<ReconnectReply>),
     /// Close and end the thread.
     Stop,
 }
@@ -149,7 +142,8 @@ pub struct Backend {
     /// the supervisor before each wait.
     backoff: Mutex<Policy>,
     ctl: Sender<SupervisorMsg>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// The supervisor thread, and a channel that disconnects as it ends.
+    thread: Mutex<Option<(JoinHandle<()>, Receiver<()>)>>,
     /// Where what the backend sends outside any call goes (the runtime).
     hub: Arc<dyn Hub>,
     /// Per-session connections (`"per_session": true`).
@@ -217,12 +211,13 @@ impl Backend {
             hub,
             instances: Arc::default(),
         });
-        let sup = Supervisor { backend: b.clone(), rx: ctl_rx, events, ring, generation: 0 };
+        let (exited, exited_rx) = bounded(0);
+        let sup = Supervisor { backend: b.clone(), rx: ctl_rx, events, ring, generation: 0, _exited: exited };
         match crate::thread::spawn(format!("backend:{}", b.name), move || {
             sup.run();
             Ok(())
         }) {
-            Ok(h) => *b.thread.lock() = Some(h),
+            Ok(h) => *b.thread.lock() = Some((h, exited_rx)),
             Err(e) => b.set_failed(format!("cannot start its thread: {e}")),
         }
         b
@@ -267,7 +262,7 @@ impl Backend {
     }
 
     /// Asks the supervisor to reconnect; `reply` gets the outcome.
-    pub fn reconnect(&self, reply: Option<Sender<Result<(), String>>>) -> bool {
+    pub fn reconnect(&self, reply: Option<ReconnectReply>) -> bool {
         // A supervisor stuck in a handshake reads the message only when the
         // handshake ends: end it now, so the reconnect starts at once. This
         // comes before the message, or the supervisor could already be in
@@ -335,15 +330,15 @@ impl Backend {
         if let Some(c) = handshaking {
             c.close("the backend is stopping");
         }
-        let Some(h) = self.thread.lock().take() else { return };
-        let deadline = Instant::now() + wait;
-        while !h.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if h.is_finished() {
-            let _ = h.join();
-        } else {
-            log::warn!("backend '{}' did not stop within {:?}", self.name, wait);
+        let Some((h, exited)) = self.thread.lock().take() else { return };
+        // Nothing is ever sent: the channel disconnects when the supervisor
+        // is dropped at the end of its thread, and the join after that
+        // returns at once.
+        match exited.recv_timeout(wait) {
+            Err(RecvTimeoutError::Disconnected) | Ok(()) => {
+                let _ = h.join();
+            }
+            Err(RecvTimeoutError::Timeout) => log::warn!("backend '{}' did not stop within {:?}", self.name, wait),
         }
     }
 
@@ -369,373 +364,6 @@ impl Backend {
     }
 }
 
-struct Supervisor {
-    backend: Arc<Backend>,
-    rx: Receiver<SupervisorMsg>,
-    events: Sender<BackendEvent>,
-    ring: Arc<crate::events::EventRing>,
-    generation: u64,
-}
-
-use crate::events::Level;
-
-impl Supervisor {
-    fn b(&self) -> &Backend {
-        &self.backend
-    }
-
-    fn changed(&self) {
-        let _ = self
-            .events
-            .send_timeout(BackendEvent::Changed { backend: self.backend.name.clone() }, Duration::from_secs(5));
-    }
-
-    fn event(&self, level: Level, kind: &str, msg: impl Into<String>) {
-        self.ring.push(level, kind, Some(&self.backend.name), msg);
-    }
-
-    fn set_state(&self, state: State, err: Option<String>) {
-        let mut s = self.b().status.lock();
-        s.state = state;
-        if err.is_some() || state == State::Connected {
-            s.last_error = err;
-        }
-        if state != State::Connected {
-            s.connected_since = None;
-            s.pid = None;
-        }
-    }
-
-    fn run(mut self) {
-        let transport = match self.b().config.transport.clone() {
-            Err(e) => {
-                self.set_state(State::Failed, Some(e.clone()));
-                self.event(Level::Error, "backend.failed", e);
-                self.changed();
-                return self.idle_until_stop();
-            }
-            Ok(t) => t,
-        };
-        if !self.b().config.enabled {
-            self.set_state(State::Disabled, None);
-            self.changed();
-            return self.idle_until_stop();
-        }
-        let mut backoff = backoff::Backoff::new(backoff::XorShift::seeded());
-        let mut reply: Option<Sender<Result<(), String>>> = None;
-        loop {
-            let result = self.connect(&transport);
-            let outcome = result.as_ref().map(|_| ()).map_err(Clone::clone);
-            if let Some(r) = reply.take() {
-                let _ = r.try_send(outcome);
-            }
-            match result {
-                Ok(conn) => {
-                    let up = Instant::now();
-                    match self.serve(conn) {
-                        Next::Stop => return,
-                        Next::Reconnect(r) => {
-                            reply = r;
-                            self.b().status.lock().restarts += 1;
-                            continue;
-                        }
-                        // Only a connection that stayed up counts as a
-                        // success; a quick death is one more failure.
-                        Next::Died if up.elapsed() >= STABLE_AFTER => backoff.reset(),
-                        Next::Died => {}
-                    }
-                }
-                // Stopped during the handshake: not a failure of the backend.
-                Err(_) if self.b().handshaking.lock().0 => {
-                    self.set_state(State::Disconnected, None);
-                    return;
-                }
-                Err(e) => {
-                    self.set_state(State::Failed, Some(e.clone()));
-                    self.event(Level::Error, "backend.failed", e);
-                    self.changed();
-                }
-            }
-            let policy = *self.b().backoff.lock();
-            let wait = backoff.next(policy);
-            log::info!(
-                "backend '{}': retrying in {:.1}s ({} failed in a row)",
-                self.b().name,
-                wait.as_secs_f64(),
-                backoff.failures()
-            );
-            match self.wait(wait) {
-                Wake::Stop => return,
-                Wake::Reconnect(r) => reply = r,
-                Wake::Elapsed => {}
-            }
-            self.b().status.lock().restarts += 1;
-        }
-    }
-
-    /// Waits `wait` before the next attempt. Only `Stop` and `Reconnect` end
-    /// it early: a `Died` or `ListChanged` here comes from a connection that
-    /// is already gone (the attempt that just failed reports its death too),
-    /// and letting it cut the wait short is what used to turn a backend that
-    /// exits at once into thousands of spawns a second.
-    fn wait(&self, wait: Duration) -> Wake {
-        let deadline = crossbeam_channel::at(Instant::now() + wait);
-        loop {
-            select! {
-                recv(self.rx) -> msg => match msg {
-                    Ok(SupervisorMsg::Stop) | Err(_) => return Wake::Stop,
-                    Ok(SupervisorMsg::Reconnect(r)) => return Wake::Reconnect(r),
-                    Ok(SupervisorMsg::Died { .. } | SupervisorMsg::ListChanged { .. }) => {}
-                },
-                recv(deadline) -> _ => return Wake::Elapsed,
-            }
-        }
-    }
-
-    fn idle_until_stop(&self) {
-        while let Ok(msg) = self.rx.recv() {
-            match msg {
-                SupervisorMsg::Stop => return,
-                SupervisorMsg::Reconnect(Some(r)) => {
-                    let st = self.b().status();
-                    let _ = r.try_send(Err(st.last_error.unwrap_or_else(|| st.state.as_str().to_owned())));
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// While connected: handle deaths, list changes, reconnects and stop,
-    /// and check liveness with a `ping` every `ping_interval_s`. Every wait
-    /// here is one `select!`, so Stop and Reconnect are taken at once even
-    /// while a ping is out.
-    fn serve(&mut self, conn: Arc<Conn>) -> Next {
-        let mut ping = Ping::new(self.b().config.ping_interval, self.b().timeout().min(PING_WAIT_MAX));
-        loop {
-            select! {
-                recv(self.rx) -> msg => {
-                    let Ok(msg) = msg else {
-                        conn.close("gateway stopping");
-                        return Next::Stop;
-                    };
-                    if let Some(next) = self.on_message(&conn, msg) {
-                        return next;
-                    }
-                }
-                recv(ping.answer) -> reply => match reply {
-                    Ok(Reply::Progress(_)) => {}
-                    // The gateway's own timeout is no answer from the backend.
-                    Ok(Reply::Done(Err(e))) if e.code == crate::codec::code::REQUEST_TIMEOUT => {
-                        return self.dead(&conn, ping.no_answer());
-                    }
-                    // A result or any JSON-RPC error (-32601 included) proves
-                    // that the backend reads and answers. (A connection that
-                    // died fails the ping too; its Died message follows.)
-                    Ok(Reply::Done(_)) | Err(_) => ping.answered(),
-                },
-                recv(ping.timer) -> _ => {
-                    if ping.waiting {
-                        return self.dead(&conn, ping.no_answer());
-                    }
-                    ping.send(&conn);
-                }
-            }
-        }
-    }
-
-    /// One supervisor message while connected; `Some` ends the connected spell.
-    fn on_message(&mut self, conn: &Arc<Conn>, msg: SupervisorMsg) -> Option<Next> {
-        match msg {
-            SupervisorMsg::Stop => {
-                conn.close("gateway stopping");
-                *self.b().conn.write() = None;
-                self.set_state(State::Disconnected, None);
-                Some(Next::Stop)
-            }
-            SupervisorMsg::Reconnect(r) => {
-                conn.close("reconnect requested");
-                *self.b().conn.write() = None;
-                self.event(Level::Info, "backend.disconnected", "reconnect requested");
-                Some(Next::Reconnect(r))
-            }
-            SupervisorMsg::Died { generation, reason } if generation == conn.generation => {
-                Some(self.disconnected(reason))
-            }
-            SupervisorMsg::ListChanged { generation } if generation == conn.generation => {
-                // Coalesce a burst of notifications into one rediscovery.
-                while let Ok(m) = self.rx.try_recv() {
-                    match m {
-                        SupervisorMsg::ListChanged { .. } => {}
-                        other => {
-                            // Put it back in front of anything newer.
-                            let _ = self.backend.ctl.try_send(other);
-                            break;
-                        }
-                    }
-                }
-                match discover(conn, &self.b().status().caps, self.b().timeout()) {
-                    Ok(d) => {
-                        *self.b().discovered.write() = Arc::new(d);
-                        self.changed();
-                    }
-                    Err(e) => log::warn!("backend '{}': rediscovery failed: {e}", self.b().name),
-                }
-                None
-            }
-            // Died or ListChanged of an earlier connection.
-            _ => None,
-        }
-    }
-
-    /// The live connection does not answer: close it (failing its calls in
-    /// flight with `reason`, killing a child) and reconnect with backoff.
-    fn dead(&self, conn: &Conn, reason: String) -> Next {
-        conn.close(&reason);
-        self.disconnected(reason)
-    }
-
-    /// The connection is gone (it died, or [`Supervisor::dead`] closed it).
-    fn disconnected(&self, reason: String) -> Next {
-        *self.b().conn.write() = None;
-        self.set_state(State::Disconnected, Some(reason.clone()));
-        self.event(Level::Warn, "backend.disconnected", reason);
-        self.changed();
-        Next::Died
-    }
-
-    fn connect(&mut self, transport: &Transport) -> Result<Arc<Conn>, String> {
-        self.generation += 1;
-        self.set_state(State::Connecting, None);
-        self.event(Level::Info, "backend.connecting", self.b().config.endpoint());
-        self.changed();
-        let b = &self.backend;
-        let spec = ConnSpec {
-            backend: b.name.clone(),
-            generation: self.generation,
-            supervisor: b.ctl.clone(),
-            stats: b.stats.clone(),
-            hub: b.hub.clone(),
-            timeout: b.timeout(),
-            owner: None,
-        };
-        let conn = open_transport(&spec, transport)?;
-        {
-            let mut g = b.handshaking.lock();
-            if g.0 {
-                drop(g);
-                conn.close("the backend is stopping");
-                return Err("stopped before the handshake".to_owned());
-            }
-            g.1 = Some(conn.clone());
-        }
-        let shaken = handshake(&conn, b.timeout());
-        b.handshaking.lock().1 = None;
-        match shaken {
-            Ok((info, caps, version, discovered)) => {
-                // Capabilities and the connection first: whoever sees
-                // `connected` (a registry rebuild, a snapshot) finds them.
-                *b.discovered.write() = Arc::new(discovered);
-                *b.conn.write() = Some(conn.clone());
-                {
-                    let mut s = b.status.lock();
-                    s.state = State::Connected;
-                    s.last_error = None;
-                    s.pid = conn.pid;
-                    s.server_info = Some(info);
-                    s.protocol_version = Some(version.clone());
-                    s.connected_since = Some(SystemTime::now());
-                    s.caps = caps;
-                }
-                self.event(Level::Info, "backend.connected", format!("connected (protocol {version})"));
-                self.restore(&conn);
-                self.changed();
-                Ok(conn)
-            }
-            Err(e) => {
-                conn.close(&e);
-                Err(e)
-            }
-        }
-    }
-}
-
-impl Supervisor {
-    /// A new connection gets what clients asked of the previous one: the
-    /// log level and the resource subscriptions they hold.
-    fn restore(&self, conn: &Conn) {
-        let b = self.b();
-        let d = b.discovered();
-        if d.logging {
-            if let Some(level) = b.hub.log_level() {
-                fire_and_forget(conn, method::SET_LEVEL, json!({ "level": level }));
-            }
-        }
-        if d.subscribe {
-            for uri in b.hub.subscriptions(&b.name) {
-                fire_and_forget(conn, method::SUBSCRIBE, json!({ "uri": uri }));
-            }
-        }
-    }
-}
-
-/// The liveness check of one connection: the timer is when the next ping
-/// is due or, while `waiting`, when its answer is overdue.
-struct Ping {
-    every: Option<Duration>,
-    /// How long an answer may take: `min(timeout_s, 10 s)`.
-    wait: Duration,
-    answer: Receiver<Reply>,
-    timer: Receiver<Instant>,
-    waiting: bool,
-}
-
-impl Ping {
-    fn new(every: Option<Duration>, wait: Duration) -> Ping {
-        let timer = every.map_or_else(crossbeam_channel::never, crossbeam_channel::after);
-        Ping { every, wait, answer: crossbeam_channel::never(), timer, waiting: false }
-    }
-
-    fn send(&mut self, conn: &Conn) {
-        let (tx, rx) = bounded(4);
-        // The call's own deadline is a little later than ours, so the
-        // admin tick does not expire it first.
-        match conn.call(method::PING, None, Sink::Chan(tx), self.wait + Duration::from_secs(1)) {
-            Ok(_) => self.answer = rx,
-            // Closing (its Died follows) or the queue stayed full for 5 s:
-            // either way no answer can come; the timer below decides.
-            Err(e) => log::debug!("backend '{}': cannot send ping: {}", conn.backend, e.message),
-        }
-        self.timer = crossbeam_channel::after(self.wait);
-        self.waiting = true;
-    }
-
-    fn answered(&mut self) {
-        self.answer = crossbeam_channel::never();
-        self.timer = self.every.map_or_else(crossbeam_channel::never, crossbeam_channel::after);
-        self.waiting = false;
-    }
-
-    fn no_answer(&self) -> String {
-        format!("did not answer ping within {:.1}s", self.wait.as_secs_f64())
-    }
-}
-
-/// How a connected spell ended.
-enum Next {
-    Stop,
-    Reconnect(Option<Sender<Result<(), String>>>),
-    /// The connection died on its own: wait (backoff), then connect again.
-    Died,
-}
-
-/// How a wait between attempts ended.
-enum Wake {
-    Stop,
-    /// Connect now; the reply gets that attempt's outcome.
-    Reconnect(Option<Sender<Result<(), String>>>),
-    Elapsed,
-}
-
 /// Sends a request whose answer nobody waits for (a refusal is logged).
 pub fn fire_and_forget(conn: &Conn, method: &str, params: Value) {
     struct Logged(Arc<str>, String);
@@ -753,124 +381,54 @@ pub fn fire_and_forget(conn: &Conn, method: &str, params: Value) {
     }
 }
 
-/// What the gateway declares to backends as a client: everything it can
-/// route to a client (the client of the call decides at run time).
-fn client_capabilities() -> Value {
-    json!({
-        "roots": {"listChanged": true},
-        "sampling": {},
-        "elicitation": {"form": {}, "url": {}},
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EventRing;
 
-/// Opens a connection over the backend's transport (no handshake yet).
-fn open_transport(spec: &ConnSpec, transport: &Transport) -> Result<Arc<Conn>, String> {
-    match transport {
-        Transport::Stdio(cmd) => stdio::open(spec, cmd),
-        Transport::Sse { url, headers, local, ca_cert } => {
-            let remote = sse::Remote::new(url, headers, ca_cert.as_ref());
-            sse::open(spec, &remote, local.as_ref())
-        }
-        Transport::StreamableHttp { url, headers, ca_cert } => {
-            let remote = sse::Remote::new(url, headers, ca_cert.as_ref());
-            streamable::open(spec, &remote)
-        }
+    fn backend(entry: &str) -> (Arc<Backend>, Receiver<BackendEvent>) {
+        let text = format!(r#"{{"mcpServers": {{"b": {entry}}}}}"#);
+        let config = crate::config::parse_with_env(&text, None, &|_| None).unwrap();
+        let bc = config.backends[0].clone();
+        let (tx, rx) = bounded(16);
+        let b = Backend::start(
+            bc,
+            Policy::of(&config.server),
+            tx,
+            Arc::new(EventRing::new(16)),
+            Arc::new(crate::route::NoHub),
+        );
+        (b, rx)
     }
-}
 
-/// initialize → initialized → discovery. Returns (serverInfo, capabilities,
-/// protocol version, discovered capabilities).
-fn handshake(conn: &Conn, timeout: Duration) -> Result<(Value, Value, String, Discovered), String> {
-    let (info, caps, version) = initialize(conn, timeout)?;
-    let discovered = discover(conn, &caps, timeout)?;
-    Ok((info, caps, version, discovered))
-}
+    /// `stop` returns as the supervisor ends, not at the next poll.
+    #[test]
+    fn stop_waits_for_the_supervisor_without_polling() {
+        let (b, events) = backend(r#"{"command": "x", "enabled": false}"#);
+        assert!(events.recv_timeout(Duration::from_secs(5)).is_ok());
+        assert_eq!(b.status().state, State::Disabled);
+        let start = Instant::now();
+        b.stop(Duration::from_secs(5));
+        assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+        assert!(b.thread.lock().is_none());
+        // A second stop has nothing to wait for.
+        b.stop(Duration::from_secs(5));
+    }
 
-/// initialize → initialized. Returns (serverInfo, capabilities, protocol
-/// version).
-fn initialize(conn: &Conn, timeout: Duration) -> Result<(Value, Value, String), String> {
-    // The gateway routes sampling, elicitation and roots requests to the
-    // client whose call the backend is serving (see `conn.rs`), and refuses
-    // them, naming the capability, when that client did not declare it.
-    let params = json!({
-        "protocolVersion": mcp::CLIENT_VERSION,
-        "capabilities": client_capabilities(),
-        "clientInfo": {"name": "mcp-sentinel", "version": env!("CARGO_PKG_VERSION")},
-    });
-    let raw = conn
-        .request(method::INITIALIZE, Some(jsonrpc::to_raw(&params)), timeout)
-        .map_err(|e| format!("initialize failed: {}", e.message))?;
-    let init: Value = serde_json::from_str(raw.get()).map_err(|e| format!("initialize result: {e}"))?;
-    let version = init
-        .get("protocolVersion")
-        .and_then(Value::as_str)
-        .ok_or("initialize result has no protocolVersion")?
-        .to_owned();
-    if !mcp::is_supported(&version) {
-        return Err(format!("backend answered protocol version {version:?}, which the gateway does not speak"));
-    }
-    *conn.protocol_version.lock() = Some(version.clone());
-    // A Streamable HTTP backend's GET stream opens now, before
-    // `initialized`, so that a list_changed sent on it is not lost.
-    conn.open_stream(timeout.min(STREAM_OPEN_WAIT));
-    let info = init.get("serverInfo").cloned().unwrap_or(Value::Null);
-    let caps = init.get("capabilities").cloned().unwrap_or_else(|| json!({}));
-    conn.notify(method::INITIALIZED, None).map_err(|e| format!("sending initialized: {}", e.message))?;
-    Ok((info, caps, version))
-}
-
-/// Lists every kind the backend advertises, following cursors to the end.
-fn discover(conn: &Conn, caps: &Value, timeout: Duration) -> Result<Discovered, String> {
-    let has = |k: &str| caps.get(k).is_some_and(|v| !v.is_null());
-    let mut d = Discovered {
-        logging: has("logging"),
-        completions: has("completions") || has("prompts") || has("resources"),
-        subscribe: caps.get("resources").and_then(|r| r.get("subscribe")).and_then(Value::as_bool) == Some(true),
-        ..Discovered::default()
-    };
-    if has("tools") {
-        d.tools = list_all(conn, method::TOOLS_LIST, "tools", timeout)?;
-    }
-    if has("resources") {
-        d.resources = list_all(conn, method::RESOURCES_LIST, "resources", timeout)?;
-        // Older servers may not implement templates: treat "method not
-        // found" as none rather than failing the backend.
-        d.resource_templates = match list_all(conn, method::RESOURCES_TEMPLATES_LIST, "resourceTemplates", timeout) {
-            Ok(t) => t,
-            Err(e) if e.contains("-32601") => Vec::new(),
-            Err(e) => return Err(e),
-        };
-    }
-    if has("prompts") {
-        d.prompts = list_all(conn, method::PROMPTS_LIST, "prompts", timeout)?;
-    }
-    Ok(d)
-}
-
-fn list_all(conn: &Conn, method: &str, key: &str, timeout: Duration) -> Result<Vec<Value>, String> {
-    let mut items = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut seen = std::collections::HashSet::new();
-    for _ in 0..MAX_PAGES {
-        let params = cursor.as_ref().map(|c| jsonrpc::to_raw(&json!({ "cursor": c })));
-        let raw = conn
-            .request(method, params, timeout)
-            .map_err(|e| format!("{method} failed: {} (code {})", e.message, e.code))?;
-        let mut page: Value = serde_json::from_str(raw.get()).map_err(|e| format!("{method} result: {e}"))?;
-        match page.get_mut(key).map(Value::take) {
-            Some(Value::Array(list)) => items.extend(list.into_iter().filter(Value::is_object)),
-            Some(Value::Null) | None => {}
-            Some(_) => return Err(format!("{method} result: \"{key}\" is not an array")),
-        }
-        match page.get("nextCursor").and_then(Value::as_str) {
-            Some(next) => {
-                if !seen.insert(next.to_owned()) {
-                    return Err(format!("{method}: backend repeated cursor {next:?}"));
-                }
-                cursor = Some(next.to_owned());
-            }
-            None => return Ok(items),
+    /// An idle supervisor answers a reconnect with why it cannot, by kind.
+    #[test]
+    fn an_idle_supervisor_refuses_a_reconnect() {
+        let (off, _e1) = backend(r#"{"command": "x", "enabled": false}"#);
+        let (bad, _e2) = backend(r#"{"type": "sse"}"#);
+        for (b, disabled) in [(&off, true), (&bad, false)] {
+            let (tx, rx) = bounded(1);
+            assert!(b.reconnect(Some(tx)));
+            let e = rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap_err();
+            assert_eq!(matches!(e.kind(), ErrorKind::Disabled), disabled, "{e:?}");
+            assert_eq!(matches!(e.kind(), ErrorKind::Invalid(_)), !disabled, "{e:?}");
+            let st = b.status();
+            assert_eq!(e.to_string(), st.last_error.unwrap_or_else(|| st.state.as_str().to_owned()));
+            b.stop(Duration::from_secs(5));
         }
     }
-    Err(format!("{method}: more than {MAX_PAGES} pages"))
 }

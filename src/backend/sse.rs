@@ -12,6 +12,7 @@
 //! docs/security.md, "Hostile backends".
 
 use super::conn::{Conn, ConnSpec, Outgoing};
+use super::error::BackendError;
 use super::local::{self, LocalServer};
 use super::stdio;
 use super::wire;
@@ -89,7 +90,14 @@ impl Remote {
     }
 }
 
-pub fn open(spec: &ConnSpec, remote: &Remote, local: Option<&Command>) -> Result<Arc<Conn>, String> {
+/// Opens the stream (starting the local server first, if any), waits for
+/// its `endpoint` and starts the poster. Every failure is an
+/// [`ErrorKind::Open`](super::ErrorKind::Open).
+pub fn open(spec: &ConnSpec, remote: &Remote, local: Option<&Command>) -> Result<Arc<Conn>, BackendError> {
+    connect(spec, remote, local).map_err(|e| BackendError::open(&spec.backend, e))
+}
+
+fn connect(spec: &ConnSpec, remote: &Remote, local: Option<&Command>) -> Result<Arc<Conn>, String> {
     let (name, timeout) = (&spec.backend, spec.timeout);
     remote.warn_if_plain(name, spec.generation);
     let url = remote.url.as_str();
@@ -115,9 +123,13 @@ pub fn open(spec: &ConnSpec, remote: &Remote, local: Option<&Command>) -> Result
     // Closing also shuts the stream's socket: the reader thread is blocked
     // reading it, and a backend that keeps a dropped stream open and quiet
     // would otherwise hold that thread and socket for as long as it likes,
-    // one more with each attempt.
+    // one more with each attempt. The same for a POST the backend is slow
+    // to answer.
+    let post = remote.post_agent(timeout);
+    let post_c = post.clone();
     conn.set_closer(Box::new(move || {
         agent.shutdown();
+        post_c.shutdown();
         stop_server.and_then(|stop| stop())
     }));
     if let Err(e) = attached {
@@ -149,7 +161,7 @@ pub fn open(spec: &ConnSpec, remote: &Remote, local: Option<&Command>) -> Result
     let c = conn.clone();
     let remote = remote.clone();
     crate::thread::spawn(format!("backend:{name}:poster"), move || {
-        post_loop(&c, &endpoint, &remote, &out_rx, timeout);
+        post_loop(&c, &endpoint, &remote, &post, &out_rx);
         Ok(())
     })
     .map_err(|e| cannot_start(&conn, &e))?;
@@ -167,6 +179,9 @@ fn cannot_start(conn: &Conn, e: &std::io::Error) -> String {
 /// Opens the event stream. With a local server, retries the connect every
 /// 100 ms (or at once when the server exits) until `min(timeout, 30 s)`:
 /// it needs a moment to bind, and sleeping a fixed time would be a guess.
+/// This is the one wait in the backends that retries on a clock: nothing
+/// tells another process's bind to the gateway, and the exit, the one
+/// event there is, ends the wait at once.
 fn get_stream(
     name: &str,
     remote: &Remote,
@@ -268,9 +283,8 @@ pub fn dispatch_data(conn: &Conn, data: &str, request: Option<i64>) -> bool {
 /// POSTs each message to `endpoint` (checked: on the stream's origin).
 /// The stream's URL is there to keep its secrets out of error texts: the
 /// endpoint often shares its query.
-fn post_loop(conn: &Conn, endpoint: &str, remote: &Remote, rx: &Receiver<Outgoing>, timeout: Duration) {
+fn post_loop(conn: &Conn, endpoint: &str, remote: &Remote, agent: &ureq::Agent, rx: &Receiver<Outgoing>) {
     let url = remote.url.as_str();
-    let agent = remote.post_agent(timeout);
     while let Ok(msg) = rx.recv() {
         let mut req = agent.post(endpoint).header("Content-Type", "application/json");
         for (k, v) in &remote.headers {

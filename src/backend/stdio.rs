@@ -5,6 +5,7 @@
 //! Also spawns the local process of a legacy SSE backend (`local.rs`).
 
 use super::conn::{Closer, Conn, ConnSpec, Outgoing};
+use super::error::BackendError;
 use super::wire;
 use crate::config::Command;
 use crossbeam_channel::Receiver;
@@ -19,15 +20,15 @@ use std::time::{Duration, Instant};
 pub const MAX_LINE: usize = 64 * 1024 * 1024;
 
 /// Starts the child and its I/O threads.
-pub fn open(spec: &ConnSpec, cmd: &Command) -> Result<Arc<Conn>, String> {
+pub fn open(spec: &ConnSpec, cmd: &Command) -> Result<Arc<Conn>, BackendError> {
     let name = &spec.backend;
-    let mut child = spawn_child(cmd, true)?;
+    let mut child = spawn_child(cmd, true).map_err(|e| BackendError::open(name, e))?;
     let pid = child.id();
     let (stdin, stdout, stderr) = match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
         (Some(i), Some(o), Some(e)) => (i, o, e),
         _ => {
             kill_and_reap(&mut child);
-            return Err("child pipes were not created".into());
+            return Err(BackendError::open(name, "child pipes were not created".into()));
         }
     };
     let (conn, out_rx) = Conn::new(spec, Some(pid));
@@ -48,7 +49,7 @@ pub fn open(spec: &ConnSpec, cmd: &Command) -> Result<Arc<Conn>, String> {
     })();
     if let Err(e) = spawned {
         conn.close("cannot start I/O threads");
-        return Err(format!("cannot start I/O threads: {e}"));
+        return Err(BackendError::open(name, format!("cannot start I/O threads: {e}")));
     }
     Ok(conn)
 }
@@ -86,25 +87,85 @@ pub fn closer(child: Child) -> Closer {
     Box::new(move || Some(kill_and_reap(&mut child)))
 }
 
+/// How long a child has after SIGTERM before SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
 pub fn kill_and_reap(child: &mut Child) -> String {
     if let Ok(Some(status)) = child.try_wait() {
         signal_group(child.id(), libc::SIGKILL);
         return status.to_string();
     }
     signal_group(child.id(), libc::SIGTERM);
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline {
+    let exited = match wait_exit(child.id(), KILL_GRACE) {
+        Some(exited) => exited,
+        None => poll_exit(child, KILL_GRACE),
+    };
+    if exited {
         if let Ok(Some(status)) = child.try_wait() {
             signal_group(child.id(), libc::SIGKILL);
             return status.to_string();
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
     signal_group(child.id(), libc::SIGKILL);
     match child.wait() {
         Ok(s) => s.to_string(),
         Err(e) => format!("wait failed: {e}"),
     }
+}
+
+/// The fallback of [`wait_exit`] where pidfds are not available (Linux
+/// before 5.3, a seccomp filter that refuses the call): `try_wait` every
+/// 20 ms. Nothing else can wake a thread on a child's exit without taking
+/// SIGCHLD from the whole process.
+fn poll_exit(child: &mut Child, max: Duration) -> bool {
+    let deadline = Instant::now() + max;
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits at most `max` for process `pid` to exit, on a pidfd: the wait
+/// ends the moment it exits. `Some(exited)`, or `None` where pidfds are
+/// not available. The process is not reaped. For a child not yet reaped
+/// the pid cannot have been reused, so the pidfd is that child's.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub fn wait_exit(pid: u32, max: Duration) -> Option<bool> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new
+    // descriptor or -1; no memory is passed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = std::os::fd::RawFd::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+    // SAFETY: `fd` was just returned by pidfd_open and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let deadline = Instant::now() + max;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Rounded up, so that the wait is never shorter than asked.
+        let ms = libc::c_int::try_from(left.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX);
+        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd, and its count.
+        match unsafe { libc::poll(&mut pfd, 1, ms) } {
+            n if n > 0 => return Some(true),
+            0 if left.is_zero() => return Some(false),
+            // Woken early (a signal): wait for what is left.
+            0 => continue,
+            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => continue,
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn wait_exit(_pid: u32, _max: Duration) -> Option<bool> {
+    None
 }
 
 /// Signals the whole process group led by `pid`.
@@ -250,6 +311,28 @@ pub fn log_stderr(name: &str, stream: impl Read + Send + 'static) -> std::io::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A child's exit ends the wait on it at once; a live child is waited
+    /// for as long as asked. (Where pidfds are missing, `wait_exit` says so
+    /// and `kill_and_reap` polls instead.)
+    #[test]
+    fn kill_and_reap_waits_for_the_exit() {
+        let cmd = Command {
+            command: "sleep".into(),
+            args: vec!["30".into()],
+            env: Default::default(),
+            cwd: None,
+            withheld_env: Vec::new(),
+        };
+        let mut child = spawn_child(&cmd, false).unwrap();
+        if let Some(exited) = wait_exit(child.id(), Duration::from_millis(50)) {
+            assert!(!exited, "sleep 30 is still running");
+        }
+        let start = Instant::now();
+        let status = kill_and_reap(&mut child);
+        assert!(status.contains("SIGTERM") || status.contains("signal: 15"), "{status}");
+        assert!(start.elapsed() < KILL_GRACE, "{:?}", start.elapsed());
+    }
 
     #[test]
     fn bounded_lines() {

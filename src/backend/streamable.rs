@@ -7,14 +7,20 @@
 //! once known; the session is DELETEd on close. Redirects are never
 //! followed (a 3xx is an error naming its Location), and an SSE answer is
 //! bounded per line and per event.
+//!
+//! Closing the connection shuts every socket it reads (the GET stream, the
+//! POSTs and their SSE answers, a resume's GET) through the agents' own
+//! shutdown, so its threads end at once, not when a quiet backend next
+//! sends a byte; a resume waiting out the server's `retry:` delay ends too.
 
 use super::conn::{Conn, ConnSpec, Outgoing, StreamGate};
+use super::error::BackendError;
 use super::sse::{dispatch_data, fail_request, redirect, scrub, Remote, MAX_EVENT};
 use super::stdio::MAX_LINE;
 use super::wire;
 use crate::codec::sse::SseDecoder;
 use crate::config::redact_url;
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use parking_lot::Mutex;
 use std::io::Read;
 use std::sync::Arc;
@@ -30,10 +36,23 @@ struct Target {
     /// The agent of the GET stream, kept to shut its socket when the
     /// connection closes (its reader thread is blocked reading it).
     stream: ureq::Agent,
+    /// The agent every POST thread shares, for the same reason: a POST's
+    /// SSE answer (and a resume of it) is a stream that may stay quiet.
+    post: ureq::Agent,
     session: Mutex<Option<String>>,
+    /// Never sent on: disconnects when the connection closes, which ends a
+    /// resume's wait for the server's `retry:` delay.
+    closed: Receiver<()>,
 }
 
 impl Target {
+    /// Whether the connection was closed. Then an I/O error is the closer
+    /// shutting the sockets, not the backend: the calls in flight are the
+    /// close's to fail, with its reason.
+    fn closing(&self) -> bool {
+        matches!(self.closed.try_recv(), Err(TryRecvError::Disconnected))
+    }
+
     fn apply<B>(&self, mut req: ureq::RequestBuilder<B>, conn: &Conn) -> ureq::RequestBuilder<B> {
         for (k, v) in &self.remote.headers {
             req = req.header(k.as_str(), v.as_str());
@@ -48,14 +67,25 @@ impl Target {
     }
 }
 
-pub fn open(spec: &ConnSpec, remote: &Remote) -> Result<Arc<Conn>, String> {
+pub fn open(spec: &ConnSpec, remote: &Remote) -> Result<Arc<Conn>, BackendError> {
     let (name, timeout) = (&spec.backend, spec.timeout);
     remote.warn_if_plain(name, spec.generation);
     let (conn, out_rx) = Conn::new(spec, None);
-    let target = Arc::new(Target { remote: remote.clone(), stream: remote.stream_agent(), session: Mutex::new(None) });
+    let (closing, closed) = bounded(0);
+    let target = Arc::new(Target {
+        remote: remote.clone(),
+        stream: remote.stream_agent(),
+        post: remote.post_agent(timeout),
+        session: Mutex::new(None),
+        closed,
+    });
     let t = target.clone();
-    let weak = Arc::downgrade(&conn);
     conn.set_closer(Box::new(move || {
+        // First what the I/O threads wait on, so that they end now even if
+        // the DELETE below takes its time.
+        drop(closing);
+        t.stream.clone().shutdown();
+        t.post.clone().shutdown();
         // End the server-side session; best effort, bounded.
         let session = t.session.lock().take();
         if let Some(s) = session {
@@ -66,17 +96,15 @@ pub fn open(spec: &ConnSpec, remote: &Remote) -> Result<Arc<Conn>, String> {
             }
             let _ = req.call();
         }
-        t.stream.clone().shutdown();
-        drop(weak);
         None
     }));
     for i in 0..POSTERS {
         let (c, t, rx) = (conn.clone(), target.clone(), out_rx.clone());
         crate::thread::spawn(format!("backend:{name}:post{i}"), move || {
-            post_loop(&c, &t, &rx, timeout);
+            post_loop(&c, &t, &rx);
             Ok(())
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| BackendError::open(name, e.to_string()))?;
     }
     // The GET stream can only open after initialize: this thread waits for
     // the handshake to say so, then holds the stream.
@@ -91,12 +119,12 @@ pub fn open(spec: &ConnSpec, remote: &Remote) -> Result<Arc<Conn>, String> {
         }
         Ok(())
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| BackendError::open(name, e.to_string()))?;
     Ok(conn)
 }
 
-fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>, timeout: Duration) {
-    let agent = t.remote.post_agent(timeout);
+fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>) {
+    let agent = &t.post;
     while let Ok(msg) = rx.recv() {
         let req = agent
             .post(&t.remote.url)
@@ -105,6 +133,7 @@ fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>, timeout: Duration
         let req = t.apply(req, conn);
         let resp = match req.send(&msg.bytes[..]) {
             Ok(r) => r,
+            Err(_) if t.closing() => return,
             // A slow answer fails only its own call (its deadline passed).
             Err(e @ ureq::Error::Timeout(_)) => {
                 fail_request(conn, msg.request_id, &format!("POST failed: {}", scrub(&e, &t.remote.url)));
@@ -145,9 +174,9 @@ fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>, timeout: Duration
             let mut dec = SseDecoder::with_limits(MAX_LINE, MAX_EVENT);
             let mut answered = read_events(conn, body.into_reader(), request, &mut dec);
             if let (Some(id), false) = (request, answered) {
-                answered = resume(conn, t, &agent, id, &mut dec);
+                answered = resume(conn, t, id, &mut dec);
             }
-            if let (Some(id), false, true) = (request, answered, conn.is_alive()) {
+            if let (Some(id), false, true) = (request, answered, conn.is_alive() && !t.closing()) {
                 let why = format!("backend '{}' ended its SSE response to POST without the answer", conn.backend);
                 wire::fail_call(conn, id, why);
             }
@@ -155,6 +184,7 @@ fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>, timeout: Duration
         }
         match body.into_with_config().limit(MAX_BODY).read_to_vec() {
             Ok(bytes) => answer_body(conn, &bytes, request),
+            Err(_) if t.closing() => return,
             Err(e) => {
                 fail_request(conn, request, &format!("reading the response failed: {}", scrub(&e, &t.remote.url)))
             }
@@ -191,7 +221,7 @@ const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
 /// may, from 2025-11-25, to free the connection; SEP-1699): reconnect with
 /// `GET` and `Last-Event-ID` after its `retry:` delay and read on, as a
 /// direct client would. Returns whether the answer came.
-fn resume(conn: &Conn, t: &Target, agent: &ureq::Agent, id: i64, dec: &mut SseDecoder) -> bool {
+fn resume(conn: &Conn, t: &Target, id: i64, dec: &mut SseDecoder) -> bool {
     for _ in 0..MAX_RESUMES {
         let Some(last) = dec.last_event_id().map(str::to_owned) else {
             return false;
@@ -199,10 +229,13 @@ fn resume(conn: &Conn, t: &Target, agent: &ureq::Agent, id: i64, dec: &mut SseDe
         if !conn.is_alive() {
             return false;
         }
-        // The delay the server asked for; the protocol's own pacing, not a poll.
+        // The delay the server asked for (the protocol's own pacing, not a
+        // poll), cut short when the connection closes.
         let wait = Duration::from_millis(dec.retry().unwrap_or(0)).min(MAX_RETRY_WAIT);
-        std::thread::sleep(wait);
-        let req = agent.get(&t.remote.url).header("Accept", "text/event-stream").header("Last-Event-ID", &last);
+        if let Err(RecvTimeoutError::Disconnected) | Ok(()) = t.closed.recv_timeout(wait) {
+            return false;
+        }
+        let req = t.post.get(&t.remote.url).header("Accept", "text/event-stream").header("Last-Event-ID", &last);
         let resp = match t.apply(req, conn).call() {
             Ok(r) if r.status() == 200 => r,
             Ok(r) => {

@@ -12,6 +12,10 @@
 
 pub mod admin;
 pub mod hub;
+mod reload;
+mod state;
+
+pub use state::ServerState;
 
 use crate::api::{BackendView, CapabilityCounts, ReloadReport};
 use crate::backend::{Backend, BackendEvent, Policy, State as BackendState};
@@ -21,35 +25,10 @@ use crate::registry::{Conflict, Registry, Source};
 use crate::session::SessionTable;
 use crossbeam_channel::{bounded, Sender};
 use parking_lot::{Mutex, RwLock};
-use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ServerState {
-    Starting,
-    Ready,
-    Degraded,
-    Failed,
-    Stopping,
-    Stopped,
-}
-
-impl ServerState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ServerState::Starting => "starting",
-            ServerState::Ready => "ready",
-            ServerState::Degraded => "degraded",
-            ServerState::Failed => "failed",
-            ServerState::Stopping => "stopping",
-            ServerState::Stopped => "stopped",
-        }
-    }
-}
 
 /// Commands for the admin thread. Each carries its reply channel when the
 /// sender waits for the outcome.
@@ -442,41 +421,28 @@ impl Runtime {
         }
     }
 
-    /// Recomputes the gateway state from the backends' states.
+    /// Recomputes the gateway state from the backends' states
+    /// ([`state::verdict`]) and announces a change. Admin thread only: it
+    /// is the one writer of the state, so what is read here still holds at
+    /// the store below, and no lock is held while the event is delivered
+    /// or the line logged.
     fn update_state(&self, states: impl Iterator<Item = BackendState>) {
-        let states: Vec<BackendState> = states.filter(|s| *s != BackendState::Disabled).collect();
-        let settling = states.iter().any(|s| matches!(s, BackendState::Pending | BackendState::Connecting));
-        if !settling {
+        let states: Vec<BackendState> = states.collect();
+        let v = state::verdict(self.first_discovery_done.load(Ordering::Relaxed), &states);
+        if v.settled {
             self.first_discovery_done.store(true, Ordering::Relaxed);
         }
-        let connected = states.iter().filter(|s| **s == BackendState::Connected).count();
-        let next = if !self.first_discovery_done.load(Ordering::Relaxed) {
-            ServerState::Starting
-        } else if connected == states.len() {
-            ServerState::Ready
-        } else if connected == 0 {
-            ServerState::Failed
-        } else {
-            ServerState::Degraded
-        };
-        let (level, msg) = match next {
-            ServerState::Ready => (Level::Info, format!("all {} enabled backends connected", states.len())),
-            ServerState::Degraded => {
-                (Level::Warn, format!("{connected} of {} enabled backends connected", states.len()))
-            }
-            ServerState::Failed => (Level::Error, "no backend is connected".to_owned()),
-            _ => (Level::Info, String::new()),
-        };
-        let mut st = self.state.lock();
-        if matches!(*st, ServerState::Stopping | ServerState::Stopped) || *st == next {
+        let current = self.state();
+        if matches!(current, ServerState::Stopping | ServerState::Stopped) || current == v.state {
             return;
         }
-        *st = next;
-        // The event is pushed before the lock is released, so a reader who
-        // sees the new state in /status finds its event in /events too.
-        // The exact prefix `gateway state: ` is what scripts and tests wait for.
-        log::info!("gateway state: {}", next.as_str());
-        self.events.push(level, &format!("server.{}", next.as_str()), None, msg);
+        // Event, then state, then log line: a reader who sees the new state
+        // in /status finds its event in /events, and one who sees the log
+        // line finds both. The exact prefix `gateway state: ` is what
+        // scripts and tests wait for.
+        self.events.push(v.level, &format!("server.{}", v.state.as_str()), None, v.message);
+        *self.state.lock() = v.state;
+        log::info!("gateway state: {}", v.state.as_str());
     }
 
     fn set_state(&self, s: ServerState) {

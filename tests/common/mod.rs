@@ -1121,6 +1121,35 @@ impl Drop for LoggedChild {
     }
 }
 
+/// The server side of a fake backend: reads one request, its head and a
+/// `Content-Length` body (no chunked bodies). `None` if the peer closed
+/// first or a read failed (a read timeout the caller set included).
+pub fn read_request(s: &mut impl Read) -> Option<(String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let len = head
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")))
+        .map_or(0, |(_, v)| v.trim().parse::<usize>().expect("a numeric Content-Length"));
+    while buf.len() < head_end + len {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    Some((head, buf[head_end..head_end + len].to_vec()))
+}
+
 /// A Streamable HTTP `initialize` (2025-06-18) to `mcp_url`: the quickest
 /// check that a gateway's data plane answers MCP.
 #[allow(dead_code)]

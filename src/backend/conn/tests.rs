@@ -373,17 +373,21 @@ fn delivering_progress_holds_no_lock_so_a_session_closing_in_it_cannot_deadlock(
     sink.others.lock().extend([id, other]);
     let _ = (sent(&out), sent(&out));
     let c2 = c.clone();
-    let t = std::thread::spawn(move || {
+    let (done_tx, done) = bounded::<()>(0);
+    std::thread::spawn(move || {
         c2.handle_incoming(Message::notification(
             "notifications/progress",
             Some(json!({"progressToken": id, "progress": 1})),
         ));
+        drop(done_tx);
     });
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !t.is_finished() {
-        assert!(Instant::now() < deadline, "the reader thread is stuck delivering progress");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    // The sender is dropped when delivery returns: no sleep-poll.
+    let r = done.recv_timeout(Duration::from_secs(5));
+    assert_eq!(
+        r,
+        Err(crossbeam_channel::RecvTimeoutError::Disconnected),
+        "the reader thread is stuck delivering progress"
+    );
     assert_eq!(c.in_flight(), 0);
 }
 
