@@ -87,6 +87,23 @@ pub fn printable(s: &str, max: usize) -> String {
     out
 }
 
+/// Standard base64 with padding.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// Decodes standard base64 (with or without padding); `None` if it is not.
 pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let val = |c: u8| -> Option<u32> {
@@ -156,6 +173,10 @@ mod tests {
         assert_eq!(base64_decode("").as_deref(), Some(&b""[..]));
         assert_eq!(base64_decode("a!=="), None);
         assert_eq!(base64_decode("a"), None);
+        for text in ["", "f", "fo", "foo", "élève 😀"] {
+            assert_eq!(base64_decode(&base64_encode(text.as_bytes())).as_deref(), Some(text.as_bytes()));
+        }
+        assert_eq!(base64_encode(b"hello"), "aGVsbG8=");
     }
 
     #[test]

@@ -117,16 +117,32 @@ fn session_header_and_protocol_version_rules() {
     // Unsupported version: 400.
     let r = post_json(&c.url, &[ACCEPT, ("Mcp-Session-Id", &c.sid), ("MCP-Protocol-Version", "1999-01-01")], &ping);
     assert_eq!(r.status, 400);
-    // Stateless revision: 400 with -32022 listing what we serve.
+    // A 2026-07-28 request is served without a session, but only with
+    // its `_meta` envelope: without it, 400 with -32602.
     let r = post_json(&c.url, &[ACCEPT, ("MCP-Protocol-Version", "2026-07-28")], &ping);
     assert_eq!(r.status, 400);
-    let e = &r.json()["error"];
-    assert_eq!(e["code"], -32022, "{e}");
-    let supported: Vec<&str> = e["data"]["supported"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    assert_eq!(supported, vec!["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"]);
-    // A 2026-era discovery probe without a session gets the same answer.
-    let r = post_json(&c.url, &[ACCEPT], &json!({"jsonrpc":"2.0","id":1,"method":"server/discover"}));
-    assert_eq!((r.status, r.json()["error"]["code"].clone()), (400, json!(-32022)));
+    assert_eq!(r.json()["error"]["code"], -32602, "{}", r.text());
+    // A 2026-era discovery probe answers with every version we serve.
+    let meta =
+        json!({"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}});
+    let discover = json!({"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":meta}});
+    let r = post_json(
+        &c.url,
+        &[ACCEPT, ("MCP-Protocol-Version", "2026-07-28"), ("Mcp-Method", "server/discover")],
+        &discover,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let supported: Vec<String> = r.json()["result"]["supportedVersions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(supported, vec!["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"]);
+    // The same probe without the version header is a legacy request
+    // without a session: 400.
+    let r = post_json(&c.url, &[ACCEPT], &discover);
+    assert_eq!(r.status, 400);
     // Other methods on /mcp: 405 with Allow.
     let r = http("PUT", &c.url, &[], None);
     assert_eq!(r.status, 405);

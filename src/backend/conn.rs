@@ -38,6 +38,17 @@ const OUT_CAP: usize = 1024;
 pub struct Outgoing {
     pub bytes: Vec<u8>,
     pub request_id: Option<i64>,
+    /// For a 2026-07-28 backend over HTTP: the routing headers it needs.
+    pub headers: Option<Box<ModernHeaders>>,
+}
+
+/// The HTTP headers of a 2026-07-28 request (`Mcp-Method`, `Mcp-Name`,
+/// and the client's W3C `traceparent`, passed on unchanged).
+#[derive(Debug, Clone, Default)]
+pub struct ModernHeaders {
+    pub method: String,
+    pub name: Option<String>,
+    pub traceparent: Option<String>,
 }
 
 /// What a waiting caller receives for one call.
@@ -145,6 +156,9 @@ pub struct Conn {
     me: Weak<Conn>,
     /// Negotiated revision with this backend (HTTP transports send it).
     pub protocol_version: Mutex<Option<String>>,
+    /// The backend is spoken to in 2026-07-28: every request carries the
+    /// `_meta` envelope (and, over HTTP, the routing headers).
+    modern: AtomicBool,
     /// A transport's separate stream for server messages, opened between
     /// `initialize` and `initialized` ([`Conn::open_stream`]).
     gate: Mutex<Option<StreamGate>>,
@@ -206,9 +220,20 @@ impl Conn {
             owner: spec.owner.clone(),
             me: me.clone(),
             protocol_version: Mutex::new(None),
+            modern: AtomicBool::new(false),
             gate: Mutex::new(None),
         });
         (conn, rx)
+    }
+
+    /// Speaks 2026-07-28 to this backend from now on (or not).
+    pub fn set_modern(&self, on: bool) {
+        self.modern.store(on, Ordering::Relaxed);
+        *self.protocol_version.lock() = on.then(|| crate::codec::mcp::MODERN_VERSION.to_owned());
+    }
+
+    pub fn is_modern(&self) -> bool {
+        self.modern.load(Ordering::Relaxed)
     }
 
     /// Installs the transport's [`StreamGate`].
@@ -241,10 +266,19 @@ impl Conn {
     /// include the HTTP reactor, which must not block, so a full queue (a
     /// backend that stopped reading) fails the message at once.
     fn send(&self, bytes: Vec<u8>, request_id: Option<i64>) -> Result<(), ErrorObj> {
+        self.send_with(bytes, request_id, None)
+    }
+
+    fn send_with(
+        &self,
+        bytes: Vec<u8>,
+        request_id: Option<i64>,
+        headers: Option<Box<ModernHeaders>>,
+    ) -> Result<(), ErrorObj> {
         let Some(tx) = self.out.lock().clone() else {
             return Err(self.unavailable("is disconnected"));
         };
-        tx.try_send(Outgoing { bytes, request_id }).map_err(|e| match e {
+        tx.try_send(Outgoing { bytes, request_id, headers }).map_err(|e| match e {
             crossbeam_channel::TrySendError::Full(_) => {
                 self.unavailable(&format!("is not reading its input ({OUT_CAP} messages queued)"))
             }
@@ -286,6 +320,9 @@ impl Conn {
         if !self.is_alive() {
             return Err(self.unavailable("is disconnected"));
         }
+        let modern = self.is_modern();
+        let params = if modern { envelope(params, None) } else { params };
+        let headers = modern.then(|| Box::new(modern_headers(method, params.as_deref())));
         let (params, progress_token) = match params {
             Some(p) => {
                 let (p, t) = replace_progress_token(p, id);
@@ -294,7 +331,9 @@ impl Conn {
             None => (None, None),
         };
         let now = Instant::now();
-        let counted = method != method::PING;
+        // The gateway's own liveness checks and long-lived listens are not
+        // calls anyone made.
+        let counted = !matches!(method, method::PING | method::DISCOVER | method::LISTEN);
         self.pending
             .lock()
             .insert(id, Pending { sink, progress_token, deadline: now + timeout, started: now, counted });
@@ -302,7 +341,7 @@ impl Conn {
             self.stats.call_started();
         }
         let bytes = Message::Request { id: Id::Num(id), method: method.to_owned(), params }.to_bytes();
-        if let Err(e) = self.send(bytes, Some(id)) {
+        if let Err(e) = self.send_with(bytes, Some(id), headers) {
             if let Some(p) = self.pending.lock().remove(&id) {
                 self.finished(&p, false);
             }
@@ -680,6 +719,44 @@ impl Conn {
 
     pub fn in_flight(&self) -> usize {
         self.pending.lock().len()
+    }
+}
+
+/// Params with the 2026-07-28 `_meta` envelope: kept if the caller sent
+/// one (a modern client's own, passed on), else the gateway's, declaring
+/// `caps` (the client capabilities of the call's client; none if `None`).
+pub fn envelope(params: Option<Raw>, caps: Option<&RawValue>) -> Option<Raw> {
+    use crate::codec::mcp::meta;
+    let params = params.unwrap_or_else(|| jsonrpc::to_raw(&json!({})));
+    let old_meta = jsonrpc::get_field(&params, "_meta");
+    if old_meta.is_some_and(|m| jsonrpc::get_field(m, meta::PROTOCOL_VERSION).is_some()) {
+        return Some(params);
+    }
+    let version = jsonrpc::to_raw(&json!(crate::codec::mcp::MODERN_VERSION));
+    let none = jsonrpc::to_raw(&json!({}));
+    let info = jsonrpc::to_raw(&json!({"name": "mcp-sentinel", "version": env!("CARGO_PKG_VERSION")}));
+    let fields = [
+        (meta::PROTOCOL_VERSION, &*version),
+        (meta::CLIENT_CAPABILITIES, caps.unwrap_or(&none)),
+        (meta::CLIENT_INFO, &*info),
+    ];
+    let base = old_meta.map(|m| m.to_owned()).unwrap_or_else(|| none.clone());
+    let new_meta = jsonrpc::set_fields(&base, &fields)?;
+    jsonrpc::set_fields(&params, &[("_meta", &new_meta)]).or(Some(params))
+}
+
+/// The routing headers a 2026-07-28 request carries.
+fn modern_headers(m: &str, params: Option<&RawValue>) -> ModernHeaders {
+    let field = match m {
+        method::TOOLS_CALL | method::PROMPTS_GET => Some("name"),
+        method::RESOURCES_READ => Some("uri"),
+        _ => None,
+    };
+    let meta = params.and_then(|p| jsonrpc::get_field(p, "_meta"));
+    ModernHeaders {
+        method: m.to_owned(),
+        name: field.and_then(|f| params.and_then(|p| jsonrpc::get_str(p, f))),
+        traceparent: meta.and_then(|mt| jsonrpc::get_str(mt, "traceparent")),
     }
 }
 

@@ -130,7 +130,16 @@ fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>) {
             .post(&t.remote.url)
             .header("Content-Type", "application/json")
             .header("Accept", "application/json, text/event-stream");
-        let req = t.apply(req, conn);
+        let mut req = t.apply(req, conn);
+        if let Some(h) = &msg.headers {
+            req = req.header("Mcp-Method", h.method.as_str());
+            if let Some(n) = &h.name {
+                req = req.header("Mcp-Name", header_value(n));
+            }
+            if let Some(tp) = h.traceparent.as_deref().filter(|v| v.is_ascii() && !v.contains(['\r', '\n'])) {
+                req = req.header("traceparent", tp);
+            }
+        }
         let resp = match req.send(&msg.bytes[..]) {
             Ok(r) => r,
             Err(_) if t.closing() => return,
@@ -160,7 +169,21 @@ fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>) {
             return;
         }
         if !(200..300).contains(&status) {
+            let json = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.to_ascii_lowercase().starts_with("application/json"));
             let why = redirect(&resp, &t.remote.url).unwrap_or_else(|| format!("answered HTTP {status}"));
+            // A JSON-RPC error in the body says more than the status (a
+            // 2026-07-28 server's -32022, say): it answers the call.
+            if json && msg.request_id.is_some() {
+                if let Ok(bytes) = resp.into_body().into_with_config().limit(MAX_BODY).read_to_vec() {
+                    if matches!(wire::route(conn, &bytes, msg.request_id), Ok(true)) {
+                        continue;
+                    }
+                }
+            }
             fail_request(conn, msg.request_id, &format!("POST {why}"));
             continue;
         }
@@ -298,5 +321,17 @@ fn get_stream(conn: &Conn, t: &Target, opened: &Sender<()>) {
             None => log::debug!("backend '{}': no GET stream (HTTP {})", conn.backend, r.status()),
         },
         Err(e) => log::debug!("backend '{}': GET stream failed: {}", conn.backend, scrub(&e, &t.remote.url)),
+    }
+}
+
+/// A header value as 2026-07-28 sends it: as is when it is plain ASCII
+/// without surrounding spaces, else `=?base64?…?=`.
+fn header_value(v: &str) -> String {
+    let plain =
+        v.bytes().all(|b| (0x20..0x7f).contains(&b)) && v.trim() == v && !(v.starts_with("=?") && v.ends_with("?="));
+    if plain {
+        v.to_owned()
+    } else {
+        format!("=?base64?{}?=", crate::util::base64_encode(v.as_bytes()))
     }
 }

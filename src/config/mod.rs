@@ -163,6 +163,24 @@ pub struct BackendConfig {
     /// with the session, so that server-to-client requests are routed
     /// exactly and stateful servers keep clients apart. `None`: shared.
     pub per_session: Option<usize>,
+    /// Which protocol era the gateway speaks to the backend (`protocol`).
+    pub protocol: Protocol,
+}
+
+/// `protocol`: the revision the gateway speaks to a backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// `"auto"`: `initialize` first (the session revisions, which every
+    /// server that speaks them handles, push-style requests included); a
+    /// backend that answers it as a 2026-07-28-only server is then spoken
+    /// to in 2026-07-28.
+    #[default]
+    Auto,
+    /// `"legacy"`: the session revisions only.
+    Legacy,
+    /// `"2026-07-28"`: stateless only, no `initialize` (a dual-era backend
+    /// then passes `input_required` results through to modern clients).
+    Modern,
 }
 
 /// `max_instances` default: connections a `per_session` backend has at

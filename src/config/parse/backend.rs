@@ -13,7 +13,7 @@ use super::{describe, FieldError, Obj};
 use crate::config::expand::expand;
 use crate::config::redact::redact_url;
 use crate::config::{
-    BackendConfig, CaCert, Command, ToolFilter, Transport, DEFAULT_MAX_INSTANCES, DEFAULT_PING_INTERVAL,
+    BackendConfig, CaCert, Command, Protocol, ToolFilter, Transport, DEFAULT_MAX_INSTANCES, DEFAULT_PING_INTERVAL,
     DEFAULT_TIMEOUT,
 };
 
@@ -22,7 +22,7 @@ use crate::config::{
 /// overflow.
 const MAX_TIMEOUT_S: f64 = 86_400.0;
 
-const BACKEND_KEYS: [&str; 15] = [
+const BACKEND_KEYS: [&str; 16] = [
     "type",
     "command",
     "args",
@@ -38,6 +38,7 @@ const BACKEND_KEYS: [&str; 15] = [
     "tools",
     "per_session",
     "max_instances",
+    "protocol",
 ];
 const COMMAND_KEYS: [&str; 4] = ["command", "args", "env", "cwd"];
 
@@ -78,6 +79,7 @@ pub(super) fn parse_backend(
         transport: Err(String::new()),
         shown: String::new(),
         per_session: None,
+        protocol: Protocol::Auto,
     };
     let fail = |bad: FieldError| format!("backend {name:?}: field {:?}: {}", bad.field, bad.message);
     let name_err = (!matches_charset(name, 64, |c| c.is_ascii_alphanumeric() || "_.-".contains(c)))
@@ -123,6 +125,16 @@ pub(super) fn parse_backend(
     }
     match parse_tools(&o, file, at) {
         Ok(t) => b.tools = t,
+        Err(e) => keep_first(&mut first, fail(e)),
+    }
+    match o.str("protocol") {
+        Ok(None) | Ok(Some("auto")) => {}
+        Ok(Some("legacy")) => b.protocol = Protocol::Legacy,
+        Ok(Some("2026-07-28")) => b.protocol = Protocol::Modern,
+        Ok(Some(other)) => keep_first(
+            &mut first,
+            fail(o.bad("protocol", format!("expected \"auto\", \"legacy\" or \"2026-07-28\", found {other:?}"))),
+        ),
         Err(e) => keep_first(&mut first, fail(e)),
     }
     match (o.bool("per_session"), o.pos_int("max_instances")) {
