@@ -28,13 +28,10 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{
-    demo_backend, everything_backend, http, py_script, python, run_bounded, EverythingServer, Gateway, Response,
-    SseStream,
+    demo_backend, everything_backend, http, py_script, run_bounded, EverythingServer, Gateway, Response, SseStream,
 };
 use serde_json::{json, Value};
 
@@ -68,29 +65,9 @@ impl Transport {
 // Peers, gateways, the Python client
 // ---------------------------------------------------------------------------
 
-/// The venv's python, checked once per test binary (the check imports the
-/// SDK, which takes seconds); `None` to skip.
-fn sdk_python() -> Option<PathBuf> {
-    static PYTHON: OnceLock<Option<PathBuf>> = OnceLock::new();
-    let mut checked_now = false;
-    let found = PYTHON
-        .get_or_init(|| {
-            checked_now = true;
-            python()
-        })
-        .clone();
-    if found.is_none() && !checked_now {
-        // python() said why the first time; say it for this test too.
-        let _ = writeln!(std::io::stderr(), "SKIPPED: the Python MCP SDK (.peers/venv) is not installed");
-    }
-    found
-}
-
-/// The Python SDK and server-everything (stdio entry), or `None` to skip.
+/// The Python SDK and server-everything, or `None` to skip.
 fn peers() -> Option<(PathBuf, Value)> {
-    let python = sdk_python()?;
-    let everything = everything_backend()?;
-    Some((python, everything))
+    common::sdk_peers()
 }
 
 /// server-everything over stdio (no prefix, so its tool names are the
@@ -110,16 +87,8 @@ fn remote_config(server: &EverythingServer) -> Value {
 
 /// Runs `transparency_client.py` against `url` and returns what it saw.
 fn client(python: &Path, url: &str, transport: &str, scenario: &str, extra: &[&str], gw: Option<&Gateway>) -> Value {
-    let mut cmd = Command::new(python);
-    cmd.arg(py_script("transparency_client.py"))
-        .args(["--url", url, "--transport", transport, "--scenario", scenario])
-        .args(extra)
-        .env("PYTHONUNBUFFERED", "1")
-        .env_remove("HTTP_PROXY")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("https_proxy")
-        .env("NO_PROXY", "127.0.0.1,localhost");
+    let mut cmd = common::py_command(python, "transparency_client.py");
+    cmd.args(["--url", url, "--transport", transport, "--scenario", scenario]).args(extra);
     let out = run_bounded(&format!("py:{scenario}:{transport}"), &mut cmd, PY_TIMEOUT);
     let gw_log = || gw.map(Gateway::log).unwrap_or_default();
     assert!(
@@ -399,7 +368,7 @@ fn a_log_of_an_ambiguous_call_reaches_only_its_session_streamable_http() {
 /// belongs to: two sessions' sampling requests outstanding at the same time
 /// each reach their own client.
 fn concurrent_on_streamable_backend(t: Transport) {
-    let Some(python) = sdk_python() else { return };
+    let Some(python) = common::sdk_python() else { return };
     let Some(server) = EverythingServer::start("streamableHttp") else { return };
     let gw = Gateway::start(&remote_config(&server));
     let v = client(&python, &gw.url(t.path()), t.arg(), "pair_concurrent", &[], Some(&gw));
@@ -457,7 +426,7 @@ fn subscriptions(t: Transport) {
 /// gateway must list all of them, as a direct client that declares the same
 /// capabilities sees them.
 fn same_tools_as_direct(t: Transport) {
-    let Some(python) = sdk_python() else { return };
+    let Some(python) = common::sdk_python() else { return };
     let Some(server) = EverythingServer::start("streamableHttp") else { return };
     let gw = Gateway::start(&remote_config(&server));
     let conditional =
@@ -825,7 +794,7 @@ fn check_bytes(what: &str, answer: &str) {
 }
 
 fn bytes_unchanged(t: Transport) {
-    let Some(python) = sdk_python() else { return };
+    let Some(python) = common::sdk_python() else { return };
     let backend = json!({
         "command": python,
         "args": [py_script("raw_backend.py")],

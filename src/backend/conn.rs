@@ -74,6 +74,16 @@ impl Sink {
         self.deliver(Reply::Done(Err(e)));
     }
 
+    /// Answers the call.
+    pub fn succeed(self, result: Raw) {
+        self.deliver(Reply::Done(Ok(result)));
+    }
+
+    /// Passes on a progress notification's params.
+    pub fn progress(self, params: Raw) {
+        self.deliver(Reply::Progress(params));
+    }
+
     fn deliver(self, reply: Reply) {
         match self {
             Sink::Chan(tx) => {
@@ -162,7 +172,35 @@ pub struct Conn {
     /// A transport's separate stream for server messages, opened between
     /// `initialize` and `initialized` ([`Conn::open_stream`]).
     gate: Mutex<Option<StreamGate>>,
+    /// The gateway's own `subscriptions/listen` on a 2026-07-28 backend.
+    listen: Mutex<Listen>,
+    /// How an HTTP transport drops the exchange of one request (see
+    /// [`Conn::tell_cancelled`]).
+    abort: Mutex<Option<Abort>>,
 }
+
+/// What the gateway listens for on a 2026-07-28 backend: every list change,
+/// and updates of the resources clients subscribed to (`uris`). A change of
+/// `uris` re-opens the listen: the filter is fixed per listen.
+#[derive(Default)]
+struct Listen {
+    uris: Vec<String>,
+    /// The stdio listen in flight (a call that lasts as long as the
+    /// connection).
+    id: Option<i64>,
+    /// How an HTTP transport ends its listen stream so that it opens again
+    /// with the new filter (its `:get` thread holds the stream).
+    kick: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+/// How a transport drops the exchange of one request (by gateway id).
+pub type Abort = Box<dyn Fn(i64) + Send + Sync>;
+
+/// A stdio listen lasts as long as its connection; this deadline only keeps
+/// the arithmetic finite.
+const LISTEN_FOR: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Most resource URIs one backend listen names (a bound on the filter).
+const MAX_LISTEN_URIS: usize = 4096;
 
 /// How the handshake and a transport's server-message stream (Streamable
 /// HTTP's GET) meet: the stream can open only once `initialize` is
@@ -222,6 +260,8 @@ impl Conn {
             protocol_version: Mutex::new(None),
             modern: AtomicBool::new(false),
             gate: Mutex::new(None),
+            listen: Mutex::new(Listen::default()),
+            abort: Mutex::new(None),
         });
         (conn, rx)
     }
@@ -234,6 +274,92 @@ impl Conn {
 
     pub fn is_modern(&self) -> bool {
         self.modern.load(Ordering::Relaxed)
+    }
+
+    /// The params of the gateway's `subscriptions/listen` (without the
+    /// envelope, which the request gets on its way).
+    pub fn listen_params(&self) -> Raw {
+        let uris = self.listen.lock().uris.clone();
+        let mut filter = json!({"toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true});
+        if !uris.is_empty() {
+            filter["resourceSubscriptions"] = json!(uris);
+        }
+        jsonrpc::to_raw(&json!({ "notifications": filter }))
+    }
+
+    /// Installs how an HTTP transport re-opens its listen stream.
+    pub fn set_listen_kick(&self, kick: Box<dyn Fn() + Send + Sync>) {
+        self.listen.lock().kick = Some(kick);
+    }
+
+    /// (Re)opens the gateway's listen on a 2026-07-28 backend: over HTTP
+    /// the transport's stream thread does it; over stdio it is a call that
+    /// lasts as long as the connection (the previous one is cancelled).
+    pub fn relisten(&self) {
+        if !self.is_modern() || !self.is_alive() {
+            return;
+        }
+        let old = {
+            let mut g = self.listen.lock();
+            if let Some(kick) = &g.kick {
+                kick();
+                return;
+            }
+            g.id.take()
+        };
+        if let Some(id) = old {
+            self.cancel(id, "the gateway listens with a new filter");
+        }
+        // Nobody waits for the listen's end: its notifications are what
+        // matters, and they arrive like any other.
+        let (tx, _) = bounded(1);
+        match self.call(method::LISTEN, Some(self.listen_params()), Sink::Chan(tx), LISTEN_FOR) {
+            Ok(id) => self.listen.lock().id = Some(id),
+            Err(e) => log::warn!("backend '{}': cannot listen: {}", self.backend, e.message),
+        }
+    }
+
+    /// Opens the gateway's listen on a new 2026-07-28 connection, naming
+    /// the resources clients hold subscriptions to.
+    pub fn start_listen(&self, mut uris: Vec<String>) {
+        uris.truncate(MAX_LISTEN_URIS);
+        let kick = {
+            let mut g = self.listen.lock();
+            let any = !uris.is_empty();
+            g.uris = uris;
+            // An HTTP transport listened as soon as the probe succeeded; it
+            // listens again only if there is more to ask for.
+            g.kick.is_some().then_some(any)
+        };
+        match kick {
+            Some(false) => {}
+            _ => self.relisten(),
+        }
+    }
+
+    /// Holds (or lets go of) a resource subscription at a 2026-07-28
+    /// backend: its listen re-opens with the new set. Returns whether the
+    /// set changed.
+    pub fn listen_to_resource(&self, uri: &str, on: bool) -> bool {
+        let changed = {
+            let mut g = self.listen.lock();
+            let at = g.uris.iter().position(|u| u == uri);
+            match (at, on) {
+                (None, true) if g.uris.len() < MAX_LISTEN_URIS => {
+                    g.uris.push(uri.to_owned());
+                    true
+                }
+                (Some(i), false) => {
+                    g.uris.remove(i);
+                    true
+                }
+                _ => false,
+            }
+        };
+        if changed {
+            self.relisten();
+        }
+        changed
     }
 
     /// Installs the transport's [`StreamGate`].
@@ -396,7 +522,7 @@ impl Conn {
         self.finished(&p, false);
         p.sink
             .deliver(Reply::Done(Err(ErrorObj::new(code::REQUEST_CANCELLED, format!("request cancelled: {reason}")))));
-        let _ = self.notify(method::CANCELLED, Some(jsonrpc::to_raw(&json!({"requestId": id, "reason": reason}))));
+        self.tell_cancelled(id, reason);
     }
 
     /// Fails calls past their deadline with a timeout error and cancels them
@@ -420,8 +546,25 @@ impl Conn {
             format!("backend '{}' timed out after {:.1}s", self.backend, waited.as_secs_f64()),
         );
         p.sink.deliver(Reply::Done(Err(err)));
-        let reason = json!({"requestId": id, "reason": "timed out at the gateway"});
-        let _ = self.notify(method::CANCELLED, Some(jsonrpc::to_raw(&reason)));
+        self.tell_cancelled(id, "timed out at the gateway");
+    }
+
+    /// Tells the backend that the gateway gave up on request `id`:
+    /// `notifications/cancelled`, except for a 2026-07-28 backend over
+    /// HTTP, where closing the request's response stream is the
+    /// cancellation (the transport's abort hook does it).
+    fn tell_cancelled(&self, id: i64, reason: &str) {
+        if self.is_modern() {
+            if let Some(abort) = self.abort.lock().as_ref() {
+                return abort(id);
+            }
+        }
+        let _ = self.notify(method::CANCELLED, Some(jsonrpc::to_raw(&json!({"requestId": id, "reason": reason}))));
+    }
+
+    /// Installs how the transport drops one request's exchange.
+    pub fn set_abort(&self, abort: Abort) {
+        *self.abort.lock() = Some(abort);
     }
 
     /// Routes one message read from the backend. Runs on the transport's
@@ -618,7 +761,13 @@ impl Conn {
                     i.client.cancel_request(i.client_id, reason);
                 }
             }
+            // The gateway's own listen was acknowledged: nobody else's news.
+            method::SUBSCRIPTIONS_ACKNOWLEDGED => {}
             _ => {
+                // A 2026-07-28 backend tags what its listen carries with the
+                // gateway's listen id: meaningless to clients (a modern
+                // client's stream stamps its own).
+                let params = params.map(without_subscription_id);
                 let msg = Message::Notification { method: m.to_owned(), params };
                 // A per-session connection's updates are its session's.
                 match self.owner.as_ref().and_then(Weak::upgrade) {
@@ -778,6 +927,24 @@ fn replace_progress_token(params: Raw, id: i64) -> (Raw, Option<Raw>) {
         Some(p) => (p, Some(token)),
         None => (params, None),
     }
+}
+
+/// Notification params without `_meta`'s subscription id (and without a
+/// `_meta` that held only that).
+fn without_subscription_id(params: Raw) -> Raw {
+    use crate::codec::mcp::meta::SUBSCRIPTION_ID;
+    let has = jsonrpc::get_field(&params, "_meta").is_some_and(|m| jsonrpc::get_field(m, SUBSCRIPTION_ID).is_some());
+    if !has {
+        return params;
+    }
+    let mut v = jsonrpc::value_of(&params);
+    if let Some(meta) = v.get_mut("_meta").and_then(serde_json::Value::as_object_mut) {
+        meta.remove(SUBSCRIPTION_ID);
+        if meta.is_empty() {
+            v.as_object_mut().map(|o| o.remove("_meta"));
+        }
+    }
+    jsonrpc::to_raw(&v)
 }
 
 fn as_gateway_id(id: &Id) -> Option<i64> {

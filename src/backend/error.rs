@@ -27,6 +27,8 @@ pub enum Step {
     Initialize,
     /// Sending `notifications/initialized`.
     Initialized,
+    /// The 2026-07-28 era probe, `server/discover`.
+    Discover,
     /// One page of a list during discovery (the method).
     List(&'static str),
 }
@@ -127,6 +129,7 @@ impl fmt::Display for ErrorKind {
             | ErrorKind::Refused { step, message, .. } => match step {
                 Step::Initialize => write!(f, "initialize failed: {message}"),
                 Step::Initialized => write!(f, "sending initialized: {message}"),
+                Step::Discover => write!(f, "server/discover failed: {message}"),
                 Step::List(method) => {
                     write!(f, "{method} failed: {message} (code {})", self.code().unwrap_or_default())
                 }

@@ -14,7 +14,7 @@ use super::error::{BackendError, ErrorKind, Step};
 use super::{sse, stdio, streamable, Discovered};
 use crate::codec::jsonrpc;
 use crate::codec::mcp::{self, method};
-use crate::config::Transport;
+use crate::config::{Protocol, Transport};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,11 +57,99 @@ pub fn open_transport(spec: &ConnSpec, transport: &Transport) -> Result<Arc<Conn
     }
 }
 
-/// initialize → initialized → discovery.
-pub fn handshake(conn: &Conn, timeout: Duration) -> Result<(Handshake, Discovered), BackendError> {
-    let h = initialize(conn, timeout)?;
+/// Longest wait for the answer to the era probe (`server/discover`) of a
+/// backend whose `protocol` is `auto`: a legacy server may stay silent on
+/// a method it does not know before `initialize`. The Python SDK's
+/// dual-era client waits as long.
+const PROBE_WAIT: Duration = Duration::from_secs(10);
+
+/// The era handshake (see [`connect`]), then discovery.
+pub fn handshake(
+    conn: &Conn,
+    transport: &Transport,
+    protocol: Protocol,
+    timeout: Duration,
+) -> Result<(Handshake, Discovered), BackendError> {
+    let h = connect(conn, transport, protocol, timeout)?;
     let discovered = discover(conn, &h.caps, timeout)?;
     Ok((h, discovered))
+}
+
+/// Decides the backend's era, once per connection, as a dual-era client
+/// does (2026-07-28 `basic/versioning`): `server/discover` first; a
+/// discover result naming 2026-07-28 (or a -32022 naming it) makes the
+/// connection modern, with no `initialize`; any other error, or silence
+/// for 10 s (at most `timeout`), means a legacy server, which gets `initialize`.
+/// `protocol` pins either era; a legacy SSE backend is never probed (that
+/// transport does not exist in 2026-07-28).
+pub fn connect(
+    conn: &Conn,
+    transport: &Transport,
+    protocol: Protocol,
+    timeout: Duration,
+) -> Result<Handshake, BackendError> {
+    let can_be_modern = !matches!(transport, Transport::Sse { .. });
+    match protocol {
+        Protocol::Legacy => initialize(conn, timeout),
+        Protocol::Modern if can_be_modern => match probe(conn, timeout)? {
+            Some(h) => Ok(h),
+            None => Err(BackendError::protocol(
+                &conn.backend,
+                "\"protocol\": \"2026-07-28\" is set, but the backend does not serve 2026-07-28 \
+                 (its server/discover names other versions or failed)"
+                    .to_owned(),
+            )),
+        },
+        Protocol::Modern => Err(BackendError::protocol(
+            &conn.backend,
+            "\"protocol\": \"2026-07-28\" needs a stdio or streamable-http backend".to_owned(),
+        )),
+        Protocol::Auto if can_be_modern => match probe(conn, timeout.min(PROBE_WAIT))? {
+            Some(h) => Ok(h),
+            None => initialize(conn, timeout),
+        },
+        Protocol::Auto => initialize(conn, timeout),
+    }
+}
+
+/// `server/discover` in 2026-07-28: `Some` with the backend's capabilities
+/// when it serves that revision (the connection stays modern), `None` when
+/// it answers like a legacy server (the connection goes back to legacy).
+/// Only a closed connection is an error.
+fn probe(conn: &Conn, wait: Duration) -> Result<Option<Handshake>, BackendError> {
+    let name = &conn.backend;
+    conn.set_modern(true);
+    let modern = |v: &Value| v.as_array().is_some_and(|a| a.iter().any(|x| x.as_str() == Some(mcp::MODERN_VERSION)));
+    match conn.request(method::DISCOVER, None, wait) {
+        Ok(raw) => {
+            let r: Value = serde_json::from_str(raw.get())
+                .map_err(|e| BackendError::protocol(name, format!("server/discover result: {e}")))?;
+            if modern(&r["supportedVersions"]) {
+                let server_info =
+                    r.get("_meta").and_then(|m| m.get(mcp::meta::SERVER_INFO)).cloned().unwrap_or(Value::Null);
+                let caps = r.get("capabilities").cloned().unwrap_or_else(|| json!({}));
+                // A Streamable HTTP backend's listen stream opens now, so
+                // that no list change during discovery is lost.
+                conn.open_stream(wait.min(STREAM_OPEN_WAIT));
+                return Ok(Some(Handshake { server_info, caps, version: mcp::MODERN_VERSION.to_owned() }));
+            }
+            log::info!("backend '{name}': server/discover names no 2026-07-28; speaking a session revision");
+        }
+        Err(e)
+            if e.code == jsonrpc::code::UNSUPPORTED_PROTOCOL_VERSION
+                && e.data
+                    .as_ref()
+                    .is_some_and(|d| serde_json::from_str::<Value>(d.get()).is_ok_and(|d| modern(&d["supported"]))) =>
+        {
+            // It serves 2026-07-28 but refused our envelope: nothing to
+            // fall back to.
+            return Err(BackendError::request(name, Step::Discover, e));
+        }
+        Err(e) if !conn.is_alive() => return Err(BackendError::request(name, Step::Discover, e)),
+        Err(e) => log::debug!("backend '{name}': era probe: {} (a legacy server)", e.message),
+    }
+    conn.set_modern(false);
+    Ok(None)
 }
 
 /// initialize → initialized.
@@ -108,25 +196,34 @@ pub fn discover(conn: &Conn, caps: &Value, timeout: Duration) -> Result<Discover
         ..Discovered::default()
     };
     if has("tools") {
-        d.tools = list_all(conn, method::TOOLS_LIST, "tools", timeout)?;
+        d.tools = list_with_hints(conn, method::TOOLS_LIST, "tools", timeout, &mut d.hints)?;
     }
     if has("resources") {
-        d.resources = list_all(conn, method::RESOURCES_LIST, "resources", timeout)?;
+        d.resources = list_with_hints(conn, method::RESOURCES_LIST, "resources", timeout, &mut d.hints)?;
         // Older servers may not implement templates: "method not found"
         // means none, not a failed backend.
-        d.resource_templates = match list_all(conn, method::RESOURCES_TEMPLATES_LIST, "resourceTemplates", timeout) {
+        let t = method::RESOURCES_TEMPLATES_LIST;
+        d.resource_templates = match list_with_hints(conn, t, "resourceTemplates", timeout, &mut d.hints) {
             Ok(t) => t,
             Err(e) if matches!(e.kind(), ErrorKind::MethodNotFound { .. }) => Vec::new(),
             Err(e) => return Err(e),
         };
     }
     if has("prompts") {
-        d.prompts = list_all(conn, method::PROMPTS_LIST, "prompts", timeout)?;
+        d.prompts = list_with_hints(conn, method::PROMPTS_LIST, "prompts", timeout, &mut d.hints)?;
     }
     Ok(d)
 }
 
-fn list_all(conn: &Conn, method: &'static str, key: &str, timeout: Duration) -> Result<Vec<Value>, BackendError> {
+/// Lists every item of `method`, following cursors to the end, noting a 2026-07-28 backend's cache hints for `method`
+/// (the smallest `ttlMs` of its pages, public only if every page is).
+fn list_with_hints(
+    conn: &Conn,
+    method: &'static str,
+    key: &str,
+    timeout: Duration,
+    hints: &mut Vec<(&'static str, u64, bool)>,
+) -> Result<Vec<Value>, BackendError> {
     let name = &conn.backend;
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
@@ -137,6 +234,13 @@ fn list_all(conn: &Conn, method: &'static str, key: &str, timeout: Duration) -> 
             conn.request(method, params, timeout).map_err(|e| BackendError::request(name, Step::List(method), e))?;
         let mut page: Value = serde_json::from_str(raw.get())
             .map_err(|e| BackendError::protocol(name, format!("{method} result: {e}")))?;
+        if let Some(ttl) = page.get("ttlMs").and_then(Value::as_u64) {
+            let public = page.get("cacheScope").and_then(Value::as_str) == Some("public");
+            match hints.iter_mut().find(|h| h.0 == method) {
+                Some(h) => *h = (method, h.1.min(ttl), h.2 && public),
+                None => hints.push((method, ttl, public)),
+            }
+        }
         match page.get_mut(key).map(Value::take) {
             Some(Value::Array(list)) => items.extend(list.into_iter().filter(Value::is_object)),
             Some(Value::Null) | None => {}
@@ -215,6 +319,73 @@ mod tests {
     /// Short, so that the one case without an answer costs little.
     const T: Duration = Duration::from_millis(100);
 
+    fn stdio() -> Transport {
+        Transport::Stdio(crate::config::Command {
+            command: "x".into(),
+            args: Vec::new(),
+            env: Default::default(),
+            cwd: None,
+            withheld_env: Vec::new(),
+        })
+    }
+
+    /// The legacy handshake (no era probe).
+    fn legacy(conn: &Conn) -> Result<(Handshake, Discovered), BackendError> {
+        handshake(conn, &stdio(), Protocol::Legacy, T)
+    }
+
+    fn modern_discover() -> Result<Value, (i64, &'static str)> {
+        Ok(json!({
+            "supportedVersions": ["2026-07-28"],
+            "capabilities": {"tools": {}},
+            "resultType": "complete", "ttlMs": 0, "cacheScope": "private",
+            "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "m"}}
+        }))
+    }
+
+    /// `auto`: a backend that serves 2026-07-28 is spoken to in it, with no
+    /// initialize, and its lists' cache hints are kept; one that refuses
+    /// the probe (as a legacy server does) gets initialize.
+    #[test]
+    fn auto_detects_the_era_once_per_connection() {
+        let (conn, seen) = fake(|m, p| match m {
+            "server/discover" => Some(modern_discover()),
+            "tools/list" => {
+                assert_eq!(p["_meta"]["io.modelcontextprotocol/protocolVersion"], "2026-07-28");
+                Some(Ok(json!({"tools": [{"name": "a"}], "ttlMs": 5000, "cacheScope": "public"})))
+            }
+            _ => Some(Err((-32601, "Method not found"))),
+        });
+        let (h, d) = handshake(&conn, &stdio(), Protocol::Auto, T).unwrap();
+        assert_eq!((h.version.as_str(), &h.server_info), ("2026-07-28", &json!({"name": "m"})));
+        assert!(conn.is_modern());
+        assert_eq!(d.hints("tools/list"), Some((5000, true)));
+        conn.close("done");
+        assert_eq!(seen.recv_timeout(Duration::from_secs(5)).unwrap(), ["server/discover", "tools/list"]);
+
+        // Refused, or not answered (then the gateway gives the probe up).
+        let refused = ["server/discover", "initialize", "notifications/initialized"];
+        let silent = ["server/discover", "notifications/cancelled", "initialize", "notifications/initialized"];
+        for (refusal, want) in [(Some(Err((-32601, "Method not found"))), &refused[..]), (None, &silent[..])] {
+            let (conn, seen) = fake(move |m, _| match m {
+                "server/discover" => refusal.clone(),
+                "initialize" => Some(init(json!({}))),
+                _ => Some(Err((-32601, "Method not found"))),
+            });
+            let (h, _) = handshake(&conn, &stdio(), Protocol::Auto, T).unwrap();
+            assert_eq!(h.version, "2025-06-18");
+            assert!(!conn.is_modern());
+            conn.close("done");
+            let methods = seen.recv_timeout(Duration::from_secs(5)).unwrap();
+            assert_eq!(methods, want);
+        }
+        // Pinned to 2026-07-28, a legacy answer is an error naming the setting.
+        let (conn, _) = fake(|_, _| Some(Err((-32601, "Method not found"))));
+        let e = handshake(&conn, &stdio(), Protocol::Modern, T).err().unwrap();
+        assert!(e.to_string().contains("\"protocol\": \"2026-07-28\""), "{e}");
+        conn.close("done");
+    }
+
     #[test]
     fn handshake_then_discovery_following_cursors() {
         let (conn, seen) = fake(|m, p| match m {
@@ -229,7 +400,7 @@ mod tests {
             "resources/templates/list" => Some(Err((-32601, "Method not found"))),
             _ => Some(Err((-32603, "unexpected"))),
         });
-        let (h, d) = handshake(&conn, T).unwrap();
+        let (h, d) = legacy(&conn).unwrap();
         assert_eq!(h.version, "2025-06-18");
         assert_eq!(h.server_info, json!({"name": "f"}));
         assert_eq!(conn.protocol_version.lock().as_deref(), Some("2025-06-18"));
@@ -312,7 +483,7 @@ mod tests {
         ];
         for (answer, text, is) in cases {
             let (conn, _) = fake(answer);
-            let e = handshake(&conn, T).err().unwrap_or_else(|| panic!("{text}: no error"));
+            let e = legacy(&conn).err().unwrap_or_else(|| panic!("{text}: no error"));
             assert_eq!(e.to_string(), text);
             assert!(is(e.kind()), "{text}: {:?}", e.kind());
             assert_eq!(e.backend(), "b");

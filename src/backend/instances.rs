@@ -16,7 +16,7 @@ use super::conn::{Conn, ConnSpec};
 use super::error::BackendError;
 use super::handshake;
 use crate::codec::{code, ErrorObj};
-use crate::config::Transport;
+use crate::config::{Protocol, Transport};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -146,11 +146,11 @@ impl Instances {
     }
 }
 
-/// Opens one instance: connect, `initialize`, `initialized` (no discovery:
+/// Opens one instance: connect and the era handshake (no discovery:
 /// the shared connection keeps the catalog).
-pub fn open(spec: &ConnSpec, transport: &Transport) -> Result<Arc<Conn>, BackendError> {
+pub fn open(spec: &ConnSpec, transport: &Transport, protocol: Protocol) -> Result<Arc<Conn>, BackendError> {
     let conn = handshake::open_transport(spec, transport)?;
-    match handshake::initialize(&conn, spec.timeout) {
+    match handshake::connect(&conn, transport, protocol, spec.timeout) {
         Ok(_) => Ok(conn),
         Err(e) => {
             conn.close(&e.to_string());

@@ -20,6 +20,7 @@ mod supervisor;
 pub mod wire;
 
 use crate::codec::jsonrpc;
+use crate::codec::mcp::method;
 use crate::codec::ErrorObj;
 use crate::config::BackendConfig;
 use crate::route::{ClientLink, Hub};
@@ -32,7 +33,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 pub use backoff::Policy;
-pub use conn::{Conn, ConnSpec, Outgoing, Reply, Sink};
+pub use conn::{envelope, Conn, ConnSpec, Outgoing, Reply, Sink};
 pub use error::{BackendError, ErrorKind};
 pub use stats::Stats;
 pub use supervisor::ReconnectReply;
@@ -291,6 +292,7 @@ impl Backend {
             return ready(self.conn_for_call());
         };
         let (unused, _) = bounded(1);
+        let protocol = self.config.protocol;
         let spec = ConnSpec {
             backend: self.name.clone(),
             generation: 0,
@@ -302,7 +304,7 @@ impl Backend {
             timeout: self.timeout(),
             owner: Some(owner),
         };
-        self.instances.with(&self.name, session, max, move || instances::open(&spec, &transport), ready);
+        self.instances.with(&self.name, session, max, move || instances::open(&spec, &transport, protocol), ready);
     }
 
     /// Ends the per-session connections of sessions that are gone (admin tick).
@@ -365,6 +367,18 @@ impl Backend {
 }
 
 /// Sends a request whose answer nobody waits for (a refusal is logged).
+/// Holds (`on`) or lets go of a resource subscription at a backend: a
+/// `resources/subscribe` or `unsubscribe` for a session revision, the
+/// filter of the gateway's listen for 2026-07-28 (those methods are gone).
+pub fn subscribe(conn: &Conn, uri: &str, on: bool) {
+    if conn.is_modern() {
+        conn.listen_to_resource(uri, on);
+    } else {
+        let m = if on { method::SUBSCRIBE } else { method::UNSUBSCRIBE };
+        fire_and_forget(conn, m, serde_json::json!({ "uri": uri }));
+    }
+}
+
 pub fn fire_and_forget(conn: &Conn, method: &str, params: Value) {
     struct Logged(Arc<str>, String);
     impl crate::route::CallSink for Logged {

@@ -18,6 +18,7 @@ use super::error::BackendError;
 use super::sse::{dispatch_data, fail_request, redirect, scrub, Remote, MAX_EVENT};
 use super::stdio::MAX_LINE;
 use super::wire;
+use crate::codec::mcp::method;
 use crate::codec::sse::SseDecoder;
 use crate::config::redact_url;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -31,15 +32,29 @@ const POSTERS: usize = 4;
 /// Largest JSON response body read from a backend.
 const MAX_BODY: u64 = 64 * 1024 * 1024;
 
+struct Poster {
+    agent: ureq::Agent,
+    request: Option<i64>,
+    aborted: bool,
+}
+
 struct Target {
     remote: Remote,
     /// The agent of the GET stream, kept to shut its socket when the
     /// connection closes (its reader thread is blocked reading it).
     stream: ureq::Agent,
-    /// The agent every POST thread shares, for the same reason: a POST's
-    /// SSE answer (and a resume of it) is a stream that may stay quiet.
+    /// The agent of resumes, shut for the same reason.
     post: ureq::Agent,
+    /// Each POST thread's own agent and the request it is sending: a
+    /// POST's SSE answer is a stream that may stay quiet, and shutting one
+    /// thread's agent ends that exchange only (how a 2026-07-28 request is
+    /// cancelled); a shut agent is replaced before the next POST.
+    posters: Vec<Mutex<Poster>>,
     session: Mutex<Option<String>>,
+    /// The agent of the current 2026-07-28 listen stream (one per listen,
+    /// so that shutting it ends that listen only) and whether it was ended
+    /// on purpose, to listen again at once with a new filter.
+    listen: Mutex<(Option<ureq::Agent>, bool)>,
     /// Never sent on: disconnects when the connection closes, which ends a
     /// resume's wait for the server's `retry:` delay.
     closed: Receiver<()>,
@@ -76,7 +91,11 @@ pub fn open(spec: &ConnSpec, remote: &Remote) -> Result<Arc<Conn>, BackendError>
         remote: remote.clone(),
         stream: remote.stream_agent(),
         post: remote.post_agent(timeout),
+        posters: (0..POSTERS)
+            .map(|_| Mutex::new(Poster { agent: remote.post_agent(timeout), request: None, aborted: false }))
+            .collect(),
         session: Mutex::new(None),
+        listen: Mutex::new((None, false)),
         closed,
     });
     let t = target.clone();
@@ -86,6 +105,12 @@ pub fn open(spec: &ConnSpec, remote: &Remote) -> Result<Arc<Conn>, BackendError>
         drop(closing);
         t.stream.clone().shutdown();
         t.post.clone().shutdown();
+        for p in &t.posters {
+            p.lock().agent.clone().shutdown();
+        }
+        if let Some(a) = t.listen.lock().0.take() {
+            a.shutdown();
+        }
         // End the server-side session; best effort, bounded.
         let session = t.session.lock().take();
         if let Some(s) = session {
@@ -98,10 +123,21 @@ pub fn open(spec: &ConnSpec, remote: &Remote) -> Result<Arc<Conn>, BackendError>
         }
         None
     }));
+    let me = Arc::downgrade(&target);
+    conn.set_abort(Box::new(move |id| {
+        let Some(t) = me.upgrade() else { return };
+        for p in &t.posters {
+            let mut p = p.lock();
+            if p.request == Some(id) {
+                p.aborted = true;
+                p.agent.clone().shutdown();
+            }
+        }
+    }));
     for i in 0..POSTERS {
         let (c, t, rx) = (conn.clone(), target.clone(), out_rx.clone());
         crate::thread::spawn(format!("backend:{name}:post{i}"), move || {
-            post_loop(&c, &t, &rx);
+            post_loop(&c, &t, i, &rx);
             Ok(())
         })
         .map_err(|e| BackendError::open(name, e.to_string()))?;
@@ -112,10 +148,15 @@ pub fn open(spec: &ConnSpec, remote: &Remote) -> Result<Arc<Conn>, BackendError>
     let (opened, opened_rx) = bounded(1);
     conn.set_gate(StreamGate { answered: answered_tx, opened: opened_rx });
     let (c, t) = (conn.clone(), target);
+    // The same thread holds a 2026-07-28 backend's listen stream instead.
     crate::thread::spawn(format!("backend:{name}:get"), move || {
         // Err: the connection closed before initialize was answered.
         if answered.recv().is_ok() {
-            get_stream(&c, &t, &opened);
+            if c.is_modern() {
+                listen_loop(&c, &t, &opened);
+            } else {
+                get_stream(&c, &t, &opened);
+            }
         }
         Ok(())
     })
@@ -123,9 +164,32 @@ pub fn open(spec: &ConnSpec, remote: &Remote) -> Result<Arc<Conn>, BackendError>
     Ok(conn)
 }
 
-fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>) {
-    let agent = &t.post;
+fn post_loop(conn: &Conn, t: &Target, i: usize, rx: &Receiver<Outgoing>) {
     while let Ok(msg) = rx.recv() {
+        let agent = {
+            let mut p = t.posters[i].lock();
+            if t.closing() {
+                return;
+            }
+            if std::mem::take(&mut p.aborted) {
+                p.agent = t.remote.post_agent(conn.timeout());
+            }
+            p.request = msg.request_id;
+            p.agent.clone()
+        };
+        let go_on = post_one(conn, t, &agent, msg, || t.posters[i].lock().aborted);
+        t.posters[i].lock().request = None;
+        if !go_on {
+            return;
+        }
+    }
+}
+
+/// Sends one message and handles its answer; `false` when the connection
+/// is over. `aborted` says whether the request was cancelled meanwhile (its
+/// call is already answered: nothing more to do).
+fn post_one(conn: &Conn, t: &Target, agent: &ureq::Agent, msg: Outgoing, aborted: impl Fn() -> bool) -> bool {
+    {
         let req = agent
             .post(&t.remote.url)
             .header("Content-Type", "application/json")
@@ -142,11 +206,12 @@ fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>) {
         }
         let resp = match req.send(&msg.bytes[..]) {
             Ok(r) => r,
-            Err(_) if t.closing() => return,
+            Err(_) if t.closing() => return false,
+            Err(_) if aborted() => return true,
             // A slow answer fails only its own call (its deadline passed).
             Err(e @ ureq::Error::Timeout(_)) => {
                 fail_request(conn, msg.request_id, &format!("POST failed: {}", scrub(&e, &t.remote.url)));
-                continue;
+                return true;
             }
             // Anything else (refused, reset, DNS) means the server is gone:
             // the supervisor reconnects with backoff and the state says so.
@@ -154,7 +219,7 @@ fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>) {
                 let e = scrub(&e, &t.remote.url);
                 fail_request(conn, msg.request_id, &format!("POST failed: {e}"));
                 conn.died(&format!("POST {} failed: {e}", redact_url(&t.remote.url)));
-                return;
+                return false;
             }
         };
         let status = resp.status().as_u16();
@@ -166,7 +231,7 @@ fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>) {
         }
         if status == 404 && t.session.lock().is_some() {
             conn.died("the server ended our session (HTTP 404)");
-            return;
+            return false;
         }
         if !(200..300).contains(&status) {
             let json = resp
@@ -180,15 +245,15 @@ fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>) {
             if json && msg.request_id.is_some() {
                 if let Ok(bytes) = resp.into_body().into_with_config().limit(MAX_BODY).read_to_vec() {
                     if matches!(wire::route(conn, &bytes, msg.request_id), Ok(true)) {
-                        continue;
+                        return true;
                     }
                 }
             }
             fail_request(conn, msg.request_id, &format!("POST {why}"));
-            continue;
+            return true;
         }
         if status == 202 || status == 204 {
-            continue;
+            return true;
         }
         let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
         let body = resp.into_body();
@@ -196,6 +261,9 @@ fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>) {
         if ctype.starts_with("text/event-stream") {
             let mut dec = SseDecoder::with_limits(MAX_LINE, MAX_EVENT);
             let mut answered = read_events(conn, body.into_reader(), request, &mut dec);
+            if aborted() {
+                return true;
+            }
             if let (Some(id), false) = (request, answered) {
                 answered = resume(conn, t, id, &mut dec);
             }
@@ -203,16 +271,18 @@ fn post_loop(conn: &Conn, t: &Target, rx: &Receiver<Outgoing>) {
                 let why = format!("backend '{}' ended its SSE response to POST without the answer", conn.backend);
                 wire::fail_call(conn, id, why);
             }
-            continue;
+            return true;
         }
         match body.into_with_config().limit(MAX_BODY).read_to_vec() {
             Ok(bytes) => answer_body(conn, &bytes, request),
-            Err(_) if t.closing() => return,
+            Err(_) if t.closing() => return false,
+            Err(_) if aborted() => return true,
             Err(e) => {
                 fail_request(conn, request, &format!("reading the response failed: {}", scrub(&e, &t.remote.url)))
             }
         }
     }
+    true
 }
 
 /// A JSON answer to a POST: route it; a request whose answer is not in it
@@ -321,6 +391,67 @@ fn get_stream(conn: &Conn, t: &Target, opened: &Sender<()>) {
             None => log::debug!("backend '{}': no GET stream (HTTP {})", conn.backend, r.status()),
         },
         Err(e) => log::debug!("backend '{}': GET stream failed: {}", conn.backend, scrub(&e, &t.remote.url)),
+    }
+}
+
+/// Pause before listening again after a 2026-07-28 backend ended the
+/// gateway's listen on its own (or refused it).
+const RELISTEN_PAUSE: Duration = Duration::from_secs(1);
+
+/// Holds the gateway's `subscriptions/listen` on a 2026-07-28 backend (what
+/// the GET stream is to a session revision): list changes and resource
+/// updates arrive on it. It is opened again when the filter changes (the
+/// kick ends the current one) or the backend ends it, until the
+/// connection closes.
+fn listen_loop(conn: &Conn, t: &Arc<Target>, opened: &Sender<()>) {
+    let me = Arc::downgrade(t);
+    conn.set_listen_kick(Box::new(move || {
+        if let Some(t) = me.upgrade() {
+            let mut g = t.listen.lock();
+            g.1 = true;
+            if let Some(a) = &g.0 {
+                a.clone().shutdown();
+            }
+        }
+    }));
+    let mut n = 0u64;
+    loop {
+        let agent = t.remote.stream_agent();
+        {
+            let mut g = t.listen.lock();
+            if t.closing() {
+                return;
+            }
+            *g = (Some(agent.clone()), false);
+        }
+        n += 1;
+        let id = crate::codec::Id::Str(format!("sentinel-listen-{n}").into());
+        let params = super::conn::envelope(Some(conn.listen_params()), None);
+        let body = crate::codec::Message::Request { id, method: method::LISTEN.to_owned(), params }.to_bytes();
+        let req = agent
+            .post(&t.remote.url)
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json, text/event-stream")
+            .header("Mcp-Method", method::LISTEN);
+        let resp = t.apply(req, conn).send(&body[..]);
+        let _ = opened.try_send(());
+        match resp {
+            Ok(r) if r.status() == 200 => {
+                read_events(conn, r.into_body().into_reader(), None, &mut SseDecoder::with_limits(MAX_LINE, MAX_EVENT));
+            }
+            Ok(r) => log::warn!("backend '{}': subscriptions/listen answered HTTP {}", conn.backend, r.status()),
+            Err(_) if t.closing() => return,
+            Err(e) => log::debug!("backend '{}': listen stream: {}", conn.backend, scrub(&e, &t.remote.url)),
+        }
+        if t.closing() || !conn.is_alive() {
+            return;
+        }
+        let kicked = std::mem::take(&mut t.listen.lock().1);
+        if !kicked {
+            if let Err(RecvTimeoutError::Disconnected) | Ok(()) = t.closed.recv_timeout(RELISTEN_PAUSE) {
+                return;
+            }
+        }
     }
 }
 

@@ -298,7 +298,7 @@ impl Supervisor {
             }
             g.1 = Some(conn.clone());
         }
-        let shaken = handshake(&conn, b.timeout());
+        let shaken = handshake(&conn, transport, b.config.protocol, b.timeout());
         b.handshaking.lock().1 = None;
         match shaken {
             Ok((Handshake { server_info, caps, version }, discovered)) => {
@@ -335,6 +335,13 @@ impl Supervisor {
     fn restore(&self, conn: &Conn) {
         let b = self.b();
         let d = b.discovered();
+        if conn.is_modern() {
+            // 2026-07-28 has no session to hold a level or subscriptions:
+            // the level goes with each request, subscriptions with the
+            // gateway's listen, which opens now.
+            conn.start_listen(b.hub.subscriptions(&b.name));
+            return;
+        }
         if d.logging {
             if let Some(level) = b.hub.log_level() {
                 fire_and_forget(conn, method::SET_LEVEL, json!({ "level": level }));
@@ -369,7 +376,9 @@ impl Ping {
         let (tx, rx) = bounded(4);
         // The call's own deadline is a little later than ours, so the
         // admin tick does not expire it first.
-        match conn.call(method::PING, None, Sink::Chan(tx), self.wait + Duration::from_secs(1)) {
+        // 2026-07-28 has no ping; `server/discover` is as cheap.
+        let m = if conn.is_modern() { method::DISCOVER } else { method::PING };
+        match conn.call(m, None, Sink::Chan(tx), self.wait + Duration::from_secs(1)) {
             Ok(_) => self.answer = rx,
             // Closing (its Died follows) or the queue stayed full for 5 s:
             // either way no answer can come; the timer below decides.

@@ -242,7 +242,7 @@ impl Runtime {
     /// The cache hints of a merged list for 2026-07-28 clients: the
     /// smallest `ttlMs` of its connected backends' lists and whether every
     /// one is `public`. A backend that gives none (a legacy one) counts as
-    /// 0 and private.
+    /// 0 and private; one with nothing in the list does not count.
     pub fn list_hints(&self, method: &str) -> (u64, bool) {
         let mut ttl: Option<u64> = None;
         let mut public = true;
@@ -250,7 +250,19 @@ impl Runtime {
             if b.status().state != BackendState::Connected {
                 continue;
             }
-            let (t, p) = b.discovered().hints(method).unwrap_or((0, false));
+            let d = b.discovered();
+            // Only backends that contribute to the list count.
+            let items = match method {
+                crate::codec::mcp::method::TOOLS_LIST => d.tools.len(),
+                crate::codec::mcp::method::PROMPTS_LIST => d.prompts.len(),
+                crate::codec::mcp::method::RESOURCES_LIST => d.resources.len(),
+                crate::codec::mcp::method::RESOURCES_TEMPLATES_LIST => d.resource_templates.len(),
+                _ => 1,
+            };
+            if items == 0 && d.hints(method).is_none() {
+                continue;
+            }
+            let (t, p) = d.hints(method).unwrap_or((0, false));
             ttl = Some(ttl.map_or(t, |x| x.min(t)));
             public &= p;
         }
@@ -273,7 +285,8 @@ impl Runtime {
             return;
         }
         for b in self.backends().iter().filter(|b| b.discovered().logging) {
-            if let Some(c) = b.conn() {
+            // A 2026-07-28 backend gets each session's level with its calls.
+            if let Some(c) = b.conn().filter(|c| !c.is_modern()) {
                 crate::backend::fire_and_forget(
                     &c,
                     crate::codec::mcp::method::SET_LEVEL,
@@ -300,11 +313,7 @@ impl Runtime {
         }
         for (uri, backend) in self.subscriptions.prune(|id| self.sessions.get(id).is_some()) {
             if let Some(c) = self.backend(&backend).and_then(|b| b.conn()) {
-                crate::backend::fire_and_forget(
-                    &c,
-                    crate::codec::mcp::method::UNSUBSCRIBE,
-                    serde_json::json!({"uri": uri}),
-                );
+                crate::backend::subscribe(&c, &uri, false);
             }
         }
     }

@@ -101,11 +101,22 @@ struct Call {
 
 impl Call {
     #[allow(clippy::result_large_err)]
-    fn start(self, conn: &Conn, session: &Session, sink: Sink) -> Result<(), Message> {
+    fn start(self, conn: &Arc<Conn>, session: &Arc<Session>, sink: Sink) -> Result<(), Message> {
         let Call { client_id, method, params, timeout } = self;
         let bid = conn.alloc_id();
+        // A 2026-07-28 backend gets the session's capabilities and level
+        // with the call, and may answer input_required: the bridge asks
+        // the client and sends the next round (see `mrtr.rs`).
+        let bridge = conn.is_modern().then(|| {
+            let params = super::mrtr::envelope_for(session, params.clone());
+            super::mrtr::Bridge::new(conn, session, method, params, timeout, sink.clone())
+        });
+        let handle: Arc<dyn crate::route::CallHandle> = match &bridge {
+            Some(b) => b.clone(),
+            None => conn.handle(bid),
+        };
         // Track before sending: the answer may come back before call() returns.
-        match session.track_new(client_id.clone(), conn.handle(bid)) {
+        match session.track_new(client_id.clone(), handle) {
             Ok(()) => {}
             Err(TrackError::Duplicate) => {
                 return Err(Message::error(
@@ -123,7 +134,11 @@ impl Call {
                 ))
             }
         }
-        if let Err(e) = conn.call_with_id(bid, method, params, sink, timeout) {
+        let sent = match bridge {
+            Some(b) => b.start(bid),
+            None => conn.call_with_id(bid, method, params, sink, timeout),
+        };
+        if let Err(e) = sent {
             session.untrack(&client_id);
             return Err(Message::error(Some(client_id), e));
         }
@@ -346,6 +361,23 @@ fn subscription(rt: &Runtime, session: &Session, id: Id, m: &str, params: Option
     if per_session {
         // The session's own connection holds its own subscriptions.
         return forward(rt, id, &owner, m, params);
+    }
+    // A 2026-07-28 backend has no subscribe method: the gateway's listen
+    // names the URIs instead, and the answer is the gateway's.
+    let modern = rt.backend(&owner).and_then(|b| b.conn()).filter(|c| c.is_modern());
+    if let Some(c) = modern {
+        let held = if m == method::UNSUBSCRIBE {
+            rt.subscriptions.remove(&uri, &session.id) == Some(true)
+        } else if rt.backend(&owner).is_some_and(|b| b.discovered().subscribe) {
+            rt.subscriptions.add(&uri, &owner, &session.id)
+        } else {
+            let msg = format!("backend '{owner}' does not support resource subscriptions");
+            return err(id, code::METHOD_NOT_FOUND, msg);
+        };
+        if held {
+            crate::backend::subscribe(&c, &uri, m != method::UNSUBSCRIBE);
+        }
+        return Handled::Now(Message::result(id, &json!({})));
     }
     if m == method::UNSUBSCRIBE {
         return match rt.subscriptions.remove(&uri, &session.id) {

@@ -8,6 +8,7 @@
 
 pub mod dispatch;
 pub mod modern;
+pub mod mrtr;
 pub mod sse;
 pub mod streamable;
 

@@ -341,7 +341,7 @@ fn listen(rt: &Arc<Runtime>, res: Responder, id: Id, params: Option<&RawValue>) 
         let Some(b) = rt.backend(&owner).filter(|b| b.discovered().subscribe) else { continue };
         if rt.subscriptions.add(uri, &owner, &session.id) {
             if let Some(c) = b.conn() {
-                crate::backend::fire_and_forget(&c, method::SUBSCRIBE, json!({ "uri": uri }));
+                crate::backend::subscribe(&c, uri, true);
             }
         }
         if rt.subscriptions.subscribers(uri).contains(&session.id) {

@@ -480,6 +480,45 @@ fn missing_peer(what: &str) {
     let _ = writeln!(std::io::stderr(), "SKIPPED: {msg}");
 }
 
+/// [`python`], checked once per test binary (the check imports the SDK,
+/// which takes seconds); `None` to skip, saying so for each test.
+pub fn sdk_python() -> Option<PathBuf> {
+    static PYTHON: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let mut checked_now = false;
+    let found = PYTHON
+        .get_or_init(|| {
+            checked_now = true;
+            python()
+        })
+        .clone();
+    if found.is_none() && !checked_now {
+        // python() said why the first time; say it for this test too.
+        let _ = writeln!(std::io::stderr(), "SKIPPED: the Python MCP SDK (.peers/venv) is not installed");
+    }
+    found
+}
+
+/// The Python SDK and server-everything (stdio entry), or `None` to skip.
+pub fn sdk_peers() -> Option<(PathBuf, Value)> {
+    let python = sdk_python()?;
+    let everything = everything_backend()?;
+    Some((python, everything))
+}
+
+/// `python SCRIPT` for a test script under `tests/py`, unbuffered and
+/// with no proxy between it and 127.0.0.1.
+pub fn py_command(python: &Path, script: &str) -> Command {
+    let mut cmd = Command::new(python);
+    cmd.arg(py_script(script))
+        .env("PYTHONUNBUFFERED", "1")
+        .env_remove("HTTP_PROXY")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("https_proxy")
+        .env("NO_PROXY", "127.0.0.1,localhost");
+    cmd
+}
+
 /// `.peers/venv/bin/python` if it exists and can `import mcp`.
 pub fn python() -> Option<PathBuf> {
     let py = peers_dir().join("venv/bin/python");
