@@ -128,6 +128,21 @@ fn http_config(modern: &ModernHttp, everything: &Value) -> Value {
     })
 }
 
+/// Starts the gateway and waits (bounded) until every backend is connected:
+/// these tests are about the eras, not about start-up, and a Python backend
+/// can take longer to start than the gateway's start-up grace on a loaded
+/// machine.
+fn start_connected(config: &Value) -> Gateway {
+    let gw = Gateway::start(config);
+    let all = || {
+        gw.manage_get("/backends").json()["backends"]
+            .as_array()
+            .is_some_and(|b| b.iter().all(|x| x["state"] == json!("connected")))
+    };
+    assert!(common::wait_until(Duration::from_secs(90), all), "not every backend connected:\n{}", gw.log());
+    gw
+}
+
 // ---------------------------------------------------------------------------
 // The Python client
 // ---------------------------------------------------------------------------
@@ -270,7 +285,7 @@ fn demo_gateway(timeout_s: Option<f64>) -> Gateway {
     if let Some(t) = timeout_s {
         d["timeout_s"] = json!(t);
     }
-    Gateway::start(&json!({ "server": { "name": GATEWAY_NAME }, "mcpServers": { "demo": d } }))
+    start_connected(&json!({ "server": { "name": GATEWAY_NAME }, "mcpServers": { "demo": d } }))
 }
 
 // ---------------------------------------------------------------------------
@@ -387,7 +402,7 @@ fn get_and_delete_are_405_raw_modern() {
 #[test]
 fn results_carry_result_type_raw_modern() {
     let Some((python, everything)) = peers() else { return };
-    let gw = Gateway::start(&std_config(&python, &everything));
+    let gw = start_connected(&std_config(&python, &everything));
     let mut names_first = Vec::new();
     for (i, (method, key)) in [
         ("tools/list", "tools"),
@@ -478,7 +493,7 @@ fn next_method(s: &mut SseStream, method: &str, seen: &mut Vec<Value>, timeout: 
 #[test]
 fn listen_stream_raw_modern() {
     let Some((python, everything)) = peers() else { return };
-    let gw = Gateway::start(&std_config(&python, &everything));
+    let gw = start_connected(&std_config(&python, &everything));
     let sub_id = "eras-sub-1";
     let body = modern_request(
         json!(sub_id),
@@ -588,7 +603,7 @@ fn never_retrying_client_frees_the_backend_raw_modern() {
 fn manage_api_shows_backend_eras() {
     let Some((python, everything)) = peers() else { return };
     let mut only = ModernHttp::start(&python, &["--modern-only"]);
-    let gw = Gateway::start(&json!({
+    let gw = start_connected(&json!({
         "server": { "name": GATEWAY_NAME },
         "mcpServers": { "modern": modern_stdio(&python, &[]), "modern_http": only.backend("mh"), "everything": everything }
     }));
@@ -620,7 +635,7 @@ fn manage_api_shows_backend_eras() {
 #[test]
 fn discover_auto_client() {
     let Some((python, everything)) = peers() else { return };
-    let gw = Gateway::start(&std_config(&python, &everything));
+    let gw = start_connected(&std_config(&python, &everything));
     let v = client(&python, &gw, "/mcp", "auto", "discover", &[]);
     assert_eq!(v["protocol_version"], json!(MODERN), "an auto client must pick 2026-07-28: {v}");
     assert_eq!(v["server_name"], json!(GATEWAY_NAME), "{v}");
@@ -636,7 +651,7 @@ fn discover_auto_client() {
 #[test]
 fn lists_modern() {
     let Some((python, everything)) = peers() else { return };
-    let gw = Gateway::start(&std_config(&python, &everything));
+    let gw = start_connected(&std_config(&python, &everything));
     let v = client(&python, &gw, "/mcp", MODERN, "lists", &[]);
     let wants = [
         ("tools", vec!["m__echo", "m__deploy", "echo", "demo__echo"]),
@@ -661,7 +676,7 @@ fn lists_modern() {
 fn lists_merge_cache_hints_modern_two_modern_backends() {
     let Some(python) = common::sdk_python() else { return };
     let second = ModernHttp::start(&python, &["--tools-ttl", "20000"]);
-    let gw = Gateway::start(&json!({
+    let gw = start_connected(&json!({
         "server": { "name": GATEWAY_NAME },
         "mcpServers": { "modern": modern_stdio(&python, &[]), "modern2": second.backend("m2") }
     }));
@@ -683,7 +698,7 @@ fn lists_merge_cache_hints_modern_two_modern_backends() {
 #[test]
 fn forward_modern() {
     let Some((python, everything)) = peers() else { return };
-    let gw = Gateway::start(&std_config(&python, &everything));
+    let gw = start_connected(&std_config(&python, &everything));
     let v = client(&python, &gw, "/mcp", MODERN, "forward", &[]);
     assert_ok_showing(&v["echo"], "m__echo", &["hello eras"]);
     assert_eq!(v["prompt"]["text"], json!("Hello, bob!"), "{v}");
@@ -727,7 +742,7 @@ fn assert_mrtr(v: &Value) {
 #[test]
 fn mrtr_modern() {
     let Some((python, everything)) = peers() else { return };
-    let gw = Gateway::start(&std_config(&python, &everything));
+    let gw = start_connected(&std_config(&python, &everything));
     let v = client(&python, &gw, "/mcp", MODERN, "mrtr", &[]);
     assert_mrtr(&v);
     assert!(
@@ -742,7 +757,7 @@ fn mrtr_modern() {
 fn mrtr_modern_http_backend() {
     let Some((python, everything)) = peers() else { return };
     let modern = ModernHttp::start(&python, &[]);
-    let gw = Gateway::start(&http_config(&modern, &everything));
+    let gw = start_connected(&http_config(&modern, &everything));
     let v = client(&python, &gw, "/mcp", MODERN, "mrtr", &[]);
     assert_mrtr(&v);
     assert!(text(&v["era"]).contains(r#""protocol_version": "2026-07-28""#), "{}", text(&v["era"]));
@@ -753,7 +768,7 @@ fn mrtr_modern_http_backend() {
 #[test]
 fn mrtr_legacy_sse() {
     let Some((python, everything)) = peers() else { return };
-    let gw = Gateway::start(&std_config(&python, &everything));
+    let gw = start_connected(&std_config(&python, &everything));
     assert_mrtr(&client(&python, &gw, "/sse", "legacy", "mrtr", &[]));
 }
 
@@ -761,7 +776,7 @@ fn mrtr_legacy_sse() {
 #[test]
 fn mrtr_legacy_streamable_http() {
     let Some((python, everything)) = peers() else { return };
-    let gw = Gateway::start(&std_config(&python, &everything));
+    let gw = start_connected(&std_config(&python, &everything));
     assert_mrtr(&client(&python, &gw, "/mcp", "legacy", "mrtr", &[]));
 }
 
@@ -770,7 +785,7 @@ fn mrtr_legacy_streamable_http() {
 #[test]
 fn nocaps_legacy_streamable_http() {
     let Some((python, everything)) = peers() else { return };
-    let gw = Gateway::start(&std_config(&python, &everything));
+    let gw = start_connected(&std_config(&python, &everything));
     let v = client(&python, &gw, "/mcp", "legacy", "nocaps", &[]);
     assert_fast_error(&v["deploy"], "m__deploy without elicitation", "elicitation");
     assert_fast_error(&v["ask_llm"], "m__ask_llm without sampling", "sampling");
@@ -784,7 +799,7 @@ fn nocaps_legacy_streamable_http() {
 #[test]
 fn legacy_backend_requests_modern() {
     let Some((python, everything)) = peers() else { return };
-    let gw = Gateway::start(&std_config(&python, &everything));
+    let gw = start_connected(&std_config(&python, &everything));
     let v = client(&python, &gw, "/mcp", MODERN, "legacy_backend", &[]);
     assert_ok_showing(
         &v["elicitation"],
@@ -814,7 +829,7 @@ fn never_answers_legacy_streamable_http() {
     let Some((python, everything)) = peers() else { return };
     let mut config = std_config(&python, &everything);
     config["mcpServers"]["modern"]["timeout_s"] = json!(3);
-    let gw = Gateway::start(&config);
+    let gw = start_connected(&config);
     let v = client(&python, &gw, "/mcp", "legacy", "never_answers", &["--call-timeout", "15"]);
     let call = &v["deploy"];
     assert_eq!(call["is_error"], json!(true), "the call must fail: {call}");
@@ -848,7 +863,7 @@ fn assert_listen(v: &Value) {
 #[test]
 fn listen_modern() {
     let Some((python, everything)) = peers() else { return };
-    let gw = Gateway::start(&std_config(&python, &everything));
+    let gw = start_connected(&std_config(&python, &everything));
     assert_listen(&client(&python, &gw, "/mcp", MODERN, "listen", &[]));
 }
 
@@ -856,7 +871,7 @@ fn listen_modern() {
 fn listen_modern_http_backend() {
     let Some((python, everything)) = peers() else { return };
     let modern = ModernHttp::start(&python, &[]);
-    let gw = Gateway::start(&http_config(&modern, &everything));
+    let gw = start_connected(&http_config(&modern, &everything));
     assert_listen(&client(&python, &gw, "/mcp", MODERN, "listen", &[]));
 }
 
@@ -865,7 +880,7 @@ fn listen_modern_http_backend() {
 #[test]
 fn listen_legacy_sse() {
     let Some((python, everything)) = peers() else { return };
-    let gw = Gateway::start(&std_config(&python, &everything));
+    let gw = start_connected(&std_config(&python, &everything));
     let v = client(&python, &gw, "/sse", "legacy", "listen", &[]);
     assert!(v["A"]["list_changed"].as_u64().unwrap_or(0) >= 1, "no tools/list_changed reached the legacy client: {v}");
     assert!(strings(&v["tools_after"]).iter().any(|t| t == "m__extra"), "{v}");
@@ -884,7 +899,7 @@ fn assert_cancelled(v: &Value, slow: &str, report: &str, what: &str) {
 #[test]
 fn cancel_modern() {
     let Some((python, everything)) = peers() else { return };
-    let gw = Gateway::start(&std_config(&python, &everything));
+    let gw = start_connected(&std_config(&python, &everything));
     let v = client(&python, &gw, "/mcp", MODERN, "cancel", &["--demo"]);
     assert_cancelled(&v, "slow", "report", "m__slow");
     assert_cancelled(&v, "demo_slow", "demo_report", "demo__slow");
@@ -895,7 +910,7 @@ fn cancel_modern() {
 fn cancel_modern_http_backend() {
     let Some((python, everything)) = peers() else { return };
     let modern = ModernHttp::start(&python, &[]);
-    let gw = Gateway::start(&http_config(&modern, &everything));
+    let gw = start_connected(&http_config(&modern, &everything));
     let v = client(&python, &gw, "/mcp", MODERN, "cancel", &[]);
     assert_cancelled(&v, "slow", "report", "m__slow over HTTP");
 }
@@ -921,7 +936,7 @@ fn assert_logs(v: &Value) {
 #[test]
 fn logs_modern() {
     let Some((python, everything)) = peers() else { return };
-    let gw = Gateway::start(&std_config(&python, &everything));
+    let gw = start_connected(&std_config(&python, &everything));
     assert_logs(&client(&python, &gw, "/mcp", MODERN, "logs", &[]));
 }
 
@@ -931,7 +946,7 @@ fn logs_modern() {
 fn logs_concurrent_modern_http_backend() {
     let Some((python, everything)) = peers() else { return };
     let modern = ModernHttp::start(&python, &[]);
-    let gw = Gateway::start(&http_config(&modern, &everything));
+    let gw = start_connected(&http_config(&modern, &everything));
     assert_logs(&client(&python, &gw, "/mcp", MODERN, "logs", &["--concurrent"]));
 }
 
@@ -940,7 +955,7 @@ fn logs_concurrent_modern_http_backend() {
 #[test]
 fn trace_modern() {
     let Some((python, everything)) = peers() else { return };
-    let gw = Gateway::start(&std_config(&python, &everything));
+    let gw = start_connected(&std_config(&python, &everything));
     let v = client(&python, &gw, "/mcp", MODERN, "trace", &[]);
     let got = &v["backend_got"]["meta"];
     assert_eq!(got["traceparent"], json!(TRACEPARENT), "traceparent must reach the backend unchanged: {v}");
@@ -957,7 +972,7 @@ fn trace_modern() {
 fn modern_only(mode: &str, path: &str) {
     let Some((python, everything)) = peers() else { return };
     let mut only = ModernHttp::start(&python, &["--modern-only"]);
-    let gw = Gateway::start(&http_config(&only, &everything));
+    let gw = start_connected(&http_config(&only, &everything));
     let v = client(&python, &gw, path, mode, "basics", &[]);
     let tools = strings(&v["lists"]["tools"]["names"]);
     assert!(

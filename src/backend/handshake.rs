@@ -106,7 +106,13 @@ pub fn connect(
         )),
         Protocol::Auto if can_be_modern => match probe(conn, timeout.min(PROBE_WAIT))? {
             Some(h) => Ok(h),
-            None => initialize(conn, timeout),
+            // A modern server that was slow to start answers the probe
+            // after we gave up on it, and then refuses initialize with
+            // -32022 naming 2026-07-28: probe once more, as the SDKs do.
+            None => match try_initialize(conn, timeout) {
+                Err((e, true)) => probe(conn, timeout)?.ok_or(e),
+                r => r.map_err(|(e, _)| e),
+            },
         },
         Protocol::Auto => initialize(conn, timeout),
     }
@@ -154,7 +160,14 @@ fn probe(conn: &Conn, wait: Duration) -> Result<Option<Handshake>, BackendError>
 
 /// initialize → initialized.
 pub fn initialize(conn: &Conn, timeout: Duration) -> Result<Handshake, BackendError> {
+    try_initialize(conn, timeout).map_err(|(e, _)| e)
+}
+
+/// [`initialize`]; a failure says whether it was a -32022 whose
+/// `supported` names 2026-07-28 (a modern server refusing the handshake).
+fn try_initialize(conn: &Conn, timeout: Duration) -> Result<Handshake, (BackendError, bool)> {
     let name = &conn.backend;
+    let no = |e: BackendError| (e, false);
     // The gateway routes sampling, elicitation and roots requests to the
     // client whose call the backend is serving (see `conn.rs`), and refuses
     // them, naming the capability, when that client did not declare it.
@@ -163,18 +176,20 @@ pub fn initialize(conn: &Conn, timeout: Duration) -> Result<Handshake, BackendEr
         "capabilities": client_capabilities(),
         "clientInfo": {"name": "mcp-sentinel", "version": env!("CARGO_PKG_VERSION")},
     });
-    let raw = conn
-        .request(method::INITIALIZE, Some(jsonrpc::to_raw(&params)), timeout)
-        .map_err(|e| BackendError::request(name, Step::Initialize, e))?;
-    let init: Value =
-        serde_json::from_str(raw.get()).map_err(|e| BackendError::protocol(name, format!("initialize result: {e}")))?;
+    let raw = conn.request(method::INITIALIZE, Some(jsonrpc::to_raw(&params)), timeout).map_err(|e| {
+        let modern = e.code == jsonrpc::code::UNSUPPORTED_PROTOCOL_VERSION
+            && e.data.as_deref().is_some_and(|d| d.get().contains(mcp::MODERN_VERSION));
+        (BackendError::request(name, Step::Initialize, e), modern)
+    })?;
+    let init: Value = serde_json::from_str(raw.get())
+        .map_err(|e| no(BackendError::protocol(name, format!("initialize result: {e}"))))?;
     let Some(version) = init.get("protocolVersion").and_then(Value::as_str) else {
-        return Err(BackendError::protocol(name, "initialize result has no protocolVersion".to_owned()));
+        return Err(no(BackendError::protocol(name, "initialize result has no protocolVersion".to_owned())));
     };
     let version = version.to_owned();
     if !mcp::is_supported(&version) {
         let text = format!("backend answered protocol version {version:?}, which the gateway does not speak");
-        return Err(BackendError::protocol(name, text));
+        return Err(no(BackendError::protocol(name, text)));
     }
     *conn.protocol_version.lock() = Some(version.clone());
     // A Streamable HTTP backend's GET stream opens now, before
@@ -182,7 +197,7 @@ pub fn initialize(conn: &Conn, timeout: Duration) -> Result<Handshake, BackendEr
     conn.open_stream(timeout.min(STREAM_OPEN_WAIT));
     let server_info = init.get("serverInfo").cloned().unwrap_or(Value::Null);
     let caps = init.get("capabilities").cloned().unwrap_or_else(|| json!({}));
-    conn.notify(method::INITIALIZED, None).map_err(|e| BackendError::request(name, Step::Initialized, e))?;
+    conn.notify(method::INITIALIZED, None).map_err(|e| no(BackendError::request(name, Step::Initialized, e)))?;
     Ok(Handshake { server_info, caps, version })
 }
 
@@ -301,6 +316,9 @@ mod tests {
                 let reply = match answer(&method, &v["params"]) {
                     None => continue,
                     Some(Ok(result)) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+                    // A -32022 names 2026-07-28 as what the server supports.
+                    Some(Err((-32022, message))) => json!({"jsonrpc": "2.0", "id": id, "error": {
+                        "code": -32022, "message": message, "data": {"supported": ["2026-07-28"]}}}),
                     Some(Err((code, message))) => {
                         json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
                     }
@@ -379,6 +397,24 @@ mod tests {
             let methods = seen.recv_timeout(Duration::from_secs(5)).unwrap();
             assert_eq!(methods, want);
         }
+        // A modern server slow to answer the probe refuses the initialize
+        // that follows with -32022: the gateway probes once more.
+        let probes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let n = probes.clone();
+        let (conn, seen) = fake(move |m, _| match m {
+            "server/discover" if n.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0 => None,
+            "server/discover" => Some(modern_discover()),
+            "initialize" => Some(Err((-32022, "Unsupported protocol version"))),
+            _ => Some(Ok(json!({"tools": []}))),
+        });
+        let (h, _) = handshake(&conn, &stdio(), Protocol::Auto, T).unwrap();
+        assert_eq!(h.version, "2026-07-28");
+        conn.close("done");
+        let methods = seen.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            methods,
+            ["server/discover", "notifications/cancelled", "initialize", "server/discover", "tools/list"]
+        );
         // Pinned to 2026-07-28, a legacy answer is an error naming the setting.
         let (conn, _) = fake(|_, _| Some(Err((-32601, "Method not found"))));
         let e = handshake(&conn, &stdio(), Protocol::Modern, T).err().unwrap();
