@@ -101,6 +101,10 @@ pub struct ServerConfig {
     /// enabled backend to connect or fail once, so that the first clients
     /// see the whole catalog (`startup_grace_s`, default 10; 0: no wait).
     pub startup_grace: Duration,
+    /// Prefix of this instance's session ids (`instance_id`): ids become
+    /// `<instance_id>-<32 hex digits>`, so a load balancer can route a
+    /// session to the instance that made it. `None`: bare hex ids.
+    pub instance_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -367,6 +371,7 @@ impl Default for ServerConfig {
             backoff_initial: DEFAULT_BACKOFF_INITIAL,
             backoff_max: DEFAULT_BACKOFF_MAX,
             startup_grace: DEFAULT_STARTUP_GRACE,
+            instance_id: None,
         }
     }
 }

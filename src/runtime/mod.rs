@@ -120,7 +120,8 @@ impl Runtime {
         let (admin_tx, admin_rx) = bounded(64);
         let (backend_tx, backend_rx) = bounded(256);
         let rt = Arc::new_cyclic(|me| Runtime {
-            sessions: SessionTable::new(config.server.max_sessions, config.server.max_inflight_per_session),
+            sessions: SessionTable::new(config.server.max_sessions, config.server.max_inflight_per_session)
+                .with_instance_id(config.server.instance_id.as_deref()),
             events: Arc::new(EventRing::new(config.manage.event_buffer)),
             config: RwLock::new(Arc::new(config)),
             backends: RwLock::new(Vec::new()),

@@ -64,6 +64,9 @@ pub fn plan(running: &Config, backends: &[&BackendConfig], mut next: Config) -> 
             notes.push(format!("server.{key} changed; restart to apply"));
         }
     }
+    if next.server.instance_id != cur.instance_id {
+        notes.push("server.instance_id changed; restart to apply".to_owned());
+    }
     if next.manage != running.manage {
         notes.push("the manage section changed; restart to apply".to_owned());
     }
@@ -72,6 +75,7 @@ pub fn plan(running: &Config, backends: &[&BackendConfig], mut next: Config) -> 
     next.server.max_connections = cur.max_connections;
     next.server.max_connections_per_ip = cur.max_connections_per_ip;
     next.server.max_inflight_per_session = cur.max_inflight_per_session;
+    next.server.instance_id = cur.instance_id.clone();
     next.manage = running.manage.clone();
 
     let actions = next
@@ -160,7 +164,8 @@ mod tests {
                 "server": {"listen": "127.0.0.1:9100", "max_sessions": 7, "max_connections": 100,
                            "max_connections_per_ip": 10, "max_inflight_per_session": 3,
                            "name": "renamed", "max_body_bytes": 1000, "backoff_initial_ms": 50,
-                           "backoff_max_ms": 500, "allowed_origins": ["https://app.example"]},
+                           "backoff_max_ms": 500, "allowed_origins": ["https://app.example"],
+                           "instance_id": "gw2"},
                 "manage": {"listen": "127.0.0.1:9101"}}"#,
         );
         let p = plan(&running, &[], next.clone());
@@ -172,6 +177,7 @@ mod tests {
                 "server.max_connections changed; restart to apply",
                 "server.max_connections_per_ip changed; restart to apply",
                 "server.max_inflight_per_session changed; restart to apply",
+                "server.instance_id changed; restart to apply",
                 "the manage section changed; restart to apply",
             ]
         );
@@ -180,6 +186,7 @@ mod tests {
             (&s.listen, s.max_sessions, s.max_connections, s.max_connections_per_ip, s.max_inflight_per_session),
             (&r.listen, r.max_sessions, r.max_connections, r.max_connections_per_ip, r.max_inflight_per_session)
         );
+        assert_eq!(s.instance_id, None);
         assert_eq!(p.config.manage, running.manage);
         // Read per request or handed to the backends: applied.
         assert_eq!(s.name, "renamed");

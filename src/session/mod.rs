@@ -557,6 +557,8 @@ pub struct SessionTable {
     map: RwLock<HashMap<Arc<str>, Arc<Session>>>,
     max: usize,
     max_inflight: usize,
+    /// Starts every session id: `"<server.instance_id>-"`, or empty.
+    id_prefix: String,
 }
 
 /// Why a session could not be created.
@@ -579,7 +581,15 @@ impl std::fmt::Display for CreateError {
 
 impl SessionTable {
     pub fn new(max: usize, max_inflight: usize) -> SessionTable {
-        SessionTable { map: RwLock::new(HashMap::new()), max, max_inflight }
+        SessionTable { map: RwLock::new(HashMap::new()), max, max_inflight, id_prefix: String::new() }
+    }
+
+    /// Session ids made by this table start with `<instance_id>-`
+    /// (`server.instance_id`), so that a load balancer can send every
+    /// request of a session to the instance that made it.
+    pub fn with_instance_id(mut self, instance_id: Option<&str>) -> SessionTable {
+        self.id_prefix = instance_id.map(|i| format!("{i}-")).unwrap_or_default();
+        self
     }
 
     /// A new session. At the bound, the Streamable HTTP session idle the
@@ -587,7 +597,8 @@ impl SessionTable {
     /// clients that never send DELETE cannot lock new ones out. Legacy SSE
     /// sessions live as long as their stream and are never evicted.
     pub fn create(&self, transport: Transport, version: &str) -> Result<Arc<Session>, CreateError> {
-        let id: Arc<str> = crate::util::random_hex(16).map_err(CreateError::Random)?.into();
+        let hex = crate::util::random_hex(16).map_err(CreateError::Random)?;
+        let id: Arc<str> = format!("{}{hex}", self.id_prefix).into();
         let s = Arc::new(Session::new(id.clone(), transport, version, self.max_inflight));
         let evicted = {
             let mut m = self.map.write();
@@ -722,6 +733,23 @@ mod tests {
         assert!(t.get(&a.id).is_none());
         assert!(t.get(&b.id).is_some() && t.get(&c.id).is_some());
         assert_eq!(t.counts(), (2, 0, 2));
+    }
+
+    #[test]
+    fn session_ids_start_with_the_instance_id() {
+        let hex = |id: &str| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
+        let plain = SessionTable::new(4, 8).with_instance_id(None);
+        let id = plain.create(Transport::Streamable, "2025-06-18").expect("plain").id.clone();
+        assert!(hex(&id), "{id}");
+        let t = SessionTable::new(4, 8).with_instance_id(Some("gw_a"));
+        let a = t.create(Transport::Streamable, "2025-06-18").expect("streamable");
+        let b = t.create(Transport::Sse, "2024-11-05").expect("sse");
+        for s in [&a, &b] {
+            let rest = s.id.strip_prefix("gw_a-").unwrap_or_else(|| panic!("{} lacks the prefix", s.id));
+            assert!(hex(rest), "{}", s.id);
+            assert!(t.get(&s.id).is_some());
+        }
+        assert_ne!(a.id, b.id);
     }
 
     #[test]

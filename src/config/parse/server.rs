@@ -8,6 +8,8 @@ use crate::config::ServerConfig;
 
 /// Longest `startup_grace_s`: clients would time out long before.
 const MAX_STARTUP_GRACE_S: f64 = 600.0;
+/// Longest `instance_id`: it starts every session id, in headers and URLs.
+const MAX_INSTANCE_ID: usize = 32;
 /// Accepted backoff values in milliseconds: below 10 ms a failing backend
 /// would be retried in a near-tight loop; above a day is a unit mistake.
 const BACKOFF_MS_RANGE: std::ops::RangeInclusive<u64> = 10..=86_400_000;
@@ -30,6 +32,7 @@ pub(super) fn parse_server(obj: Option<Obj<'_>>, file: &str) -> Result<ServerCon
             "backoff_initial_ms",
             "backoff_max_ms",
             "startup_grace_s",
+            "instance_id",
         ],
         file,
     );
@@ -43,6 +46,15 @@ pub(super) fn parse_server(obj: Option<Obj<'_>>, file: &str) -> Result<ServerCon
                 ))
             }
         };
+    }
+    if let Some(id) = o.str("instance_id")? {
+        if id.is_empty() || id.len() > MAX_INSTANCE_ID || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(o.bad(
+                "instance_id",
+                format!("expected 1 to {MAX_INSTANCE_ID} characters from A-Z, a-z, 0-9, '_', found {id:?}"),
+            ));
+        }
+        s.instance_id = Some(id.to_owned());
     }
     if let Some(listen) = o.str("listen")? {
         s.listen = check_listen(listen).map_err(|m| o.bad("listen", m))?;
@@ -140,7 +152,7 @@ fn check_origin(origin: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::testing::parse_ok;
+    use crate::config::testing::{err_line, parse_ok};
 
     #[test]
     fn server_bounds_and_hosts() {
@@ -159,5 +171,21 @@ mod tests {
             (d.max_connections, d.max_connections_per_ip, d.max_outbox_bytes, d.max_inflight_per_session),
             (4096, 256, 8 << 20, 64)
         );
+    }
+
+    #[test]
+    fn instance_id() {
+        assert_eq!(parse_ok("{}").server.instance_id, None);
+        let c = parse_ok(r#"{"server": {"instance_id": "gw_2"}}"#);
+        assert_eq!(c.server.instance_id.as_deref(), Some("gw_2"));
+        let long = "a".repeat(33);
+        for bad in ["", "gw-1", "gw 1", "gw.1", "é", long.as_str()] {
+            assert_eq!(
+                err_line(&format!(r#"{{"server": {{"instance_id": "{bad}"}}}}"#)),
+                format!(
+                    "c.json: field \"server.instance_id\": expected 1 to 32 characters from A-Z, a-z, 0-9, '_', found {bad:?}"
+                )
+            );
+        }
     }
 }
