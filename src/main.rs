@@ -5,7 +5,7 @@
 use mcp_sentinel::cli::{self, Command, ProfileCmd};
 use mcp_sentinel::exit;
 use mcp_sentinel::profiles::{self, Paths, Profile, ProfileError};
-use mcp_sentinel::{server, tui};
+use mcp_sentinel::{check, server, tui};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -34,6 +34,18 @@ fn main() -> ExitCode {
         Command::Legacy { no_tui: false, args } => {
             eprintln!("mcp-sentinel: warning: {}", cli::DEPRECATION_WARNING);
             exit::finish(server::run_combined(args))
+        }
+        Command::Bare => {
+            eprintln!(
+                "mcp-sentinel: no command given: running the server with a TUI attached, as the original did \
+                 (quitting the TUI stops it). 'mcp-sentinel server' runs the server alone, 'mcp-sentinel tui' \
+                 watches one; 'mcp-sentinel --help' lists every command."
+            );
+            exit::finish(server::run_combined(cli::ServerArgs::default()))
+        }
+        Command::Check(args) => {
+            server::init_logging(Some("warn"));
+            exit::finish(check::run(&args))
         }
         Command::Tui(args) => exit::finish(tui::run_cli(&args)),
         Command::Profile(cmd) => exit::finish(profile(cmd)),

@@ -79,9 +79,27 @@ impl std::error::Error for ServerError {}
 /// stderr, or to `file` (the legacy combined mode, whose TUI owns the
 /// terminal).
 pub fn init_logging_to(level: Option<&str>, file: Option<std::fs::File>) {
+    init_logging_as(level, file, crate::cli::LogFormat::Text);
+}
+
+/// [`init_logging_to`] in `format`: `Json` writes one object per line,
+/// `{"time","level","target","message"}`, for log shippers.
+pub fn init_logging_as(level: Option<&str>, file: Option<std::fs::File>, format: crate::cli::LogFormat) {
     let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     if let Some(l) = level {
         b.parse_filters(l);
+    }
+    if format == crate::cli::LogFormat::Json {
+        use std::io::Write;
+        b.format(|buf, record| {
+            let line = serde_json::json!({
+                "time": crate::util::rfc3339(std::time::SystemTime::now()),
+                "level": record.level().as_str(),
+                "target": record.target(),
+                "message": record.args().to_string(),
+            });
+            writeln!(buf, "{line}")
+        });
     }
     if let Some(f) = file {
         b.target(env_logger::Target::Pipe(Box::new(f)));
@@ -118,7 +136,7 @@ fn limit_malloc_arenas() {
 /// `mcp-sentinel server`: runs until shutdown.
 pub fn run(args: ServerArgs) -> Result<(), ServerError> {
     limit_malloc_arenas();
-    init_logging(args.log_level.as_deref());
+    init_logging_as(args.log_level.as_deref(), None, args.log_format);
     start(&args, None)?.run();
     Ok(())
 }
@@ -137,7 +155,7 @@ pub fn run_combined(args: ServerArgs) -> Result<(), ServerError> {
     let (path, f, notes) = open_combined_log(crate::util::state_home()).map_err(ServerError::CombinedLog)?;
     eprintln!("mcp-sentinel: server log: {}", path.display());
     notes.iter().for_each(|n| eprintln!("mcp-sentinel: {n}"));
-    init_logging_to(args.log_level.as_deref(), Some(f));
+    init_logging_as(args.log_level.as_deref(), Some(f), args.log_format);
     let token = crate::util::random_hex(32).map_err(ServerError::Token)?;
     let running = start(&args, Some(token.clone()))?;
     let rt = running.rt.clone();

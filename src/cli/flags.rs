@@ -97,10 +97,19 @@ pub(super) fn check_addr(flag: &str, value: String) -> Result<String, UsageError
 
 pub(super) fn check_log_level(value: String) -> Result<String, UsageError> {
     let lower = value.to_ascii_lowercase();
+    // The original project's (Python's) names, where the meaning is clear.
+    let lower = match lower.as_str() {
+        "warning" => "warn".to_owned(),
+        "critical" | "fatal" => "error".to_owned(),
+        _ => lower,
+    };
     if LOG_LEVELS.contains(&lower.as_str()) {
         Ok(lower)
     } else {
-        Err(err(format!("flag --log-level: expected one of {}, found {value:?}", LOG_LEVELS.join(", "))))
+        Err(err(format!(
+            "flag --log-level: expected one of {} (or warning, critical), found {value:?}",
+            LOG_LEVELS.join(", ")
+        )))
     }
 }
 

@@ -12,6 +12,7 @@ pub fn help_text(topic: Option<&str>) -> String {
         Some("server") => SERVER_HELP,
         Some("tui") => TUI_HELP,
         Some("profile") => PROFILE_HELP,
+        Some("check") => CHECK_HELP,
         _ => TOP_HELP,
     };
     format!("{}\n{body}", version_text())
@@ -23,6 +24,8 @@ An MCP gateway: many backend MCP servers behind one, with a management API.
 USAGE:
     mcp-sentinel server  [--config PATH] [--listen ADDR] [--manage-listen ADDR]
                          [--manage-token-file PATH] [--log-level LEVEL]
+                         [--log-format text|json]
+    mcp-sentinel check   [--config PATH]
     mcp-sentinel tui     [--profile NAME | --url URL [--token-env VAR | --token-file PATH]]
                          [--interval SECS]
     mcp-sentinel profile list | add NAME --url URL [--token-env VAR | --token-file PATH]
@@ -33,13 +36,18 @@ COMMANDS:
     server     Run the gateway: the MCP listener and the /manage/v1 API.
     tui        Watch and operate a running server (never stops it).
     profile    List, add, remove or select the servers the TUI talks to.
+    check      Validate a config file and show what it resolves to.
 
 Run 'mcp-sentinel COMMAND --help' for the options of a command.
 
+With no arguments, mcp-sentinel runs the server with a TUI attached, as the
+original project did; quitting that TUI stops the server.
+
 DEPRECATED (still works, prints a warning):
-    mcp-sentinel --no-tui [--host H] [--port P] [--log-level L] [--config PATH]
-        Same as 'mcp-sentinel server --listen H:P'.
-    mcp-sentinel [--host H] [--port P]
+    mcp-sentinel --no-tui [--host H] [--port P] [--manage-port P]
+                 [--log-level L] [--config PATH]
+        Same as 'mcp-sentinel server --listen H:P [--manage-listen 127.0.0.1:P]'.
+    mcp-sentinel [--host H] [--port P] [--manage-port P]
         Runs the server and attaches the TUI; quitting the TUI stops the server.
 
 EXIT CODES: 0 clean shutdown, 2 usage error, 78 configuration error.
@@ -51,6 +59,7 @@ Run the gateway: the MCP listener (data plane) and the /manage/v1 API.
 USAGE:
     mcp-sentinel server [--config PATH] [--listen ADDR] [--manage-listen ADDR]
                         [--manage-token-file PATH] [--log-level LEVEL]
+                        [--log-format text|json]
 
 OPTIONS:
     --config PATH              Config file. Default: $MCP_SENTINEL_CONFIG, else
@@ -62,8 +71,25 @@ OPTIONS:
     --manage-token-file PATH   Where the generated admin token is written when
                                the config has no manage.tokens. Default:
                                $XDG_STATE_HOME/mcp-sentinel/manage-<port>.token
-    --log-level LEVEL          error, warn, info, debug or trace (else RUST_LOG).
+    --log-level LEVEL          error, warn, info, debug or trace (else RUST_LOG);
+                               warning and critical are accepted too.
+    --log-format FORMAT        text (default) or json: one JSON object per line
+                               with time, level, target and message.
     -h, --help                 Show this help.
+";
+
+const CHECK_HELP: &str = "\
+Validate a config file and print what it resolves to: the listeners, the
+management tokens (by name only) and every backend with its transport and
+endpoint (secrets redacted). Exit 0 when everything is valid, 78 otherwise.
+
+USAGE:
+    mcp-sentinel check [--config PATH]
+
+OPTIONS:
+    --config PATH    Config file. Default: $MCP_SENTINEL_CONFIG, else
+                     ./mcp-sentinel.json, else ./config.json.
+    -h, --help       Show this help.
 ";
 
 const TUI_HELP: &str = "\

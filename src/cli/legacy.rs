@@ -17,7 +17,7 @@ use super::{Command, ServerArgs, UsageError, SUBCOMMANDS};
 pub const DEPRECATION_WARNING: &str = "the flat flags --no-tui, --host and --port are deprecated; \
 use 'mcp-sentinel server --listen HOST:PORT' (and 'mcp-sentinel tui' to watch it)";
 
-const LEGACY_FLAGS: [&str; 5] = ["--no-tui", "--host", "--port", "--log-level", "--config"];
+const LEGACY_FLAGS: [&str; 6] = ["--no-tui", "--host", "--port", "--manage-port", "--log-level", "--config"];
 const DEFAULT_LEGACY_HOST: &str = "127.0.0.1";
 const DEFAULT_LEGACY_PORT: u16 = 9000;
 
@@ -33,7 +33,13 @@ pub(super) fn parse_legacy(args: &[OsString]) -> Result<Command, UsageError> {
         match arg {
             Long("no-tui") => no_tui = true,
             Long("host") => host = Some(legacy_host(value_str(&mut p, "--host", CTX)?)?),
-            Long("port") => port = Some(legacy_port(value_str(&mut p, "--port", CTX)?)?),
+            Long("port") => port = Some(legacy_port("--port", value_str(&mut p, "--port", CTX)?)?),
+            // Not a flag of the original: the one legacy way to move the
+            // management API, so that two legacy instances can run.
+            Long("manage-port") => {
+                let mp = legacy_port("--manage-port", value_str(&mut p, "--manage-port", CTX)?)?;
+                a.manage_listen = Some(format!("{DEFAULT_LEGACY_HOST}:{mp}"));
+            }
             Long("log-level") => {
                 a.log_level = Some(check_log_level(value_str(&mut p, "--log-level", CTX)?)?);
             }
@@ -87,10 +93,10 @@ fn legacy_host(value: String) -> Result<String, UsageError> {
     }
 }
 
-fn legacy_port(value: String) -> Result<u16, UsageError> {
+fn legacy_port(flag: &str, value: String) -> Result<u16, UsageError> {
     match value.parse::<u16>() {
         Ok(p) if p >= 1 => Ok(p),
-        _ => Err(err(format!("flag --port: expected a port number from 1 to 65535, found {value:?}"))),
+        _ => Err(err(format!("flag {flag}: expected a port number from 1 to 65535, found {value:?}"))),
     }
 }
 
@@ -108,9 +114,18 @@ mod tests {
         }
     }
 
+    /// No arguments: the combined mode, told apart so that it is explained
+    /// rather than warned about; `--manage-port` moves the management API.
     #[test]
     fn legacy_bare_is_combined_mode() {
-        assert_eq!(legacy(&[]), (false, ServerArgs::default()));
+        assert_eq!(p(&[]), Ok(Command::Bare));
+        let (_, a) = legacy(&["--no-tui", "--port", "9100", "--manage-port", "9101"]);
+        assert_eq!(a.listen.as_deref(), Some("127.0.0.1:9100"));
+        assert_eq!(a.manage_listen.as_deref(), Some("127.0.0.1:9101"));
+        assert_eq!(
+            error(&["--manage-port", "0"]),
+            "flag --manage-port: expected a port number from 1 to 65535, found \"0\""
+        );
     }
 
     #[test]
@@ -158,12 +173,12 @@ mod tests {
         );
         assert_eq!(
             error(&["--zzzzzz"]),
-            "unknown flag --zzzzzz; expected a subcommand (server, tui, profile), see 'mcp-sentinel --help'"
+            "unknown flag --zzzzzz; expected a subcommand (server, tui, profile, check), see 'mcp-sentinel --help'"
         );
         assert_eq!(error(&["--port"]), "flag --port for 'mcp-sentinel' needs a value");
         assert_eq!(
             error(&["--no-tui", "server"]),
-            r#"unexpected argument "server"; a subcommand (server, tui, profile) must come first"#
+            r#"unexpected argument "server"; a subcommand (server, tui, profile, check) must come first"#
         );
     }
 

@@ -36,7 +36,7 @@ use crate::config::Overrides;
 use crate::exit::{Fatal, Kind};
 use flags::err;
 use legacy::parse_legacy;
-use subcommands::{parse_profile, parse_server, parse_tui};
+use subcommands::{parse_check, parse_profile, parse_server, parse_tui};
 
 /// What the user asked for.
 #[derive(Debug, PartialEq)]
@@ -50,8 +50,29 @@ pub enum Command {
         no_tui: bool,
         args: ServerArgs,
     },
+    /// No arguments at all: the legacy combined mode, explained (not a
+    /// deprecation warning for flags nobody gave).
+    Bare,
+    /// `mcp-sentinel check [--config PATH]`.
+    Check(CheckArgs),
     Help(String),
     Version,
+}
+
+/// `mcp-sentinel check`: the config file to validate (else the usual lookup).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheckArgs {
+    pub config: Option<PathBuf>,
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// env_logger's human format.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -61,6 +82,7 @@ pub struct ServerArgs {
     pub manage_listen: Option<String>,
     pub manage_token_file: Option<PathBuf>,
     pub log_level: Option<String>,
+    pub log_format: LogFormat,
 }
 
 impl ServerArgs {
@@ -97,7 +119,7 @@ impl Fatal for UsageError {
     }
 }
 
-const SUBCOMMANDS: [&str; 3] = ["server", "tui", "profile"];
+const SUBCOMMANDS: [&str; 4] = ["server", "tui", "profile", "check"];
 
 /// Parses the arguments after argv\[0\].
 pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, UsageError> {
@@ -113,11 +135,12 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
     }
     match first {
         // No arguments at all: the legacy combined mode (server + TUI).
-        None => Ok(Command::Legacy { no_tui: false, args: ServerArgs::default() }),
+        None => Ok(Command::Bare),
         Some(Some(a)) if a.starts_with('-') => parse_legacy(&args),
         Some(Some("server")) => parse_server(&args[1..]).map(Command::Server),
         Some(Some("tui")) => parse_tui(&args[1..]).map(Command::Tui),
         Some(Some("profile")) => parse_profile(&args[1..]).map(Command::Profile),
+        Some(Some("check")) => parse_check(&args[1..]).map(Command::Check),
         Some(Some(other)) => Err(err(format!(
             "unknown subcommand {other:?} (expected one of: {}); see 'mcp-sentinel --help'",
             SUBCOMMANDS.join(", ")
@@ -156,7 +179,7 @@ mod tests {
     fn unknown_subcommand() {
         assert_eq!(
             error(&["serve"]),
-            r#"unknown subcommand "serve" (expected one of: server, tui, profile); see 'mcp-sentinel --help'"#
+            r#"unknown subcommand "serve" (expected one of: server, tui, profile, check); see 'mcp-sentinel --help'"#
         );
     }
 }

@@ -10,10 +10,11 @@ use super::flags::{
     check_addr, check_log_level, check_profile_name, check_url, check_var_name, conflict, err, next_arg,
     unexpected_arg, unknown_flag, value_path, value_str,
 };
-use super::{ProfileCmd, ServerArgs, TuiArgs, UsageError};
+use super::{CheckArgs, LogFormat, ProfileCmd, ServerArgs, TuiArgs, UsageError};
 
-pub(super) const SERVER_FLAGS: [&str; 5] =
-    ["--config", "--listen", "--manage-listen", "--manage-token-file", "--log-level"];
+pub(super) const SERVER_FLAGS: [&str; 6] =
+    ["--config", "--listen", "--manage-listen", "--manage-token-file", "--log-level", "--log-format"];
+const CHECK_FLAGS: [&str; 1] = ["--config"];
 const TUI_FLAGS: [&str; 5] = ["--profile", "--url", "--token-env", "--token-file", "--interval"];
 const PROFILE_ADD_FLAGS: [&str; 4] = ["--url", "--token-env", "--token-file", "--ca-cert"];
 const PROFILE_ACTIONS: &str = "list, add, remove or use";
@@ -36,8 +37,29 @@ pub(super) fn parse_server(args: &[OsString]) -> Result<ServerArgs, UsageError> 
             Long("log-level") => {
                 a.log_level = Some(check_log_level(value_str(&mut p, "--log-level", CTX)?)?);
             }
+            Long("log-format") => {
+                a.log_format = match value_str(&mut p, "--log-format", CTX)?.as_str() {
+                    "text" => LogFormat::Text,
+                    "json" => LogFormat::Json,
+                    other => return Err(err(format!("flag --log-format: expected text or json, found {other:?}"))),
+                }
+            }
             Value(v) => return Err(unexpected_arg(&v, CTX)),
             other => return Err(unknown_flag(&other, CTX, &SERVER_FLAGS)),
+        }
+    }
+    Ok(a)
+}
+
+pub(super) fn parse_check(args: &[OsString]) -> Result<CheckArgs, UsageError> {
+    const CTX: &str = "check";
+    let mut p = lexopt::Parser::from_args(args);
+    let mut a = CheckArgs::default();
+    while let Some(arg) = next_arg(&mut p)? {
+        match arg {
+            Long("config") => a.config = Some(value_path(&mut p, "--config", CTX)?),
+            Value(v) => return Err(unexpected_arg(&v, CTX)),
+            other => return Err(unknown_flag(&other, CTX, &CHECK_FLAGS)),
         }
     }
     Ok(a)
@@ -233,7 +255,7 @@ mod tests {
         assert_eq!(server(&["--log-level", "DEBUG"]).log_level.as_deref(), Some("debug"));
         assert_eq!(
             error(&["server", "--log-level", "loud"]),
-            r#"flag --log-level: expected one of error, warn, info, debug, trace, found "loud""#
+            r#"flag --log-level: expected one of error, warn, info, debug, trace (or warning, critical), found "loud""#
         );
     }
 
@@ -251,7 +273,9 @@ mod tests {
             "--manage-token-file",
             "t",
             "--log-level",
-            "warn",
+            "warning",
+            "--log-format",
+            "json",
         ]);
         assert_eq!(
             a,
@@ -261,8 +285,40 @@ mod tests {
                 manage_listen: Some("127.0.0.1:3".into()),
                 manage_token_file: Some("t".into()),
                 log_level: Some("warn".into()),
+                log_format: LogFormat::Json,
             }
         );
+    }
+
+    /// The original's level names are accepted; other unknown ones are not.
+    #[test]
+    fn log_levels_and_formats() {
+        let level = |l: &str| match p(&["server", "--log-level", l]) {
+            Ok(Command::Server(a)) => a.log_level,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(level("critical").as_deref(), Some("error"));
+        assert_eq!(level("WARNING").as_deref(), Some("warn"));
+        assert_eq!(
+            error(&["server", "--log-level", "loud"]),
+            "flag --log-level: expected one of error, warn, info, debug, trace (or warning, critical), found \"loud\""
+        );
+        assert_eq!(
+            error(&["server", "--log-format", "xml"]),
+            "flag --log-format: expected text or json, found \"xml\""
+        );
+    }
+
+    #[test]
+    fn check_and_bare() {
+        assert_eq!(p(&[]), Ok(Command::Bare));
+        assert_eq!(p(&["check"]), Ok(Command::Check(CheckArgs { config: None })));
+        assert_eq!(
+            p(&["check", "--config", "c.json"]),
+            Ok(Command::Check(CheckArgs { config: Some("c.json".into()) }))
+        );
+        assert_eq!(error(&["check", "--confg", "x"]), "unknown flag --confg for 'check' (did you mean --config?)");
+        assert_eq!(p(&["check", "--help"]), Ok(Command::Help(crate::cli::help_text(Some("check")))));
     }
 
     #[test]

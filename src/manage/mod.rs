@@ -129,7 +129,14 @@ pub fn start(
         }
         None => None,
     };
-    let bound = crate::http::bind(&cfg.manage.listen).map_err(StartError::Listener)?;
+    let bound = crate::http::bind(&cfg.manage.listen).map_err(|e| {
+        // Name the listener: two gateways on one host collide here first
+        // (the legacy flat flags leave it at 127.0.0.1:9001).
+        StartError::Listener(format!(
+            "management API: {e} (another mcp-sentinel?); move it with --manage-listen HOST:PORT, \
+             \"manage\": {{\"listen\": …}} in the config, or --manage-port PORT with the legacy flags"
+        ))
+    })?;
     let api = build_api(rt, bound.addr.port(), token_file, extra_admin_token).map_err(StartError::Config)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let handler = Arc::new(serve::Handler::new(api).map_err(StartError::Listener)?);

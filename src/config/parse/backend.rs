@@ -22,8 +22,9 @@ use crate::config::{
 /// overflow.
 const MAX_TIMEOUT_S: f64 = 86_400.0;
 
-const BACKEND_KEYS: [&str; 16] = [
+const BACKEND_KEYS: [&str; 17] = [
     "type",
+    "disabled",
     "command",
     "args",
     "env",
@@ -99,9 +100,14 @@ pub(super) fn parse_backend(
     let transport = parse_transport(&o, env).map_err(fail);
     // First problem among the common fields; reported after name and transport.
     let mut first: Option<String> = None;
-    match o.bool("enabled") {
-        Ok(v) => b.enabled = v.unwrap_or(true),
-        Err(e) => keep_first(&mut first, fail(e)),
+    // `disabled` is how Claude Desktop, Cursor and VS Code say it.
+    match (o.bool("enabled"), o.bool("disabled")) {
+        (Ok(Some(on)), Ok(Some(off))) if on == off => keep_first(
+            &mut first,
+            fail(o.bad("disabled", format!("contradicts \"enabled\": {on}; give only one of the two"))),
+        ),
+        (Ok(on), Ok(off)) => b.enabled = on.or(off.map(|d| !d)).unwrap_or(true),
+        (Err(e), _) | (_, Err(e)) => keep_first(&mut first, fail(e)),
     }
     match parse_timeout(&o) {
         Ok(Some(t)) => b.timeout = t,
@@ -153,6 +159,12 @@ pub(super) fn parse_backend(
     };
     b.shown = shown_endpoint(&o, &b.transport);
     b
+}
+
+/// Whether a URL's path ends in `/sse` (query and fragment aside).
+fn url_path_ends_in_sse(url: &str) -> bool {
+    let path = url.split(['?', '#']).next().unwrap_or("");
+    path.trim_end_matches('/').to_ascii_lowercase().ends_with("/sse")
 }
 
 fn keep_first(slot: &mut Option<String>, msg: String) {
@@ -210,12 +222,16 @@ fn parse_transport(o: &Obj<'_>, env: &dyn Fn(&str) -> Option<String>) -> Result<
     let kind = match o.str("type")? {
         Some("stdio") => Kind::Stdio,
         Some("sse") => Kind::Sse,
-        Some("streamable-http") | Some("http") => Kind::Http,
+        // `http` is VS Code's, `streamableHttp` Cline's and others'.
+        Some("streamable-http") | Some("http") | Some("streamableHttp") | Some("streamable_http") => Kind::Http,
         Some(other) => {
             return Err(
                 o.bad("type", format!("unknown type {other:?} (expected \"stdio\", \"sse\" or \"streamable-http\")"))
             )
         }
+        // The original project took a URL ending in /sse as an SSE server,
+        // and so do most clients' configs: keep that meaning.
+        None if o.str("url").ok().flatten().is_some_and(url_path_ends_in_sse) => Kind::Sse,
         None if o.has("url") => Kind::Http,
         None if o.has("command") => Kind::Stdio,
         None => return Err(o.bad("command", "a backend needs \"command\" (stdio) or \"url\" (sse, streamable-http)")),

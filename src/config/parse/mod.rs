@@ -49,8 +49,15 @@ pub fn parse_with_env(
 ) -> Result<Config, ConfigError> {
     let err =
         |bad: FieldError| ConfigError { path: path.map(Path::to_path_buf), field: bad.field, message: bad.message };
-    let root: Value =
-        serde_json::from_str(text).map_err(|e| err(FieldError::new("", format!("not valid JSON: {e}"))))?;
+    let root: Value = serde_json::from_str(text).map_err(|e| {
+        let hint = if looks_like_yaml(text) {
+            " (this looks like YAML, as argus-mcp reads; mcp-sentinel reads JSON: \
+             convert it, with the servers under \"mcpServers\")"
+        } else {
+            ""
+        };
+        err(FieldError::new("", format!("not valid JSON: {e}{hint}")))
+    })?;
     let root = match root {
         Value::Object(map) => map,
         other => {
@@ -64,26 +71,46 @@ pub fn parse_with_env(
     let mut config = Config::default_with_backends(Vec::new());
     config.path = path.map(Path::to_path_buf);
 
-    // The current shape is recognised by any of its three keys; anything
-    // else is the legacy flat `{NAME: BACKEND}` object.
+    // Other clients' files, where their meaning is clear: VS Code's
+    // `servers` (with `inputs`) is `mcpServers`; argus-mcp's top-level
+    // `backends` is a different format, named in a one-line error.
+    let is_entry = |v: &Value| v.get("command").is_some() || v.get("url").is_some();
+    if root.get("backends").is_some_and(|b| b.is_object() && !is_entry(b)) && !root.contains_key("mcpServers") {
+        return Err(err(FieldError::new(
+            "backends",
+            "a top-level \"backends\" is argus-mcp's format; mcp-sentinel reads the servers from \"mcpServers\" \
+             (each entry with \"command\"/\"args\" or \"url\"; see docs/migration.md)",
+        )));
+    }
+    let vscode = root.contains_key("servers") && !root.contains_key("mcpServers");
+    if vscode && root.contains_key("inputs") {
+        log::warn!(
+            "{file}: \"inputs\" (VS Code's prompted variables) is not supported; use ${{VAR}} from the environment"
+        );
+    }
+    // The current shape is recognised by any of its keys; anything else is
+    // the legacy flat `{NAME: BACKEND}` object.
     const TOP_KEYS: [&str; 3] = ["mcpServers", "server", "manage"];
-    let current = TOP_KEYS.iter().any(|k| root.contains_key(*k));
+    const VSCODE_KEYS: [&str; 2] = ["servers", "inputs"];
+    let current = vscode || TOP_KEYS.iter().any(|k| root.contains_key(*k));
     let (backends, backend_prefix) = if current {
         let top = Obj::new(&root, "");
-        top.warn_unknown(&TOP_KEYS, &file);
+        let known: Vec<&str> = TOP_KEYS.iter().chain(if vscode { &VSCODE_KEYS[..] } else { &[] }).copied().collect();
+        top.warn_unknown(&known, &file);
+        let servers_key = if vscode { "servers" } else { "mcpServers" };
         config.server = parse_server(top.obj("server").map_err(err)?, &file).map_err(err)?;
         config.manage = parse_manage(top.obj("manage").map_err(err)?, &file).map_err(err)?;
-        let backends = match top.get("mcpServers") {
+        let backends = match top.get(servers_key) {
             None => None,
             Some(Value::Object(m)) => Some(m),
             Some(other) => {
                 return Err(err(FieldError::new(
-                    "mcpServers",
+                    servers_key,
                     format!("expected an object of backends, found {}", describe(other)),
                 )))
             }
         };
-        (backends, "mcpServers.")
+        (backends, if vscode { "servers." } else { "mcpServers." })
     } else {
         (Some(&root), "")
     };
@@ -95,6 +122,18 @@ pub fn parse_with_env(
     }
     config.withhold_secret_env();
     Ok(config)
+}
+
+/// Whether text that is not JSON looks like YAML: a first meaningful line
+/// such as `key:` or `- item`.
+fn looks_like_yaml(text: &str) -> bool {
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#')).unwrap_or("");
+    if line.starts_with('{') || line.starts_with('[') {
+        return false;
+    }
+    line == "---"
+        || line.starts_with("- ")
+        || line.split_once(':').is_some_and(|(k, _)| !k.is_empty() && !k.contains(' '))
 }
 
 /// `ip:port` as std parses it (`[::1]:9000` for IPv6). Host names are not

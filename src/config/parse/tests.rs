@@ -363,3 +363,60 @@ fn valid_fixtures_load() {
     );
     assert!(c.backends[1].transport.is_ok());
 }
+
+/// Other clients' files where the meaning is clear: Claude Desktop's and
+/// Cursor's `disabled`, VS Code's `servers` with `type` `stdio`/`http`/`sse`
+/// (and its `inputs`, warned about), `streamableHttp`, and the original
+/// project's URL ending in `/sse`.
+#[test]
+fn other_clients_shapes() {
+    let c = parse_ok(
+        r#"{"servers": {
+              "fs": {"type": "stdio", "command": "npx", "args": ["-y", "fs"]},
+              "remote": {"type": "http", "url": "https://example.com/mcp"},
+              "old": {"type": "sse", "url": "https://example.com/events"}},
+            "inputs": [{"id": "k", "type": "promptString"}]}"#,
+    );
+    let kinds: Vec<&str> = c
+        .backends
+        .iter()
+        .map(|b| match b.transport {
+            Ok(Transport::Stdio(_)) => "stdio",
+            Ok(Transport::StreamableHttp { .. }) => "http",
+            Ok(Transport::Sse { .. }) => "sse",
+            Err(_) => "err",
+        })
+        .collect();
+    assert_eq!(kinds, ["stdio", "http", "sse"]);
+    let c = parse_ok(
+        r#"{"mcpServers": {
+              "off": {"command": "x", "disabled": true},
+              "on": {"command": "x", "disabled": false},
+              "cline": {"type": "streamableHttp", "url": "http://127.0.0.1:1/mcp"},
+              "bySuffix": {"url": "http://127.0.0.1:1/sse"},
+              "bySuffixQuery": {"url": "http://127.0.0.1:1/sse/?k=v"},
+              "byDefault": {"url": "http://127.0.0.1:1/mcp"}}}"#,
+    );
+    let b = |n: &str| c.backends.iter().find(|b| b.name == n).unwrap();
+    assert!(!b("off").enabled && b("on").enabled);
+    assert!(matches!(b("cline").transport, Ok(Transport::StreamableHttp { .. })));
+    assert!(matches!(b("bySuffix").transport, Ok(Transport::Sse { .. })));
+    assert!(matches!(b("bySuffixQuery").transport, Ok(Transport::Sse { .. })));
+    assert!(matches!(b("byDefault").transport, Ok(Transport::StreamableHttp { .. })));
+    let c = parse_ok(r#"{"mcpServers": {"both": {"command": "x", "enabled": true, "disabled": true}}}"#);
+    assert_eq!(
+        c.backends[0].transport,
+        Err("backend \"both\": field \"disabled\": contradicts \"enabled\": true; give only one of the two".into())
+    );
+}
+
+/// Formats that are not ours get a one-line error naming them.
+#[test]
+fn foreign_formats_are_named() {
+    let e = err_line(r#"{"backends": {"a": {"command": "x"}}}"#);
+    assert!(e.contains("argus-mcp") && e.contains("mcpServers"), "{e}");
+    let e = err_line("# argus\nbackends:\n  a:\n    command: x\n");
+    assert!(e.contains("not valid JSON") && e.contains("YAML"), "{e}");
+    let e = err_line("{ broken");
+    assert!(!e.contains("YAML"), "{e}");
+}
