@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod backend;
+pub mod bridge;
 pub mod check;
 pub mod cli;
 pub mod client;

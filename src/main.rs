@@ -5,7 +5,7 @@
 use mcp_sentinel::cli::{self, Command, ProfileCmd};
 use mcp_sentinel::exit;
 use mcp_sentinel::profiles::{self, Paths, Profile, ProfileError};
-use mcp_sentinel::{check, server, tui};
+use mcp_sentinel::{bridge, check, server, tui};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -49,6 +49,7 @@ fn main() -> ExitCode {
         }
         Command::Tui(args) => exit::finish(tui::run_cli(&args)),
         Command::Profile(cmd) => exit::finish(profile(cmd)),
+        Command::Stdio(args) => exit::finish(bridge::run(&args)),
     }
 }
 

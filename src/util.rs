@@ -1,4 +1,5 @@
-//! Small helpers with no better home: random ids and seeds, RFC 3339 time.
+//! Small helpers with no better home: random ids and seeds, RFC 3339 time,
+//! bounded line reads.
 
 use std::fs::File;
 use std::io::Read;
@@ -130,6 +131,67 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
         out.extend_from_slice(&bytes[..chunk.len() - 1]);
     }
     Some(out)
+}
+
+/// A header value as MCP 2026-07-28 sends it (`Mcp-Name`, `Mcp-Param-*`):
+/// as is when it is plain ASCII without surrounding spaces, else
+/// `=?base64?…?=`.
+pub fn mcp_header_value(v: &str) -> String {
+    let plain =
+        v.bytes().all(|b| (0x20..0x7f).contains(&b)) && v.trim() == v && !(v.starts_with("=?") && v.ends_with("?="));
+    if plain {
+        v.to_owned()
+    } else {
+        format!("=?base64?{}?=", base64_encode(v.as_bytes()))
+    }
+}
+
+/// What [`read_line_bounded`] read.
+#[derive(Debug, PartialEq)]
+pub enum LineRead {
+    Line,
+    Eof,
+    /// The line exceeded the limit; it was consumed and discarded.
+    TooLong,
+}
+
+/// Reads up to and including `\n` into `buf`, never holding more than
+/// `max` bytes of one line.
+pub fn read_line_bounded(r: &mut impl std::io::BufRead, buf: &mut Vec<u8>, max: usize) -> std::io::Result<LineRead> {
+    let mut too_long = false;
+    loop {
+        let avail = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            return Ok(if too_long {
+                LineRead::TooLong
+            } else if buf.is_empty() {
+                LineRead::Eof
+            } else {
+                LineRead::Line
+            });
+        }
+        let (chunk, done) = match avail.iter().position(|&b| b == b'\n') {
+            Some(i) => (&avail[..=i], true),
+            None => (avail, false),
+        };
+        let n = chunk.len();
+        if !too_long {
+            if buf.len() + n > max {
+                too_long = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+        }
+        r.consume(n);
+        if done {
+            return Ok(if too_long { LineRead::TooLong } else { LineRead::Line });
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use super::error::BackendError;
 use super::wire;
 use crate::config::Command;
 use crossbeam_channel::Receiver;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Stdio};
 use std::sync::Arc;
@@ -241,52 +241,7 @@ fn trim_line(line: &[u8]) -> &[u8] {
     s
 }
 
-#[derive(Debug, PartialEq)]
-pub enum LineRead {
-    Line,
-    Eof,
-    /// The line exceeded the limit; it was consumed and discarded.
-    TooLong,
-}
-
-/// Reads up to and including `\n` into `buf`, never holding more than
-/// `max` bytes of one line.
-pub fn read_line_bounded(r: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> std::io::Result<LineRead> {
-    let mut too_long = false;
-    loop {
-        let avail = match r.fill_buf() {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if avail.is_empty() {
-            return Ok(if too_long {
-                LineRead::TooLong
-            } else if buf.is_empty() {
-                LineRead::Eof
-            } else {
-                LineRead::Line
-            });
-        }
-        let (chunk, done) = match avail.iter().position(|&b| b == b'\n') {
-            Some(i) => (&avail[..=i], true),
-            None => (avail, false),
-        };
-        let n = chunk.len();
-        if !too_long {
-            if buf.len() + n > max {
-                too_long = true;
-                buf.clear();
-            } else {
-                buf.extend_from_slice(chunk);
-            }
-        }
-        r.consume(n);
-        if done {
-            return Ok(if too_long { LineRead::TooLong } else { LineRead::Line });
-        }
-    }
-}
+pub use crate::util::{read_line_bounded, LineRead};
 
 /// Copies a child's stderr (or a local server's output) into the log.
 pub fn log_stderr(name: &str, stream: impl Read + Send + 'static) -> std::io::Result<()> {

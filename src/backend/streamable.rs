@@ -198,7 +198,7 @@ fn post_one(conn: &Conn, t: &Target, agent: &ureq::Agent, msg: Outgoing, aborted
         if let Some(h) = &msg.headers {
             req = req.header("Mcp-Method", h.method.as_str());
             if let Some(n) = &h.name {
-                req = req.header("Mcp-Name", header_value(n));
+                req = req.header("Mcp-Name", crate::util::mcp_header_value(n));
             }
             if let Some(tp) = h.traceparent.as_deref().filter(|v| v.is_ascii() && !v.contains(['\r', '\n'])) {
                 req = req.header("traceparent", tp);
@@ -452,17 +452,5 @@ fn listen_loop(conn: &Conn, t: &Arc<Target>, opened: &Sender<()>) {
                 return;
             }
         }
-    }
-}
-
-/// A header value as 2026-07-28 sends it: as is when it is plain ASCII
-/// without surrounding spaces, else `=?base64?…?=`.
-fn header_value(v: &str) -> String {
-    let plain =
-        v.bytes().all(|b| (0x20..0x7f).contains(&b)) && v.trim() == v && !(v.starts_with("=?") && v.ends_with("?="));
-    if plain {
-        v.to_owned()
-    } else {
-        format!("=?base64?{}?=", crate::util::base64_encode(v.as_bytes()))
     }
 }

@@ -135,6 +135,21 @@ pub(super) fn check_var_name(flag: &str, value: String) -> Result<String, UsageE
     }
 }
 
+/// A view's name, appended to the URL's path: a plain path segment.
+pub(super) fn check_view_name(value: String) -> Result<String, UsageError> {
+    let ok = (1..=64).contains(&value.len())
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+        && value != "."
+        && value != "..";
+    if ok {
+        Ok(value)
+    } else {
+        Err(err(format!(
+            "flag --view: expected a view name of 1 to 64 characters from A-Z, a-z, 0-9, '_', '.', '-', found {value:?}"
+        )))
+    }
+}
+
 pub(super) fn check_profile_name(value: String) -> Result<String, UsageError> {
     let ok =
         !value.is_empty() && value.len() <= 64 && value.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));

@@ -6,13 +6,14 @@ pub fn version_text() -> String {
     format!("mcp-sentinel {}", env!("CARGO_PKG_VERSION"))
 }
 
-/// Help for `topic` ("server", "tui", "profile"), or the top-level help.
+/// Help for `topic` ("server", "tui", "profile", "check", "stdio"), or the top-level help.
 pub fn help_text(topic: Option<&str>) -> String {
     let body = match topic {
         Some("server") => SERVER_HELP,
         Some("tui") => TUI_HELP,
         Some("profile") => PROFILE_HELP,
         Some("check") => CHECK_HELP,
+        Some("stdio") => STDIO_HELP,
         _ => TOP_HELP,
     };
     format!("{}\n{body}", version_text())
@@ -30,6 +31,7 @@ USAGE:
                          [--interval SECS]
     mcp-sentinel profile list | add NAME --url URL [--token-env VAR | --token-file PATH]
                          [--ca-cert PEM] | remove NAME | use NAME
+    mcp-sentinel stdio   --url URL [--token-env VAR | --token-file PATH] [--view NAME]
     mcp-sentinel --help | --version
 
 COMMANDS:
@@ -37,6 +39,7 @@ COMMANDS:
     tui        Watch and operate a running server (never stops it).
     profile    List, add, remove or select the servers the TUI talks to.
     check      Validate a config file and show what it resolves to.
+    stdio      Bridge a stdio MCP client (Claude Desktop) to a gateway's /mcp.
 
 Run 'mcp-sentinel COMMAND --help' for the options of a command.
 
@@ -125,4 +128,26 @@ OPTIONS (add):
     --token-file PATH    Read the bearer token from PATH.
     --ca-cert PEM        Trust this CA certificate (for a TLS management API).
     -h, --help           Show this help.
+";
+
+const STDIO_HELP: &str = "\
+Bridge an MCP client that can only launch stdio servers (Claude Desktop) to a
+gateway: MCP on stdin/stdout, forwarded to the gateway's Streamable HTTP
+endpoint. A gateway restart is invisible to the client (the session is
+initialized again). Errors go to stderr; stdout carries the protocol only.
+
+USAGE:
+    mcp-sentinel stdio --url URL [--token-env VAR | --token-file PATH] [--view NAME]
+                       [--log-level LEVEL]
+
+OPTIONS:
+    --url URL            The gateway's MCP endpoint, e.g. http://127.0.0.1:9000/mcp
+    --token-env VAR      Send 'Authorization: Bearer' with the token in $VAR.
+    --token-file PATH    Send 'Authorization: Bearer' with the token in PATH.
+    --view NAME          Use the view NAME: /NAME is appended to the URL's path.
+    --log-level LEVEL    error, warn, info, debug or trace (default warn; else
+                         RUST_LOG). The log goes to stderr.
+    -h, --help           Show this help.
+
+EXIT CODES: 0 when stdin closes, 2 usage error, 78 unreadable token.
 ";

@@ -173,12 +173,12 @@ mod tests {
         );
         assert_eq!(
             error(&["--zzzzzz"]),
-            "unknown flag --zzzzzz; expected a subcommand (server, tui, profile, check), see 'mcp-sentinel --help'"
+            "unknown flag --zzzzzz; expected a subcommand (server, tui, profile, check, stdio), see 'mcp-sentinel --help'"
         );
         assert_eq!(error(&["--port"]), "flag --port for 'mcp-sentinel' needs a value");
         assert_eq!(
             error(&["--no-tui", "server"]),
-            r#"unexpected argument "server"; a subcommand (server, tui, profile, check) must come first"#
+            r#"unexpected argument "server"; a subcommand (server, tui, profile, check, stdio) must come first"#
         );
     }
 

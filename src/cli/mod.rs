@@ -13,7 +13,7 @@
 //! that a flag value spelled `-h` cannot be passed, which no flag needs.
 //! Repeated flags: the last one wins (ripgrep's rule).
 //!
-//! The pieces: `subcommands.rs` parses `server`, `tui` and `profile`,
+//! The pieces: `subcommands.rs` parses `server`, `tui`, `stdio` and `profile`,
 //! `legacy.rs` the deprecated flat flags, `flags.rs` holds the lexopt
 //! plumbing and the checks of flag values they share, `help.rs` the help
 //! texts.
@@ -25,6 +25,7 @@ mod subcommands;
 #[cfg(test)]
 mod testing;
 
+pub use crate::bridge::StdioArgs;
 pub use crate::tui::TuiArgs;
 pub use help::{help_text, version_text};
 pub use legacy::DEPRECATION_WARNING;
@@ -36,7 +37,7 @@ use crate::config::Overrides;
 use crate::exit::{Fatal, Kind};
 use flags::err;
 use legacy::parse_legacy;
-use subcommands::{parse_check, parse_profile, parse_server, parse_tui};
+use subcommands::{parse_check, parse_profile, parse_server, parse_stdio, parse_tui};
 
 /// What the user asked for.
 #[derive(Debug, PartialEq)]
@@ -44,6 +45,8 @@ pub enum Command {
     Server(ServerArgs),
     Tui(TuiArgs),
     Profile(ProfileCmd),
+    /// `stdio`: the bridge from a stdio MCP client to a gateway's `/mcp`.
+    Stdio(StdioArgs),
     /// Deprecated flat flags: `--no-tui` runs the server only; without it,
     /// the legacy combined mode (server + attached TUI).
     Legacy {
@@ -119,7 +122,7 @@ impl Fatal for UsageError {
     }
 }
 
-const SUBCOMMANDS: [&str; 4] = ["server", "tui", "profile", "check"];
+const SUBCOMMANDS: [&str; 5] = ["server", "tui", "profile", "check", "stdio"];
 
 /// Parses the arguments after argv\[0\].
 pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, UsageError> {
@@ -141,6 +144,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
         Some(Some("tui")) => parse_tui(&args[1..]).map(Command::Tui),
         Some(Some("profile")) => parse_profile(&args[1..]).map(Command::Profile),
         Some(Some("check")) => parse_check(&args[1..]).map(Command::Check),
+        Some(Some("stdio")) => parse_stdio(&args[1..]).map(Command::Stdio),
         Some(Some(other)) => Err(err(format!(
             "unknown subcommand {other:?} (expected one of: {}); see 'mcp-sentinel --help'",
             SUBCOMMANDS.join(", ")
@@ -164,6 +168,7 @@ mod tests {
         assert_eq!(p(&["server", "--lisen", "x", "-h"]), Ok(Command::Help(help_text(Some("server")))));
         assert_eq!(p(&["tui", "-h"]), Ok(Command::Help(help_text(Some("tui")))));
         assert_eq!(p(&["profile", "add", "--help"]), Ok(Command::Help(help_text(Some("profile")))));
+        assert_eq!(p(&["stdio", "--url", "http://h/mcp", "-h"]), Ok(Command::Help(help_text(Some("stdio")))));
         assert!(help_text(Some("server")).contains("--manage-token-file PATH"));
         assert!(help_text(None).contains("mcp-sentinel profile list | add NAME --url URL"));
     }
@@ -179,7 +184,7 @@ mod tests {
     fn unknown_subcommand() {
         assert_eq!(
             error(&["serve"]),
-            r#"unknown subcommand "serve" (expected one of: server, tui, profile, check); see 'mcp-sentinel --help'"#
+            r#"unknown subcommand "serve" (expected one of: server, tui, profile, check, stdio); see 'mcp-sentinel --help'"#
         );
     }
 }

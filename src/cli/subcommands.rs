@@ -1,4 +1,4 @@
-//! The parsers of `mcp-sentinel server`, `tui` and `profile`: one lexopt
+//! The parsers of `mcp-sentinel server`, `tui`, `stdio` and `profile`: one lexopt
 //! loop per subcommand, each flag checked as it is read, conflicts checked
 //! at the end.
 
@@ -7,15 +7,17 @@ use std::ffi::OsString;
 use lexopt::prelude::*;
 
 use super::flags::{
-    check_addr, check_log_level, check_profile_name, check_url, check_var_name, conflict, err, next_arg,
-    unexpected_arg, unknown_flag, value_path, value_str,
+    check_addr, check_log_level, check_profile_name, check_url, check_var_name, check_view_name, conflict, err,
+    next_arg, unexpected_arg, unknown_flag, value_path, value_str,
 };
-use super::{CheckArgs, LogFormat, ProfileCmd, ServerArgs, TuiArgs, UsageError};
+use super::{CheckArgs, LogFormat, ProfileCmd, ServerArgs, StdioArgs, TuiArgs, UsageError};
+use crate::client::TokenSource;
 
 pub(super) const SERVER_FLAGS: [&str; 6] =
     ["--config", "--listen", "--manage-listen", "--manage-token-file", "--log-level", "--log-format"];
 const CHECK_FLAGS: [&str; 1] = ["--config"];
 const TUI_FLAGS: [&str; 5] = ["--profile", "--url", "--token-env", "--token-file", "--interval"];
+const STDIO_FLAGS: [&str; 5] = ["--url", "--token-env", "--token-file", "--view", "--log-level"];
 const PROFILE_ADD_FLAGS: [&str; 4] = ["--url", "--token-env", "--token-file", "--ca-cert"];
 const PROFILE_ACTIONS: &str = "list, add, remove or use";
 
@@ -110,6 +112,37 @@ pub(super) fn parse_tui(args: &[OsString]) -> Result<TuiArgs, UsageError> {
         }
     }
     Ok(a)
+}
+
+pub(super) fn parse_stdio(args: &[OsString]) -> Result<StdioArgs, UsageError> {
+    const CTX: &str = "stdio";
+    let mut p = lexopt::Parser::from_args(args);
+    let (mut url, mut token_env, mut token_file, mut view, mut log_level) = (None, None, None, None, None);
+    while let Some(arg) = next_arg(&mut p)? {
+        match arg {
+            Long("url") => url = Some(check_url("--url", value_str(&mut p, "--url", CTX)?)?),
+            Long("token-env") => {
+                let v = value_str(&mut p, "--token-env", CTX)?;
+                token_env = Some(check_var_name("--token-env", v)?);
+            }
+            Long("token-file") => token_file = Some(value_path(&mut p, "--token-file", CTX)?),
+            Long("view") => view = Some(check_view_name(value_str(&mut p, "--view", CTX)?)?),
+            Long("log-level") => {
+                log_level = Some(check_log_level(value_str(&mut p, "--log-level", CTX)?)?);
+            }
+            Value(v) => return Err(unexpected_arg(&v, CTX)),
+            other => return Err(unknown_flag(&other, CTX, &STDIO_FLAGS)),
+        }
+    }
+    let token = match (token_env, token_file) {
+        (Some(_), Some(_)) => return Err(conflict("--token-env", "--token-file")),
+        (Some(v), None) => TokenSource::Env(v),
+        (None, Some(f)) => TokenSource::File(f),
+        (None, None) => TokenSource::None,
+    };
+    let url =
+        url.ok_or_else(|| err("'stdio' needs --url URL, the gateway's MCP endpoint (e.g. http://127.0.0.1:9000/mcp)"))?;
+    Ok(StdioArgs { url, token, view, log_level })
 }
 
 pub(super) fn parse_profile(args: &[OsString]) -> Result<ProfileCmd, UsageError> {
@@ -390,6 +423,67 @@ mod tests {
         );
         assert_eq!(error(&["tui", "--profile"]), "flag --profile for 'tui' needs a value");
         assert_eq!(error(&["tui", "x"]), r#"unexpected argument "x" for 'tui'"#);
+    }
+
+    // ---- stdio
+
+    fn stdio(args: &[&str]) -> StdioArgs {
+        let mut v = vec!["stdio"];
+        v.extend_from_slice(args);
+        match p(&v).unwrap() {
+            Command::Stdio(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn stdio_flags() {
+        let a = stdio(&["--url", "http://127.0.0.1:9000/mcp"]);
+        assert_eq!(
+            a,
+            StdioArgs {
+                url: "http://127.0.0.1:9000/mcp".into(),
+                token: TokenSource::None,
+                view: None,
+                log_level: None
+            }
+        );
+        let a = stdio(&[
+            "--url",
+            "https://h/mcp",
+            "--token-env",
+            "SENTINEL_TOKEN",
+            "--view",
+            "ops",
+            "--log-level",
+            "debug",
+        ]);
+        assert_eq!(a.token, TokenSource::Env("SENTINEL_TOKEN".into()));
+        assert_eq!(a.view.as_deref(), Some("ops"));
+        assert_eq!(a.log_level.as_deref(), Some("debug"));
+        assert_eq!(stdio(&["--url", "http://h/mcp", "--token-file", "/t"]).token, TokenSource::File("/t".into()));
+    }
+
+    #[test]
+    fn stdio_errors() {
+        assert_eq!(
+            error(&["stdio"]),
+            "'stdio' needs --url URL, the gateway's MCP endpoint (e.g. http://127.0.0.1:9000/mcp)"
+        );
+        assert_eq!(
+            error(&["stdio", "--url", "http://h", "--token-env", "T", "--token-file", "f"]),
+            "--token-env cannot be used with --token-file; give one of them"
+        );
+        assert_eq!(
+            error(&["stdio", "--url", "http://h", "--view", "a/b"]),
+            r#"flag --view: expected a view name of 1 to 64 characters from A-Z, a-z, 0-9, '_', '.', '-', found "a/b""#
+        );
+        assert_eq!(
+            error(&["stdio", "--url", "h:9000"]),
+            r#"flag --url: expected an http:// or https:// URL such as http://127.0.0.1:9001, found "h:9000""#
+        );
+        assert_eq!(error(&["stdio", "--vew", "x"]), "unknown flag --vew for 'stdio' (did you mean --view?)");
+        assert_eq!(error(&["stdio", "x"]), r#"unexpected argument "x" for 'stdio'"#);
     }
 
     // ---- profile

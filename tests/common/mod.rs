@@ -64,7 +64,7 @@ impl LogBuffer {
 
     /// Waits (bounded) until `pred` holds for the captured text or `stop()`
     /// says waiting is pointless. Returns the text when `pred` held.
-    fn wait_until(
+    pub fn wait_until(
         &self,
         timeout: Duration,
         mut pred: impl FnMut(&str) -> bool,
@@ -90,7 +90,7 @@ impl LogBuffer {
 
 /// Copies `reader` line by line into `buf`, echoing each line to the test's
 /// stderr (shown by the test runner when the test fails).
-fn capture(name: String, reader: impl Read + Send + 'static, buf: LogBuffer) {
+pub fn capture(name: String, reader: impl Read + Send + 'static, buf: LogBuffer) {
     capture_joinable(name, reader, buf);
 }
 
