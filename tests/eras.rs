@@ -829,6 +829,9 @@ fn never_answers_legacy_streamable_http() {
     let Some((python, everything)) = peers() else { return };
     let mut config = std_config(&python, &everything);
     config["mcpServers"]["modern"]["timeout_s"] = json!(3);
+    // A 3 s ping wait would make a loaded machine's slow Python backend
+    // look dead mid-test; liveness is not what this test is about.
+    config["mcpServers"]["modern"]["ping_interval_s"] = json!(0);
     let gw = start_connected(&config);
     let v = client(&python, &gw, "/mcp", "legacy", "never_answers", &["--call-timeout", "15"]);
     let call = &v["deploy"];
