@@ -141,6 +141,12 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
         Some(Some("tui")) => parse_tui(&args[1..]).map(Command::Tui),
         Some(Some("profile")) => parse_profile(&args[1..]).map(Command::Profile),
         Some(Some("check")) => parse_check(&args[1..]).map(Command::Check),
+        // The original's later `stop` and `status` managed its detached mode.
+        Some(Some(other @ ("stop" | "status"))) => Err(err(format!(
+            "unknown subcommand {other:?}: there is no detached mode to {}; run the server under a service \
+             manager, see docs/deploy.md",
+            if other == "stop" { "stop" } else { "list" }
+        ))),
         Some(Some(other)) => Err(err(format!(
             "unknown subcommand {other:?} (expected one of: {}); see 'mcp-sentinel --help'",
             SUBCOMMANDS.join(", ")
@@ -181,5 +187,10 @@ mod tests {
             error(&["serve"]),
             r#"unknown subcommand "serve" (expected one of: server, tui, profile, check); see 'mcp-sentinel --help'"#
         );
+        assert_eq!(
+            error(&["stop"]),
+            r#"unknown subcommand "stop": there is no detached mode to stop; run the server under a service manager, see docs/deploy.md"#
+        );
+        assert!(error(&["status"]).contains("no detached mode to list"));
     }
 }
