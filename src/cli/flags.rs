@@ -50,6 +50,9 @@ pub(super) fn value_path(p: &mut lexopt::Parser, flag: &str, ctx: &str) -> Resul
 
 pub(super) fn unknown_flag(arg: &lexopt::Arg<'_>, ctx: &str, known: &[&str]) -> UsageError {
     let flag = flag_name(arg);
+    if let Some(hint) = earlier_flag_hint(ctx, &flag) {
+        return err(format!("unknown flag {flag} for '{ctx}' ({hint})"));
+    }
     match suggest(&flag, known) {
         Some(s) => err(format!("unknown flag {flag} for '{ctx}' (did you mean {s}?)")),
         None => err(format!(
@@ -57,6 +60,28 @@ pub(super) fn unknown_flag(arg: &lexopt::Arg<'_>, ctx: &str, known: &[&str]) -> 
             ctx.split(' ').next().unwrap_or(ctx)
         )),
     }
+}
+
+/// A flag of the same subcommand in the original project's later versions
+/// (`mcp-sentinel server`/`tui` with a YAML file, then argus-mcp) whose
+/// equivalent here has another name or shape: one line pointing to it.
+fn earlier_flag_hint(ctx: &str, flag: &str) -> Option<&'static str> {
+    Some(match (ctx, flag) {
+        ("server", "--host" | "--port") => "the original's --host and --port are one flag here: --listen HOST:PORT",
+        ("server", "-d" | "--detach" | "--name") => {
+            "there is no detached mode: run it under a service manager, see docs/deploy.md"
+        }
+        ("server", "-v" | "--verbose") => "use --log-level debug",
+        ("server", "--quiet" | "--silent") => "use --log-level error",
+        ("tui", "--server") => {
+            "use --url with the management API's address, http://127.0.0.1:9001 by default, not the MCP port"
+        }
+        ("tui", "--token") => {
+            "a token is not taken on the command line: use --url URL with --token-env VAR or --token-file PATH"
+        }
+        ("tui", "--servers-config") => "servers are profiles here: see 'mcp-sentinel profile --help'",
+        _ => return None,
+    })
 }
 
 pub(super) fn unexpected_arg(v: &OsString, ctx: &str) -> UsageError {

@@ -1,7 +1,8 @@
 //! The deprecated flat flags of the original project: `mcp-sentinel
-//! [--no-tui] [--host H] [--port P] [--log-level L] [--config PATH]`.
-//! `--no-tui` runs the server; without it, the legacy combined mode (the
-//! server with a TUI attached). `main` prints [`DEPRECATION_WARNING`].
+//! [--no-tui] [--host H] [--port P] [--log-level L]`, plus two it never
+//! had, `--manage-port P` and `--config PATH`. `--no-tui` runs the server;
+//! without it, the legacy combined mode (the server with a TUI attached).
+//! `main` prints [`DEPRECATION_WARNING`].
 
 use std::ffi::OsString;
 use std::net::IpAddr;
@@ -30,6 +31,10 @@ pub(super) fn parse_legacy(args: &[OsString]) -> Result<Command, UsageError> {
     let (mut host, mut port): (Option<String>, Option<u16>) = (None, None);
     let mut a = ServerArgs::default();
     while let Some(arg) = next_arg(&mut p)? {
+        let arg = match arg {
+            Long(l) => Long(unabbreviate(l)),
+            other => other,
+        };
         match arg {
             Long("no-tui") => no_tui = true,
             Long("host") => host = Some(legacy_host(value_str(&mut p, "--host", CTX)?)?),
@@ -80,8 +85,26 @@ pub(super) fn parse_legacy(args: &[OsString]) -> Result<Command, UsageError> {
     Ok(Command::Legacy { no_tui, args: a })
 }
 
-/// An IP address; `localhost` is accepted as 127.0.0.1 because the
-/// original project's docs used it.
+/// The original parsed its flags with argparse, which takes any
+/// unambiguous prefix of a long flag (`--no`, `--po 8080`, `--log debug`):
+/// such a prefix of one of its four flags is that flag. A prefix shared
+/// with another flag (`--h`: `--host` or `--help`) stays as it is.
+fn unabbreviate(flag: &str) -> &str {
+    const ORIGINAL: [&str; 4] = ["no-tui", "host", "port", "log-level"];
+    const ALL: [&str; 7] = ["no-tui", "host", "port", "log-level", "manage-port", "config", "help"];
+    if flag.is_empty() || ALL.contains(&flag) {
+        return flag;
+    }
+    let mut matches = ALL.iter().filter(|f| f.starts_with(flag));
+    match (matches.next(), matches.next()) {
+        (Some(f), None) if ORIGINAL.contains(f) => f,
+        _ => flag,
+    }
+}
+
+/// An IP address; `localhost` is accepted as 127.0.0.1: the original
+/// handed `--host` to uvicorn, which also took host names, and this is the
+/// one whose meaning does not depend on a resolver.
 fn legacy_host(value: String) -> Result<String, UsageError> {
     if value.eq_ignore_ascii_case("localhost") {
         return Ok(DEFAULT_LEGACY_HOST.to_string());
@@ -162,6 +185,20 @@ mod tests {
         assert!(no_tui);
         assert_eq!(a.log_level.as_deref(), Some("debug"));
         assert_eq!(a.config, Some(PathBuf::from("config.json")));
+    }
+
+    /// argparse's abbreviations of the original's flags.
+    #[test]
+    fn legacy_abbreviations() {
+        let (no_tui, a) = legacy(&["--no", "--ho", "0.0.0.0", "--po", "8080", "--log=warning"]);
+        assert!(no_tui);
+        assert_eq!(a.listen.as_deref(), Some("0.0.0.0:8080"));
+        assert_eq!(a.log_level.as_deref(), Some("warn"));
+        assert_eq!(legacy(&["--n", "--p", "1"]).1.listen.as_deref(), Some("127.0.0.1:1"));
+        // Ambiguous (--host or --help), and not the original's: left alone.
+        assert!(p(&["--h", "x"]).is_err());
+        assert!(p(&["--conf", "c.json"]).is_err());
+        assert_eq!(error(&["--port-x", "1"]), "unknown flag --port-x (did you mean --port?)");
     }
 
     #[test]

@@ -145,6 +145,12 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
         Some(Some("profile")) => parse_profile(&args[1..]).map(Command::Profile),
         Some(Some("check")) => parse_check(&args[1..]).map(Command::Check),
         Some(Some("stdio")) => parse_stdio(&args[1..]).map(Command::Stdio),
+        // The original's later `stop` and `status` managed its detached mode.
+        Some(Some(other @ ("stop" | "status"))) => Err(err(format!(
+            "unknown subcommand {other:?}: there is no detached mode to {}; run the server under a service \
+             manager, see docs/deploy.md",
+            if other == "stop" { "stop" } else { "list" }
+        ))),
         Some(Some(other)) => Err(err(format!(
             "unknown subcommand {other:?} (expected one of: {}); see 'mcp-sentinel --help'",
             SUBCOMMANDS.join(", ")
@@ -186,5 +192,10 @@ mod tests {
             error(&["serve"]),
             r#"unknown subcommand "serve" (expected one of: server, tui, profile, check, stdio); see 'mcp-sentinel --help'"#
         );
+        assert_eq!(
+            error(&["stop"]),
+            r#"unknown subcommand "stop": there is no detached mode to stop; run the server under a service manager, see docs/deploy.md"#
+        );
+        assert!(error(&["status"]).contains("no detached mode to list"));
     }
 }

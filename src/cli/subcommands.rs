@@ -366,6 +366,17 @@ mod tests {
             "unknown flag --bogus for 'server'; see 'mcp-sentinel server --help'"
         );
         assert_eq!(error(&["server", "-x"]), "unknown flag -x for 'server'; see 'mcp-sentinel server --help'");
+        // The original's later `mcp-sentinel server` flags point to their equivalents.
+        assert_eq!(
+            error(&["server", "--port", "9000"]),
+            "unknown flag --port for 'server' (the original's --host and --port are one flag here: --listen HOST:PORT)"
+        );
+        assert!(error(&["server", "--host", "0.0.0.0"]).contains("--listen HOST:PORT"));
+        assert!(error(&["server", "-d"]).contains("no detached mode"));
+        assert!(error(&["server", "--name", "x"]).contains("docs/deploy.md"));
+        assert!(error(&["server", "-v"]).ends_with("(use --log-level debug)"));
+        assert!(error(&["server", "--verbose"]).ends_with("(use --log-level debug)"));
+        assert!(error(&["server", "--quiet"]).ends_with("(use --log-level error)"));
         assert_eq!(error(&["server", "--listen"]), "flag --listen for 'server' needs a value");
         assert_eq!(error(&["server", "--config"]), "flag --config for 'server' needs a value");
         assert_eq!(error(&["server", "extra"]), r#"unexpected argument "extra" for 'server'"#);
@@ -422,6 +433,13 @@ mod tests {
             "unknown flag --intervall for 'tui' (did you mean --interval?)"
         );
         assert_eq!(error(&["tui", "--profile"]), "flag --profile for 'tui' needs a value");
+        assert_eq!(
+            error(&["tui", "--server", "http://127.0.0.1:9000"]),
+            "unknown flag --server for 'tui' (use --url with the management API's address, \
+             http://127.0.0.1:9001 by default, not the MCP port)"
+        );
+        assert!(error(&["tui", "--token", "t"]).contains("--token-env VAR or --token-file PATH"));
+        assert!(error(&["tui", "--servers-config", "s.json"]).contains("'mcp-sentinel profile --help'"));
         assert_eq!(error(&["tui", "x"]), r#"unexpected argument "x" for 'tui'"#);
     }
 

@@ -163,7 +163,7 @@ pub(super) fn parse_backend(
 
 /// Whether a URL's path ends in `/sse` (query and fragment aside).
 fn url_path_ends_in_sse(url: &str) -> bool {
-    let path = url.split(['?', '#']).next().unwrap_or("");
+    let path = url.trim().split(['?', '#']).next().unwrap_or("");
     path.trim_end_matches('/').to_ascii_lowercase().ends_with("/sse")
 }
 
@@ -229,8 +229,9 @@ fn parse_transport(o: &Obj<'_>, env: &dyn Fn(&str) -> Option<String>) -> Result<
                 o.bad("type", format!("unknown type {other:?} (expected \"stdio\", \"sse\" or \"streamable-http\")"))
             )
         }
-        // The original project took a URL ending in /sse as an SSE server,
-        // and so do most clients' configs: keep that meaning.
+        // A URL ending in /sse is the usual endpoint of a legacy SSE
+        // server: take it as one. (The original project required "type"
+        // and inferred nothing.)
         None if o.str("url").ok().flatten().is_some_and(url_path_ends_in_sse) => Kind::Sse,
         None if o.has("url") => Kind::Http,
         None if o.has("command") => Kind::Stdio,
@@ -272,12 +273,12 @@ fn parse_transport(o: &Obj<'_>, env: &dyn Fn(&str) -> Option<String>) -> Result<
 fn shown_endpoint(o: &Obj<'_>, t: &Result<Transport, String>) -> String {
     match t {
         Ok(Transport::Stdio(_)) => {
-            let command = o.str("command").ok().flatten().unwrap_or_default().to_owned();
+            let command = o.str("command").ok().flatten().unwrap_or_default().trim().to_owned();
             let args = o.str_list("args").ok().flatten().unwrap_or_default().iter().map(|a| a.to_string()).collect();
             Command { command, args, env: BTreeMap::new(), cwd: None, withheld_env: Vec::new() }.redacted_line()
         }
         Ok(Transport::Sse { .. } | Transport::StreamableHttp { .. }) => {
-            redact_url(o.str("url").ok().flatten().unwrap_or_default())
+            redact_url(o.str("url").ok().flatten().unwrap_or_default().trim())
         }
         Err(_) => String::new(),
     }
@@ -308,8 +309,9 @@ fn parse_command(
             None => Ok(None),
         };
     };
-    let command = expand(raw, "command", env)?;
-    if command.trim().is_empty() {
+    // Surrounding whitespace is trimmed, as the original project did.
+    let command = expand(raw, "command", env)?.trim().to_string();
+    if command.is_empty() {
         return Err(o.bad("command", "must not be empty"));
     }
     let mut args = Vec::new();
@@ -338,7 +340,9 @@ fn parse_command(
 
 fn parse_url(o: &Obj<'_>, env: &dyn Fn(&str) -> Option<String>, kind: Kind) -> Result<String, FieldError> {
     let raw = o.str("url")?.ok_or_else(|| o.bad("url", format!("required for {}", kind.article())))?;
-    let url = expand(raw, "url", env)?;
+    // Surrounding whitespace (a pasted newline) is trimmed, as the
+    // original project did; whitespace inside stays an error.
+    let url = expand(raw, "url", env)?.trim().to_string();
     let lower = url.to_ascii_lowercase();
     let rest = lower.strip_prefix("http://").or_else(|| lower.strip_prefix("https://"));
     match rest {

@@ -366,8 +366,8 @@ fn valid_fixtures_load() {
 
 /// Other clients' files where the meaning is clear: Claude Desktop's and
 /// Cursor's `disabled`, VS Code's `servers` with `type` `stdio`/`http`/`sse`
-/// (and its `inputs`, warned about), `streamableHttp`, and the original
-/// project's URL ending in `/sse`.
+/// (and its `inputs`, warned about), `streamableHttp`, and a URL ending in
+/// `/sse` taken as SSE.
 #[test]
 fn other_clients_shapes() {
     let c = parse_ok(

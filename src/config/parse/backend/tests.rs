@@ -16,6 +16,21 @@ fn type_inference() {
     assert_eq!(backend(r#"{"type": "http", "url": "https://h/mcp"}"#).transport.unwrap().kind(), "streamable-http");
 }
 
+/// The original trimmed `command` and `url`: a pasted space or newline
+/// around them is not an error.
+#[test]
+fn command_and_url_are_trimmed() {
+    let Ok(Transport::Stdio(cmd)) = backend(r#"{"command": " npx\n", "args": [" a "]}"#).transport else { panic!() };
+    assert_eq!(cmd.command, "npx");
+    assert_eq!(cmd.args, [" a "]);
+    let b = backend(r#"{"url": " http://127.0.0.1:1/sse\n"}"#);
+    let Ok(Transport::Sse { url, .. }) = b.transport else { panic!("{:?}", b.transport) };
+    assert_eq!(url, "http://127.0.0.1:1/sse");
+    assert_eq!(b.shown, "http://127.0.0.1:1/sse");
+    assert!(backend_err(r#"{"url": "http://h/a b"}"#).contains("expected an http:// or https:// URL with a host"));
+    assert!(backend_err(r#"{"command": "  "}"#).contains("must not be empty"));
+}
+
 #[test]
 fn stdio_full() {
     let b = backend(
