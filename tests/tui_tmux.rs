@@ -3,7 +3,9 @@
 //! add`, `mcp-sentinel tui` watching the first, `p` to switch to the second,
 //! `r` `y` to reload it, `q` to quit; then both servers still answer the
 //! management API and MCP — the TUI never owns a server's lifetime. And the
-//! legacy combined mode, where quitting the TUI does stop its server.
+//! legacy combined mode, where quitting the TUI does stop its server (and
+//! its help says so). And the original MCP Sentinel's functions by their
+//! new ways: the command palette, a remembered theme, the classic keys.
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
@@ -225,6 +227,12 @@ fn legacy_combined_mode_stops_its_server_when_the_tui_quits() {
     // The server is up while the TUI runs.
     let r = common::mcp_initialize(&format!("http://127.0.0.1:{port}/mcp"));
     assert_eq!(r.status, 200);
+    // Its help says the truth: quitting here stops the server.
+    tui.keys(&["?"]);
+    let s = tui.wait("the help", |s| s.contains("Keys, default map"));
+    assert!(s.contains("quit: STOPS the server") && !s.contains("keeps running"), "{s}");
+    tui.keys(&["Escape"]);
+    tui.wait("the help to close", |s| !s.contains("Keys, default map"));
     tui.keys(&["q"]);
     tui.wait("the process to exit", |s| s.contains("EXIT=0"));
     // Quitting that TUI stopped that server.
@@ -232,6 +240,61 @@ fn legacy_combined_mode_stops_its_server_when_the_tui_quits() {
     let stderr = std::fs::read_to_string(dir.path.join("stderr.txt")).unwrap();
     assert_eq!(stderr.matches("deprecated").count(), 1, "one deprecation line: {stderr}");
     assert!(stderr.contains("server log: "), "{stderr}");
+}
+
+/// The original's functions, by their new ways: the command palette
+/// (Ctrl-P, type, Enter), a theme (`n`) remembered in `tui.json` across
+/// runs, and the classic key map (`--keys classic`: `r` is resources).
+#[test]
+fn palette_theme_and_classic_keys() {
+    if !Tmux::available() {
+        return;
+    }
+    let gw = Gateway::start(&json!({"mcpServers": {"pal": demo_backend("pal", &[])}}));
+    let home = TempDir::new("palette");
+    let config_home = home.path.join("config");
+    let cmd = format!(
+        "{GATEWAY_BIN} tui --interval 0.5 --url http://{} --token-file {}",
+        gw.manage_addr().unwrap(),
+        token_file(&gw).display()
+    );
+    let env = [("XDG_CONFIG_HOME", config_home.as_path())];
+    let tui = Tmux::start("palette", &cmd, &env);
+    tui.wait("the backend", |s| s.contains("pal") && s.contains("connected"));
+    tui.keys(&["C-p"]);
+    tui.wait("the palette", |s| s.contains("Command palette") && s.contains("view: backends"));
+    tui.keys(&["tools"]);
+    tui.wait("the palette filtered", |s| s.contains("> tools") && s.contains("▶ view: tools"));
+    tui.keys(&["Enter"]);
+    tui.wait("the tools view", |s| s.contains("Tools (") && !s.contains("Command palette"));
+    // The next theme, remembered.
+    tui.keys(&["n"]);
+    tui.wait("the theme notice", |s| s.contains("theme light"));
+    tui.keys(&["q"]);
+    tui.wait("the TUI to exit", |s| s.contains("EXIT=0"));
+    drop(tui);
+    let saved = std::fs::read_to_string(config_home.join("mcp-sentinel").join("tui.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    assert_eq!(v["theme"], "light", "{saved}");
+
+    // Again, with the original's keys: the theme is the one left, and r
+    // opens the resources view instead of asking to reload.
+    let tui = Tmux::start("palette2", &format!("{cmd} --keys classic"), &env);
+    tui.wait("the backend", |s| s.contains("pal") && s.contains("connected"));
+    tui.keys(&["T"]);
+    tui.wait("the theme picker on the remembered theme", |s| s.contains("▶ * light"));
+    tui.keys(&["Escape"]);
+    tui.wait("the picker to close", |s| !s.contains("Theme (Enter"));
+    tui.keys(&["r"]);
+    let s = tui.wait("the resources view", |s| s.contains("Resources ("));
+    assert!(!s.contains("Confirm"), "{s}");
+    tui.keys(&["?"]);
+    tui.wait("the classic help", |s| s.contains("Keys, classic map") && s.contains("R  reload"));
+    tui.keys(&["Escape"]);
+    tui.wait("the help to close", |s| !s.contains("Keys, classic map"));
+    tui.keys(&["q"]);
+    tui.wait("the TUI to exit", |s| s.contains("EXIT=0"));
+    still_serving(&gw);
 }
 
 #[test]

@@ -28,7 +28,7 @@ USAGE:
                          [--log-format text|json]
     mcp-sentinel check   [--config PATH]
     mcp-sentinel tui     [--profile NAME | --url URL [--token-env VAR | --token-file PATH]]
-                         [--interval SECS]
+                         [--interval SECS] [--keys default|classic]
     mcp-sentinel profile list | add NAME --url URL [--token-env VAR | --token-file PATH]
                          [--ca-cert PEM] | remove NAME | use NAME
     mcp-sentinel stdio   --url URL [--token-env VAR | --token-file PATH] [--view NAME]
@@ -101,7 +101,7 @@ TUI never stops a server it did not start.
 
 USAGE:
     mcp-sentinel tui [--profile NAME | --url URL [--token-env VAR | --token-file PATH]]
-                     [--interval SECS]
+                     [--interval SECS] [--keys default|classic]
 
 OPTIONS:
     --profile NAME       Use this saved profile instead of the active one.
@@ -109,6 +109,10 @@ OPTIONS:
     --token-env VAR      With --url: read the bearer token from $VAR.
     --token-file PATH    With --url: read the bearer token from PATH.
     --interval SECS      Poll interval in seconds (default 1; fractions allowed).
+    --keys MAP           default, or classic: the original MCP Sentinel's keys
+                         (t r p = tools, resources, prompts; R reload, P profiles).
+                         Without it, the key map last chosen in the TUI
+                         ($XDG_CONFIG_HOME/mcp-sentinel/tui.json).
     -h, --help           Show this help.
 ";
 

@@ -16,7 +16,7 @@ use crate::client::TokenSource;
 pub(super) const SERVER_FLAGS: [&str; 6] =
     ["--config", "--listen", "--manage-listen", "--manage-token-file", "--log-level", "--log-format"];
 const CHECK_FLAGS: [&str; 1] = ["--config"];
-const TUI_FLAGS: [&str; 5] = ["--profile", "--url", "--token-env", "--token-file", "--interval"];
+const TUI_FLAGS: [&str; 6] = ["--profile", "--url", "--token-env", "--token-file", "--interval", "--keys"];
 const STDIO_FLAGS: [&str; 5] = ["--url", "--token-env", "--token-file", "--view", "--log-level"];
 const PROFILE_ADD_FLAGS: [&str; 4] = ["--url", "--token-env", "--token-file", "--ca-cert"];
 const PROFILE_ACTIONS: &str = "list, add, remove or use";
@@ -91,6 +91,12 @@ pub(super) fn parse_tui(args: &[OsString]) -> Result<TuiArgs, UsageError> {
             Long("token-file") => a.token_file = Some(value_path(&mut p, "--token-file", CTX)?),
             Long("interval") => {
                 a.interval_s = Some(parse_interval(value_str(&mut p, "--interval", CTX)?)?);
+            }
+            Long("keys") => {
+                let v = value_str(&mut p, "--keys", CTX)?;
+                let map = crate::tui::app::KeyMap::from_name(&v);
+                a.keys =
+                    Some(map.ok_or_else(|| err(format!("flag --keys: expected default or classic, found {v:?}")))?);
             }
             Value(v) => return Err(unexpected_arg(&v, CTX)),
             other => return Err(unknown_flag(&other, CTX, &TUI_FLAGS)),
@@ -394,6 +400,9 @@ mod tests {
         assert_eq!(a.interval_s, Some(0.5));
         assert_eq!(tui(&["--url", "http://h", "--token-file", "/t"]).token_file, Some(PathBuf::from("/t")));
         assert_eq!(tui(&["--interval", "2"]).interval_s, Some(2.0));
+        assert_eq!(tui(&["--keys", "classic"]).keys, Some(crate::tui::app::KeyMap::Classic));
+        assert_eq!(tui(&["--keys=default"]).keys, Some(crate::tui::app::KeyMap::Default));
+        assert_eq!(error(&["tui", "--keys", "emacs"]), r#"flag --keys: expected default or classic, found "emacs""#);
     }
 
     #[test]

@@ -14,12 +14,14 @@
 
 pub mod app;
 pub mod poll;
+pub mod settings;
+pub mod theme;
 pub mod ui;
 
 use crate::client::{Target, TokenSource};
 use crate::exit::{Fatal, Kind};
 use crate::profiles::{self, Paths, ProfileError};
-use app::{Action, App, ProfileEntry};
+use app::{Action, App, KeyMap, ProfileEntry};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use crossterm::event::{self as ct, KeyEvent, KeyEventKind};
 use ratatui::backend::CrosstermBackend;
@@ -109,6 +111,8 @@ pub struct TuiArgs {
     pub token_env: Option<String>,
     pub token_file: Option<std::path::PathBuf>,
     pub interval_s: Option<f64>,
+    /// `--keys default|classic`: this run's key map, over `tui.json`'s.
+    pub keys: Option<KeyMap>,
 }
 
 /// What to watch.
@@ -119,6 +123,13 @@ pub struct Options {
     /// Index of the one to start with.
     pub active: usize,
     pub interval: Duration,
+    /// `--keys`, over the remembered key map.
+    pub keys: Option<KeyMap>,
+    /// Where the theme and key map are remembered (`tui.json`); `None`
+    /// when there is no configuration directory (nothing is remembered).
+    pub settings_file: Option<std::path::PathBuf>,
+    /// The legacy combined mode: quitting stops the in-process server.
+    pub combined: bool,
 }
 
 /// `mcp-sentinel tui [--profile NAME | --url URL ...] [--interval SECS]`.
@@ -133,6 +144,8 @@ pub fn run_cli(args: &TuiArgs) -> Result<(), TuiError> {
 /// Resolves the command line against the saved profiles.
 pub fn options(args: &TuiArgs, paths: Result<Paths, ProfileError>) -> Result<Options, TuiError> {
     let interval = interval(args.interval_s);
+    let (keys, combined) = (args.keys, false);
+    let settings_file = paths.as_ref().ok().map(settings::path);
     if let Some(url) = &args.url {
         let token = match (&args.token_env, &args.token_file) {
             (Some(v), _) => TokenSource::Env(v.clone()),
@@ -150,7 +163,7 @@ pub fn options(args: &TuiArgs, paths: Result<Paths, ProfileError>) -> Result<Opt
                 targets.extend(loaded.file.profiles.iter().map(|pr| profiles::target(pr, p)));
             }
         }
-        return Ok(Options { targets, active: 0, interval });
+        return Ok(Options { targets, active: 0, interval, keys, settings_file, combined });
     }
     let paths = paths?;
     let loaded = profiles::load(&paths)?;
@@ -163,7 +176,7 @@ pub fn options(args: &TuiArgs, paths: Result<Paths, ProfileError>) -> Result<Opt
         let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
         return Err(TuiError::Usage(format!("no profile named {wanted:?} (profiles: {})", names.join(", "))));
     };
-    Ok(Options { targets, active, interval })
+    Ok(Options { targets, active, interval, keys, settings_file, combined })
 }
 
 /// `--interval` in range; the default when absent.
@@ -185,7 +198,15 @@ pub fn run_attached(url: &str, token: TokenSource) -> Result<(), TuiError> {
         return Err(TuiError::Terminal("the TUI needs an interactive terminal on stdin and stdout".into()));
     }
     let target = Target { name: "attached".into(), url: url.to_string(), token, ca_cert: None };
-    run(Options { targets: vec![target], active: 0, interval: DEFAULT_INTERVAL })
+    let settings_file = Paths::from_env().ok().map(|p| settings::path(&p));
+    run(Options {
+        targets: vec![target],
+        active: 0,
+        interval: DEFAULT_INTERVAL,
+        keys: None,
+        settings_file,
+        combined: true,
+    })
 }
 
 /// Sets up the terminal, runs the event loop, restores the terminal.
@@ -226,6 +247,13 @@ fn event_loop(
 ) -> Result<(), TuiError> {
     let entries = opts.targets.iter().map(|t| ProfileEntry { name: t.name.clone(), url: t.url.clone() }).collect();
     let mut app = App::new(entries, opts.active, opts.interval);
+    app.combined = opts.combined;
+    if let Some(path) = &opts.settings_file {
+        app.apply_settings(settings::load(path));
+    }
+    if let Some(k) = opts.keys {
+        app.keys = k;
+    }
     let mut tables = ui::TableStates::default();
     let start = |app: &mut App| {
         let t = opts.targets[app.active].clone();
@@ -265,6 +293,16 @@ fn event_loop(
                 Action::Run(op) => {
                     if !poller.as_ref().is_some_and(|p| p.run(op)) {
                         app.poller_failed("the poller is not running");
+                    }
+                }
+                Action::SaveSettings => {
+                    if let Some(path) = &opts.settings_file {
+                        if let Err(e) = settings::save(path, &app.settings()) {
+                            app.notice = Some(app::Notice {
+                                kind: app::NoticeKind::Error,
+                                text: format!("cannot remember the {} theme: {e}", app.theme.name),
+                            });
+                        }
                     }
                 }
                 Action::SwitchProfile(_) => {

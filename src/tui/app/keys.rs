@@ -2,9 +2,10 @@
 //! [`App`] and an [`Action`] for the event loop. Pure, like the rest of the
 //! state; runs on the TUI's main thread.
 
-use super::{op_label, Action, App, ConnState, Mode, Notice, NoticeKind, View, VIEWS};
+use super::{cmd_for, op_label, Action, App, Cmd, ConnState, KeyMap, Mode, Notice, NoticeKind, View, VIEWS};
 use crate::client::ClientError;
 use crate::tui::poll::Op;
+use crate::tui::theme::{Theme, THEME_NAMES};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 /// Rows a PageUp/PageDown moves; the view's real height is not known here.
@@ -31,40 +32,133 @@ impl App {
             }
             Mode::Confirm(op) => self.key_confirm(key, op),
             Mode::Profiles(cursor) => self.key_profiles(key, cursor),
+            Mode::Palette { query, cursor } => self.key_palette(key, query, cursor),
+            Mode::Themes(cursor) => self.key_themes(key, cursor),
         }
     }
 
     fn key_normal(&mut self, key: KeyEvent) -> Action {
         if let Some(m) = list_move(key.code) {
-            let cur = self.selection(self.view).unwrap_or(0);
-            self.move_to(m.apply(cur, self.list_len(self.view)));
-            return Action::None;
+            if !key.modifiers.contains(KeyModifiers::CONTROL) {
+                let cur = self.selection(self.view).unwrap_or(0);
+                self.move_to(m.apply(cur, self.list_len(self.view)));
+                return Action::None;
+            }
         }
-        match key.code {
-            KeyCode::Char('q') => return Action::Quit,
-            KeyCode::Tab => self.set_view(VIEWS[(self.view.index() + 1) % VIEWS.len()]),
-            KeyCode::BackTab => self.set_view(VIEWS[(self.view.index() + VIEWS.len() - 1) % VIEWS.len()]),
-            KeyCode::Char(c @ '1'..='6') => self.set_view(VIEWS[(c as usize) - ('1' as usize)]),
-            KeyCode::Char('J') => self.detail_scroll = self.detail_scroll.saturating_add(1),
-            KeyCode::Char('K') => self.detail_scroll = self.detail_scroll.saturating_sub(1),
-            KeyCode::Char('/') => {
+        match cmd_for(self.keys, &key) {
+            Some(cmd) => self.run_cmd(cmd),
+            None => Action::None,
+        }
+    }
+
+    /// Carries out one action of the table ([`ACTIONS`]), from its key or
+    /// from the palette.
+    pub fn run_cmd(&mut self, cmd: Cmd) -> Action {
+        self.mode = Mode::Normal;
+        match cmd {
+            Cmd::Quit => return Action::Quit,
+            Cmd::View(v) => self.set_view(v),
+            Cmd::NextView => self.set_view(VIEWS[(self.view.index() + 1) % VIEWS.len()]),
+            Cmd::PrevView => self.set_view(VIEWS[(self.view.index() + VIEWS.len() - 1) % VIEWS.len()]),
+            Cmd::DetailDown => self.detail_scroll = self.detail_scroll.saturating_add(1),
+            Cmd::DetailUp => self.detail_scroll = self.detail_scroll.saturating_sub(1),
+            Cmd::Filter => {
                 self.mode = Mode::Filter;
                 self.filter_selected = !self.filter().is_empty();
             }
-            KeyCode::Char('?') => self.mode = Mode::Help,
-            KeyCode::Char('p') => self.mode = Mode::Profiles(self.active),
-            KeyCode::Char('r') => self.ask(Op::Reload),
-            KeyCode::Char('c') => match self.selected_backend() {
+            Cmd::Help => self.mode = Mode::Help,
+            Cmd::Palette => self.mode = Mode::Palette { query: String::new(), cursor: 0 },
+            Cmd::Profiles => self.mode = Mode::Profiles(self.active),
+            Cmd::Reload => self.ask(Op::Reload),
+            Cmd::Reconnect => match self.selected_backend() {
                 Some(name) => self.ask(Op::Reconnect(name)),
                 None => self.notify(NoticeKind::Info, "select a backend (or one of its capabilities) to reconnect"),
             },
-            KeyCode::Esc => {
+            Cmd::ClearMessage => {
                 if self.notice.is_some() {
                     self.notice = None;
                 } else {
                     self.set_filter(String::new());
                 }
             }
+            Cmd::NextTheme => return self.set_theme(self.theme.next()),
+            Cmd::ThemePicker => {
+                let i = THEME_NAMES.iter().position(|n| *n == self.theme.name).unwrap_or(0);
+                self.mode = Mode::Themes(i);
+            }
+            Cmd::ToggleKeys => {
+                self.keys = match self.keys {
+                    KeyMap::Default => KeyMap::Classic,
+                    KeyMap::Classic => KeyMap::Default,
+                };
+                let text = match self.keys {
+                    KeyMap::Classic => "key map classic: t r p = tools, resources, prompts; R reload, P profiles",
+                    KeyMap::Default => "key map default: r reload, p profiles (R, P too); t tools",
+                };
+                self.notify(NoticeKind::Info, text);
+                return Action::SaveSettings;
+            }
+        }
+        Action::None
+    }
+
+    fn set_theme(&mut self, theme: Theme) -> Action {
+        let text = format!("theme {}", theme.name);
+        self.theme = theme;
+        self.notify(NoticeKind::Info, &text);
+        Action::SaveSettings
+    }
+
+    /// The palette: typing filters the actions, ↑ ↓ move, Enter runs the
+    /// one under the cursor, Esc closes. Letters are text here, so `j` `k`
+    /// do not move.
+    fn key_palette(&mut self, key: KeyEvent, mut query: String, cursor: usize) -> Action {
+        let len = self.palette_matches(&query).len();
+        let cursor = match key.code {
+            KeyCode::Esc => {
+                self.mode = Mode::Normal;
+                return Action::None;
+            }
+            KeyCode::Enter => {
+                self.mode = Mode::Normal;
+                return match self.palette_matches(&query).get(cursor.min(len.saturating_sub(1))) {
+                    Some(a) => self.run_cmd(a.cmd),
+                    None => Action::None,
+                };
+            }
+            KeyCode::Up => cursor.saturating_sub(1),
+            KeyCode::Down => (cursor + 1).min(len.saturating_sub(1)),
+            KeyCode::PageUp | KeyCode::Home => 0,
+            KeyCode::PageDown | KeyCode::End => len.saturating_sub(1),
+            KeyCode::Backspace => {
+                query.pop();
+                0
+            }
+            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                query.push(c);
+                0
+            }
+            _ => cursor,
+        };
+        self.mode = Mode::Palette { query, cursor };
+        Action::None
+    }
+
+    /// The theme picker: ↑ ↓ j k move, Enter picks (and remembers), Esc,
+    /// `T` or `q` close.
+    fn key_themes(&mut self, key: KeyEvent, cursor: usize) -> Action {
+        if let Some(m) = list_move(key.code) {
+            self.mode = Mode::Themes(m.apply(cursor, THEME_NAMES.len()));
+            return Action::None;
+        }
+        match key.code {
+            KeyCode::Enter => {
+                self.mode = Mode::Normal;
+                if let Some(t) = THEME_NAMES.get(cursor).and_then(|n| Theme::named(n)) {
+                    return self.set_theme(t);
+                }
+            }
+            KeyCode::Esc | KeyCode::Char('T') | KeyCode::Char('q') => self.mode = Mode::Normal,
             _ => {}
         }
         Action::None
@@ -125,7 +219,7 @@ impl App {
                     return Action::SwitchProfile(cursor);
                 }
             }
-            KeyCode::Esc | KeyCode::Char('p') | KeyCode::Char('q') => self.mode = Mode::Normal,
+            KeyCode::Esc | KeyCode::Char('p' | 'P' | 'q') => self.mode = Mode::Normal,
             _ => {}
         }
         Action::None
@@ -471,5 +565,132 @@ mod tests {
         k.kind = KeyEventKind::Release;
         app.on_key(k);
         assert_eq!(app.view, View::Backends);
+    }
+
+    fn ctrl(c: char) -> KeyEvent {
+        KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
+    }
+
+    fn typed(app: &mut App, text: &str) {
+        for c in text.chars() {
+            app.on_key(ch(c));
+        }
+    }
+
+    #[test]
+    fn default_map_t_is_tools_and_capitals_reach_reload_and_profiles() {
+        let mut app = connected();
+        assert_eq!(app.keys, KeyMap::Default);
+        app.on_key(ch('t'));
+        assert_eq!(app.view, View::Tools);
+        app.on_key(ch('R'));
+        assert_eq!(app.mode, Mode::Confirm(Op::Reload));
+        app.on_key(key(KeyCode::Esc));
+        app.on_key(ch('P'));
+        assert_eq!(app.mode, Mode::Profiles(0));
+        app.on_key(ch('P'));
+        assert_eq!(app.mode, Mode::Normal, "P closes the selector too");
+        app.on_key(ch('r'));
+        assert_eq!(app.mode, Mode::Confirm(Op::Reload), "r still reloads");
+    }
+
+    #[test]
+    fn classic_map_t_r_p_are_the_views() {
+        let mut app = connected();
+        app.keys = KeyMap::Classic;
+        for (c, v) in [('t', View::Tools), ('r', View::Resources), ('p', View::Prompts), ('1', View::Backends)] {
+            assert_eq!(app.on_key(ch(c)), Action::None);
+            assert_eq!((app.view, &app.mode), (v, &Mode::Normal), "{c}");
+        }
+        app.on_key(ch('R'));
+        assert_eq!(app.mode, Mode::Confirm(Op::Reload));
+        assert_eq!(app.on_key(ch('y')), Action::Run(Op::Reload));
+        app.on_key(ch('P'));
+        assert_eq!(app.mode, Mode::Profiles(0));
+        app.on_key(key(KeyCode::Esc));
+        // The rest is as in the default map.
+        app.on_key(ch('6'));
+        assert_eq!(app.view, View::Events);
+        assert_eq!(app.on_key(ch('q')), Action::Quit);
+    }
+
+    #[test]
+    fn palette_filters_and_runs() {
+        let mut app = connected();
+        assert_eq!(app.on_key(ctrl('p')), Action::None);
+        assert_eq!(app.mode, Mode::Palette { query: String::new(), cursor: 0 });
+        assert_eq!(app.palette_matches("").len(), super::super::ACTIONS.len(), "every action is listed");
+        typed(&mut app, "tools");
+        assert_eq!(app.palette_matches("tools")[0].cmd, Cmd::View(View::Tools));
+        assert_eq!(app.on_key(key(KeyCode::Enter)), Action::None);
+        assert_eq!((app.view, &app.mode), (View::Tools, &Mode::Normal));
+        // Letters are text in the palette: q does not quit, j does not move.
+        app.on_key(ctrl('p'));
+        typed(&mut app, "qj");
+        assert!(matches!(&app.mode, Mode::Palette { query, .. } if query == "qj"));
+        app.on_key(key(KeyCode::Esc));
+        assert_eq!(app.mode, Mode::Normal);
+        // ↓ picks the second match; Backspace edits.
+        app.on_key(ctrl('p'));
+        typed(&mut app, "view:x");
+        app.on_key(key(KeyCode::Backspace));
+        app.on_key(key(KeyCode::Down));
+        app.on_key(key(KeyCode::Enter));
+        assert_eq!(app.view, View::Tools, "view: backends, then view: tools");
+        // Operations go through their usual checks.
+        app.on_key(ctrl('p'));
+        typed(&mut app, "reload");
+        app.on_key(key(KeyCode::Enter));
+        assert_eq!(app.mode, Mode::Confirm(Op::Reload));
+        app.on_key(ch('n'));
+        // Quit, by name; no match runs nothing.
+        app.on_key(ctrl('p'));
+        typed(&mut app, "zzz");
+        assert_eq!(app.on_key(key(KeyCode::Enter)), Action::None);
+        app.on_key(ctrl('p'));
+        typed(&mut app, "quit");
+        assert_eq!(app.on_key(key(KeyCode::Enter)), Action::Quit);
+    }
+
+    #[test]
+    fn palette_reaches_the_classic_meanings_and_switches_the_map() {
+        let mut app = connected();
+        app.on_key(ctrl('p'));
+        typed(&mut app, "key map");
+        assert_eq!(app.on_key(key(KeyCode::Enter)), Action::SaveSettings);
+        assert_eq!(app.keys, KeyMap::Classic);
+        app.on_key(ch('p'));
+        assert_eq!(app.view, View::Prompts);
+        // In the palette, a key finds its action first.
+        assert_eq!(app.palette_matches("p")[0].cmd, Cmd::View(View::Prompts));
+        assert_eq!(app.palette_matches("P")[0].cmd, Cmd::Profiles);
+        assert_eq!(app.palette_matches("ctrl-p")[0].cmd, Cmd::Palette);
+    }
+
+    #[test]
+    fn themes_cycle_and_are_picked() {
+        let mut app = connected();
+        assert_eq!(app.theme.name, "default");
+        assert_eq!(app.on_key(ch('n')), Action::SaveSettings);
+        assert_eq!(app.theme.name, "light");
+        assert_eq!(app.notice.as_ref().map(|n| n.text.as_str()), Some("theme light"));
+        app.on_key(ch('T'));
+        assert_eq!(app.mode, Mode::Themes(1), "the picker starts on the theme in use");
+        app.on_key(ch('j'));
+        assert_eq!(app.on_key(key(KeyCode::Enter)), Action::SaveSettings);
+        assert_eq!((app.theme.name, &app.mode), ("high-contrast", &Mode::Normal));
+        app.on_key(ch('T'));
+        app.on_key(ch('G'));
+        assert_eq!(app.on_key(key(KeyCode::Esc)), Action::None, "Esc picks nothing");
+        assert_eq!(app.theme.name, "high-contrast");
+        for _ in 0..THEME_NAMES.len() {
+            app.on_key(ch('n'));
+        }
+        assert_eq!(app.theme.name, "high-contrast", "n goes round");
+        // From the palette.
+        app.on_key(ctrl('p'));
+        typed(&mut app, "next theme");
+        assert_eq!(app.on_key(key(KeyCode::Enter)), Action::SaveSettings);
+        assert_eq!(app.theme.name, "solarized");
     }
 }

@@ -8,11 +8,16 @@
 //! results, a profile switch); `keys.rs` turns keys into state changes and
 //! [`Action`]s.
 
+mod actions;
 mod keys;
 #[cfg(test)]
 pub(crate) mod testing;
 
+pub use actions::{cmd_for, def_of, ActionDef, Cmd, KeyMap, ACTIONS};
+
 use super::poll::{Data, Done, Op, OpOk, Snapshot};
+use super::settings::Settings;
+use super::theme::Theme;
 use crate::api::{self, BackendView, Names, Prompt, Resource, ResourceTemplate, Tool};
 use crate::client::ClientError;
 use std::sync::Arc;
@@ -60,6 +65,14 @@ pub enum Mode {
     Confirm(Op),
     /// The profile selector, with its cursor.
     Profiles(usize),
+    /// The command palette (Ctrl-P): the text typed and the cursor in the
+    /// actions it matches.
+    Palette {
+        query: String,
+        cursor: usize,
+    },
+    /// The theme picker (`T`), with its cursor in [`crate::tui::theme::THEME_NAMES`].
+    Themes(usize),
 }
 
 /// What the event loop must do after a key.
@@ -71,6 +84,8 @@ pub enum Action {
     Run(Op),
     /// Stop polling the current profile and start on this one.
     SwitchProfile(usize),
+    /// Write [`App::settings`] to `tui.json` (the theme or key map changed).
+    SaveSettings,
 }
 
 /// The connection to the active profile's server, as the header shows it.
@@ -135,6 +150,14 @@ pub struct App {
     pub notice: Option<Notice>,
     /// The operation in flight, if any.
     pub busy: Option<Op>,
+    /// The colours everything is drawn with.
+    pub theme: Theme,
+    /// Which keys do what.
+    pub keys: KeyMap,
+    /// The legacy combined mode (`run_attached`): the server runs in this
+    /// process, and quitting the TUI stops it. Otherwise (`mcp-sentinel
+    /// tui`) quitting never stops a server.
+    pub combined: bool,
 }
 
 impl App {
@@ -157,7 +180,54 @@ impl App {
             detail_scroll: 0,
             notice: None,
             busy: None,
+            theme: Theme::default(),
+            keys: KeyMap::Default,
+            combined: false,
         }
+    }
+
+    /// What `tui.json` keeps of this state.
+    pub fn settings(&self) -> Settings {
+        Settings { theme: self.theme.clone(), keys: self.keys }
+    }
+
+    /// Starts with remembered settings.
+    pub fn apply_settings(&mut self, s: Settings) {
+        self.theme = s.theme;
+        self.keys = s.keys;
+    }
+
+    /// What quitting does, in words, for the help and the palette.
+    pub fn quit_label(&self) -> &'static str {
+        if self.combined {
+            "quit: STOPS the server (combined mode: it runs in this process)"
+        } else {
+            "quit (the server keeps running)"
+        }
+    }
+
+    /// The palette's rows for `query`: the actions whose name contains it
+    /// (case-insensitive) or one of whose keys it is; those of that key
+    /// first, then in the table's order.
+    pub fn palette_matches(&self, query: &str) -> Vec<&'static ActionDef> {
+        let raw = query.trim();
+        let q = raw.to_lowercase();
+        let rank = |a: &ActionDef| {
+            let keys: Vec<String> = a.keys(self.keys).iter().map(|k| k.label()).collect();
+            if q.is_empty() || keys.iter().any(|k| k == raw) {
+                Some(0)
+            } else if keys.iter().any(|k| k.to_lowercase() == q) {
+                Some(1)
+            } else if a.name.to_lowercase().contains(&q) {
+                Some(2)
+            } else {
+                None
+            }
+        };
+        let mut found: Vec<(u8, &'static ActionDef)> = ACTIONS.iter().filter_map(|a| rank(a).map(|r| (r, a))).collect();
+        // Stable: the table's order within a rank.
+        found.sort_by_key(|(r, _)| *r);
+        found.into_iter().map(|(_, a)| a).collect()
     }
 
     pub fn profile(&self) -> Option<&ProfileEntry> {

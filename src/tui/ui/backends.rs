@@ -2,18 +2,19 @@
 //! table and the selected backend's details (BACKEND_VIEW). Runs on the
 //! TUI's main thread, like all rendering.
 
-use super::style::{backend_state_style, server_state_style};
 use super::table::{list_title, Col, FitTable};
 use super::text::{ellipsize_start, fit_line, short_time, text_width, uptime, value_text};
 use crate::tui::app::{App, View};
 use crate::tui::poll::Data;
+use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Style};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Paragraph, TableState, Wrap};
 use ratatui::Frame;
 
 pub(super) fn render_backends(app: &App, data: &Data, state: &mut TableState, f: &mut Frame<'_>, area: Rect) {
+    let t = &app.theme;
     let backends = app.backends();
     // The table as tall as its rows need; the detail pane gets 6 to 8 lines
     // (a long last error wraps there), any more goes to the table.
@@ -23,7 +24,7 @@ pub(super) fn render_backends(app: &App, data: &Data, state: &mut TableState, f:
     let [status_area, table_area, detail_area] =
         Layout::vertical([Constraint::Length(STATUS_HEIGHT), Constraint::Fill(1), Constraint::Length(detail_height)])
             .areas(area);
-    render_status(data, f, status_area);
+    render_status(t, data, f, status_area);
 
     let cols = [
         Col::new("NAME", 8),
@@ -40,28 +41,27 @@ pub(super) fn render_backends(app: &App, data: &Data, state: &mut TableState, f:
             let c = &b.capabilities;
             vec![
                 Span::raw(b.name.clone()),
-                Span::styled(b.state.clone(), backend_state_style(&b.state)),
+                Span::styled(b.state.clone(), t.backend_state(&b.state)),
                 Span::raw(short_type(&b.kind)),
                 Span::raw(format!("{}/{}/{}", c.tools, c.resources + c.resource_templates, c.prompts)),
                 Span::raw(b.restarts.to_string()),
                 Span::raw(short_endpoint(&b.endpoint)),
-                Span::styled(b.last_error.clone().unwrap_or_default(), Style::new().fg(Color::Red)),
+                Span::styled(b.last_error.clone().unwrap_or_default(), t.error),
             ]
         })
         .collect();
     let title = list_title("Backends", rows.len(), data.backends.len(), app.filter());
-    FitTable { cols: &cols, rows }.render(title, state, f, table_area);
+    FitTable { cols: &cols, rows }.render(t, title, state, f, table_area);
 
     let width = detail_area.width.saturating_sub(2);
     let detail = match app.selection(View::Backends).and_then(|i| backends.get(i).copied()) {
         None => Text::raw(""),
         Some(b) => {
-            let mut state = vec![Span::styled(b.state.clone(), backend_state_style(&b.state))];
+            let mut state = vec![Span::styled(b.state.clone(), t.backend_state(&b.state))];
             if let Some(since) = &b.connected_since {
                 state.push(Span::raw(format!(" since {}", short_time(since))));
             }
-            let mut first =
-                vec![Span::styled(b.name.clone(), Style::new().bold()), Span::raw(format!(" · {} · ", b.kind))];
+            let mut first = vec![Span::styled(b.name.clone(), t.label), Span::raw(format!(" · {} · ", b.kind))];
             first.extend(state);
             first.push(Span::raw(format!(" · restarts {}", b.restarts)));
             if let Some(pid) = b.pid {
@@ -79,9 +79,7 @@ pub(super) fn render_backends(app: &App, data: &Data, state: &mut TableState, f:
             }
             // The last line, the error, wraps; the others are cut with `…`.
             let error = match &b.last_error {
-                Some(e) => {
-                    Line::from(vec![Span::raw("last error "), Span::styled(e.clone(), Style::new().fg(Color::Red))])
-                }
+                Some(e) => Line::from(vec![Span::raw("last error "), Span::styled(e.clone(), t.error)]),
                 None => Line::raw("last error -"),
             };
             Text::from(vec![
@@ -92,7 +90,7 @@ pub(super) fn render_backends(app: &App, data: &Data, state: &mut TableState, f:
             ])
         }
     };
-    let block = Block::bordered().title(" Selected backend ");
+    let block = Block::bordered().border_style(t.border).title(" Selected backend ");
     f.render_widget(Paragraph::new(detail).block(block).wrap(Wrap { trim: false }), detail_area);
 }
 
@@ -124,13 +122,13 @@ fn short_endpoint(endpoint: &str) -> String {
     }
 }
 
-fn render_status(data: &Data, f: &mut Frame<'_>, area: Rect) {
+fn render_status(t: &Theme, data: &Data, f: &mut Frame<'_>, area: Rect) {
     let width = area.width.saturating_sub(2);
     let s = &data.status;
     let sv = &s.server;
     let mut first = vec![
         Span::raw("state "),
-        Span::styled(sv.state.clone(), server_state_style(&sv.state)),
+        Span::styled(sv.state.clone(), t.server_state(&sv.state)),
         Span::raw(format!(" · {} {} · up {}", sv.name, sv.version, uptime(sv.uptime_s as f64))),
     ];
     // 0: an older server that did not send it.
@@ -141,14 +139,11 @@ fn render_status(data: &Data, f: &mut Frame<'_>, area: Rect) {
     let b = &s.backends;
     let backends = Line::from(vec![
         Span::raw(format!("backends {}: ", b.total)),
-        Span::styled(format!("{} connected", b.connected), Style::new().fg(Color::Green)),
+        Span::styled(format!("{} connected", b.connected), t.ok),
         Span::raw(", "),
-        Span::styled(format!("{} connecting", b.connecting), Style::new().fg(Color::Yellow)),
+        Span::styled(format!("{} connecting", b.connecting), t.warn),
         Span::raw(", "),
-        Span::styled(
-            format!("{} failed", b.failed),
-            if b.failed > 0 { Style::new().fg(Color::Red) } else { Style::new() },
-        ),
+        Span::styled(format!("{} failed", b.failed), if b.failed > 0 { t.error } else { Style::new() }),
         Span::raw(format!(", {} disabled", b.disabled)),
     ]);
     let c = &s.capabilities.counts;
@@ -161,7 +156,7 @@ fn render_status(data: &Data, f: &mut Frame<'_>, area: Rect) {
     if conflicts > 0 {
         // Dropped by a name clash: worth the operator's eye.
         caps.push(Span::raw(" · "));
-        caps.push(Span::styled(format!("conflicts {conflicts}"), Style::new().fg(Color::Yellow)));
+        caps.push(Span::styled(format!("conflicts {conflicts}"), t.warn));
     }
     caps.push(Span::raw(format!(" · sessions {} ({} sse, {} http)", ss.active, ss.sse, ss.streamable_http)));
     let caps = Line::from(caps);
@@ -177,7 +172,7 @@ fn render_status(data: &Data, f: &mut Frame<'_>, area: Rect) {
     }
     let text: Vec<Line<'_>> =
         [Line::from(first), backends, caps, Line::raw(listen)].into_iter().map(|l| fit_line(l, width)).collect();
-    f.render_widget(Paragraph::new(text).block(Block::bordered().title(" Server ")), area);
+    f.render_widget(Paragraph::new(text).block(Block::bordered().border_style(t.border).title(" Server ")), area);
 }
 
 /// `streamable-http` takes a third of an 80-column table; its config alias

@@ -7,8 +7,8 @@ use super::table::{list_title, Col, FitTable};
 use crate::api::Conflict;
 use crate::tui::app::{App, View};
 use crate::tui::poll::Data;
+use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, TableState, Wrap};
 use ratatui::Frame;
@@ -46,28 +46,30 @@ fn list_and_detail(area: Rect, table: &FitTable<'_>) -> (Rect, Rect) {
 }
 
 pub(super) fn render_tools(app: &App, data: &Data, state: &mut TableState, f: &mut Frame<'_>, area: Rect) {
+    let t = &app.theme;
     let items = app.tools();
     let cols = [Col::new("NAME", 12), Col::new("BACKEND", 8)];
     let rows = items.iter().map(|t| vec![Span::raw(t.name.clone()), Span::raw(t.backend.clone())]).collect();
     let table = FitTable { cols: &cols, rows };
     let (list, detail) = list_and_detail(area, &table);
     let title = list_title("Tools", items.len(), data.capabilities.tools.len(), app.filter());
-    table.render(title, state, f, list);
-    let text = app.selection(View::Tools).and_then(|i| items.get(i)).map(|t| {
-        let mut lines = owner_lines(&t.name, &t.backend, &t.original_name);
-        lines.extend(description(t.description.as_deref()));
-        lines.extend(parameter_lines(&t.input_schema));
+    table.render(t, title, state, f, list);
+    let text = app.selection(View::Tools).and_then(|i| items.get(i)).map(|tool| {
+        let mut lines = owner_lines(t, &tool.name, &tool.backend, &tool.original_name);
+        lines.extend(description(t, tool.description.as_deref()));
+        lines.extend(parameter_lines(t, &tool.input_schema));
         lines.push(Line::raw(""));
-        lines.push(Line::styled("input schema", Style::new().bold()));
-        let schema = serde_json::to_string_pretty(&t.input_schema).unwrap_or_default();
+        lines.push(Line::styled("input schema", t.label));
+        let schema = serde_json::to_string_pretty(&tool.input_schema).unwrap_or_default();
         lines.extend(schema.lines().map(|l| Line::raw(l.to_string())));
-        lines.extend(conflict_lines(&data.capabilities.conflicts, "tool", &t.name));
+        lines.extend(conflict_lines(t, &data.capabilities.conflicts, "tool", &tool.name));
         lines
     });
     render_detail(app, text, f, detail);
 }
 
 pub(super) fn render_resources(app: &App, data: &Data, state: &mut TableState, f: &mut Frame<'_>, area: Rect) {
+    let t = &app.theme;
     let items = app.resources();
     let cols = [Col::new("URI", 16), Col::new("NAME", 8), Col::new("BACKEND", 8)];
     let rows = items
@@ -79,22 +81,23 @@ pub(super) fn render_resources(app: &App, data: &Data, state: &mut TableState, f
     let table = FitTable { cols: &cols, rows };
     let (list, detail) = list_and_detail(area, &table);
     let title = list_title("Resources", items.len(), data.capabilities.resources.len(), app.filter());
-    table.render(title, state, f, list);
+    table.render(t, title, state, f, list);
     let text = app.selection(View::Resources).and_then(|i| items.get(i)).map(|r| {
         let mut lines = vec![
-            field_line("uri", &r.uri),
-            field_line("name", r.name.as_deref().unwrap_or("-")),
-            field_line("backend", &r.backend),
-            field_line("mime type", r.mime_type.as_deref().unwrap_or("-")),
+            field_line(t, "uri", &r.uri),
+            field_line(t, "name", r.name.as_deref().unwrap_or("-")),
+            field_line(t, "backend", &r.backend),
+            field_line(t, "mime type", r.mime_type.as_deref().unwrap_or("-")),
         ];
-        lines.extend(description(r.description.as_deref()));
-        lines.extend(conflict_lines(&data.capabilities.conflicts, "resource", &r.uri));
+        lines.extend(description(t, r.description.as_deref()));
+        lines.extend(conflict_lines(t, &data.capabilities.conflicts, "resource", &r.uri));
         lines
     });
     render_detail(app, text, f, detail);
 }
 
 pub(super) fn render_templates(app: &App, data: &Data, state: &mut TableState, f: &mut Frame<'_>, area: Rect) {
+    let t = &app.theme;
     let items = app.templates();
     let cols = [Col::new("URI TEMPLATE", 16), Col::new("NAME", 8), Col::new("BACKEND", 8)];
     let rows = items
@@ -110,21 +113,22 @@ pub(super) fn render_templates(app: &App, data: &Data, state: &mut TableState, f
     let table = FitTable { cols: &cols, rows };
     let (list, detail) = list_and_detail(area, &table);
     let title = list_title("Resource templates", items.len(), data.capabilities.resource_templates.len(), app.filter());
-    table.render(title, state, f, list);
+    table.render(t, title, state, f, list);
     let text = app.selection(View::Templates).and_then(|i| items.get(i)).map(|r| {
         let mut lines = vec![
-            field_line("uri template", &r.uri_template),
-            field_line("name", r.name.as_deref().unwrap_or("-")),
-            field_line("backend", &r.backend),
+            field_line(t, "uri template", &r.uri_template),
+            field_line(t, "name", r.name.as_deref().unwrap_or("-")),
+            field_line(t, "backend", &r.backend),
         ];
-        lines.extend(description(r.description.as_deref()));
-        lines.extend(conflict_lines(&data.capabilities.conflicts, "resource_template", &r.uri_template));
+        lines.extend(description(t, r.description.as_deref()));
+        lines.extend(conflict_lines(t, &data.capabilities.conflicts, "resource_template", &r.uri_template));
         lines
     });
     render_detail(app, text, f, detail);
 }
 
 pub(super) fn render_prompts(app: &App, data: &Data, state: &mut TableState, f: &mut Frame<'_>, area: Rect) {
+    let t = &app.theme;
     let items = app.prompts();
     let cols = [Col::new("NAME", 12), Col::new("BACKEND", 8), Col::fixed("ARGS")];
     let rows = items
@@ -136,12 +140,12 @@ pub(super) fn render_prompts(app: &App, data: &Data, state: &mut TableState, f: 
     let table = FitTable { cols: &cols, rows };
     let (list, detail) = list_and_detail(area, &table);
     let title = list_title("Prompts", items.len(), data.capabilities.prompts.len(), app.filter());
-    table.render(title, state, f, list);
+    table.render(t, title, state, f, list);
     let text = app.selection(View::Prompts).and_then(|i| items.get(i)).map(|p| {
-        let mut lines = owner_lines(&p.name, &p.backend, &p.original_name);
-        lines.extend(description(p.description.as_deref()));
+        let mut lines = owner_lines(t, &p.name, &p.backend, &p.original_name);
+        lines.extend(description(t, p.description.as_deref()));
         lines.push(Line::raw(""));
-        lines.push(Line::styled("arguments", Style::new().bold()));
+        lines.push(Line::styled("arguments", t.label));
         if p.arguments.is_empty() {
             lines.push(Line::raw("  (none)"));
         }
@@ -150,30 +154,30 @@ pub(super) fn render_prompts(app: &App, data: &Data, state: &mut TableState, f: 
             let desc = a.description.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
             lines.push(Line::raw(format!("  {}{req}{desc}", a.name.as_deref().unwrap_or("-"))));
         }
-        lines.extend(conflict_lines(&data.capabilities.conflicts, "prompt", &p.name));
+        lines.extend(conflict_lines(t, &data.capabilities.conflicts, "prompt", &p.name));
         lines
     });
     render_detail(app, text, f, detail);
 }
 
-fn owner_lines(name: &str, backend: &str, original: &str) -> Vec<Line<'static>> {
-    let mut lines = vec![field_line("name", name), field_line("backend", backend)];
+fn owner_lines(t: &Theme, name: &str, backend: &str, original: &str) -> Vec<Line<'static>> {
+    let mut lines = vec![field_line(t, "name", name), field_line(t, "backend", backend)];
     if !original.is_empty() && original != name {
-        lines.push(field_line("original name", original));
+        lines.push(field_line(t, "original name", original));
     }
     lines
 }
 
 /// The schema's top-level properties, one line each: a reading of the
 /// schema that fits a small terminal, before the full JSON.
-fn parameter_lines(schema: &serde_json::Value) -> Vec<Line<'static>> {
+fn parameter_lines(t: &Theme, schema: &serde_json::Value) -> Vec<Line<'static>> {
     let Some(props) = schema.get("properties").and_then(|p| p.as_object()) else { return Vec::new() };
     let required: Vec<&str> = schema
         .get("required")
         .and_then(|r| r.as_array())
         .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
         .unwrap_or_default();
-    let mut lines = vec![Line::raw(""), Line::styled("parameters", Style::new().bold())];
+    let mut lines = vec![Line::raw(""), Line::styled("parameters", t.label)];
     for (name, p) in props {
         let ty = match p.get("type") {
             Some(serde_json::Value::String(t)) => t.clone(),
@@ -187,35 +191,31 @@ fn parameter_lines(schema: &serde_json::Value) -> Vec<Line<'static>> {
     lines
 }
 
-fn description(d: Option<&str>) -> Vec<Line<'static>> {
+fn description(t: &Theme, d: Option<&str>) -> Vec<Line<'static>> {
     let mut lines = vec![Line::raw("")];
     match d {
         Some(d) if !d.is_empty() => lines.extend(d.lines().map(|l| Line::raw(l.to_string()))),
-        _ => lines.push(Line::styled("(no description)", Style::new().dim())),
+        _ => lines.push(Line::styled("(no description)", t.dim)),
     }
     lines
 }
 
-fn conflict_lines(conflicts: &[Conflict], kind: &str, name: &str) -> Vec<Line<'static>> {
+fn conflict_lines(t: &Theme, conflicts: &[Conflict], kind: &str, name: &str) -> Vec<Line<'static>> {
     conflicts
         .iter()
         .filter(|c| c.kind == kind && c.name == name)
-        .map(|c| {
-            Line::styled(
-                format!("name clash: kept from {}, dropped from {}", c.kept, c.dropped),
-                Style::new().fg(Color::Yellow),
-            )
-        })
+        .map(|c| Line::styled(format!("name clash: kept from {}, dropped from {}", c.kept, c.dropped), t.warn))
         .collect()
 }
 
-fn field_line(label: &str, value: &str) -> Line<'static> {
-    Line::from(vec![Span::styled(format!("{label}: "), Style::new().bold()), Span::raw(value.to_string())])
+fn field_line(t: &Theme, label: &str, value: &str) -> Line<'static> {
+    Line::from(vec![Span::styled(format!("{label}: "), t.label), Span::raw(value.to_string())])
 }
 
 fn render_detail(app: &App, text: Option<Vec<Line<'static>>>, f: &mut Frame<'_>, area: Rect) {
-    let block = Block::bordered().title(" Detail (J/K scroll) ");
-    let text = text.unwrap_or_else(|| vec![Line::styled("nothing selected", Style::new().dim())]);
+    let t = &app.theme;
+    let block = Block::bordered().border_style(t.border).title(" Detail (J/K scroll) ");
+    let text = text.unwrap_or_else(|| vec![Line::styled("nothing selected", t.dim)]);
     let p = Paragraph::new(text).block(block).wrap(Wrap { trim: false }).scroll((app.detail_scroll, 0));
     f.render_widget(p, area);
 }

@@ -6,7 +6,6 @@ use super::text::seconds;
 use crate::client::ClientError;
 use crate::tui::app::{App, ConnState};
 use ratatui::layout::Rect;
-use ratatui::style::{Color, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Paragraph, Wrap};
 use ratatui::Frame;
@@ -27,6 +26,7 @@ pub(super) fn conn_label(e: &ClientError) -> String {
 
 /// The body before the first answer, or while the server has never answered.
 pub(super) fn render_no_data(app: &App, f: &mut Frame<'_>, area: Rect) {
+    let t = &app.theme;
     let url = app.profile().map(|p| p.url.as_str()).unwrap_or("-");
     let mut lines = vec![Line::raw("")];
     match &app.conn {
@@ -34,7 +34,7 @@ pub(super) fn render_no_data(app: &App, f: &mut Frame<'_>, area: Rect) {
             lines.push(Line::raw(format!("Connecting to {url} …")));
         }
         ConnState::Failed(e) => {
-            lines.push(Line::styled(conn_label(e), Style::new().fg(Color::Red).bold()));
+            lines.push(Line::styled(conn_label(e), t.error.bold()));
             lines.push(Line::raw(""));
             for hint in hints(e, url) {
                 lines.push(Line::raw(hint));
@@ -42,11 +42,11 @@ pub(super) fn render_no_data(app: &App, f: &mut Frame<'_>, area: Rect) {
             lines.push(Line::raw(""));
             lines.push(Line::styled(
                 format!("Retrying every {}; p switches profile, q quits.", seconds(app.interval.as_secs_f64())),
-                Style::new().dim(),
+                t.dim,
             ));
         }
     }
-    let block = Block::bordered().title(format!(" {} ", app.view.title()));
+    let block = Block::bordered().border_style(t.border).title(format!(" {} ", app.view.title()));
     f.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }), area);
 }
 

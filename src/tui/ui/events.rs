@@ -1,7 +1,6 @@
 //! The events view: the event log the poller keeps, as a table, and the
 //! selected event whole. Runs on the TUI's main thread, like all rendering.
 
-use super::style::level_style;
 use super::table::{list_title, Col, FitTable};
 use super::text::short_time;
 use crate::tui::app::{App, View};
@@ -11,6 +10,7 @@ use ratatui::widgets::{Block, Paragraph, TableState, Wrap};
 use ratatui::Frame;
 
 pub(super) fn render_events(app: &App, state: &mut TableState, f: &mut Frame<'_>, area: Rect) {
+    let t = &app.theme;
     let [table_area, detail_area] = Layout::vertical([Constraint::Fill(1), Constraint::Length(4)]).areas(area);
     let items = app.event_rows();
     let rows = items
@@ -19,7 +19,7 @@ pub(super) fn render_events(app: &App, state: &mut TableState, f: &mut Frame<'_>
             vec![
                 Span::raw(e.id.to_string()),
                 Span::raw(short_time(&e.time)),
-                Span::styled(e.level.clone(), level_style(&e.level)),
+                Span::styled(e.level.clone(), t.level(&e.level)),
                 Span::raw(e.kind.clone()),
                 Span::raw(e.backend.clone().unwrap_or_default()),
                 Span::raw(e.message.clone()),
@@ -38,19 +38,22 @@ pub(super) fn render_events(app: &App, state: &mut TableState, f: &mut Frame<'_>
     if app.follow_events {
         title.push_str("· following ");
     }
-    FitTable { cols: &cols, rows }.render(title, state, f, table_area);
+    FitTable { cols: &cols, rows }.render(t, title, state, f, table_area);
     let text = match app.selection(View::Events).and_then(|i| items.get(i)) {
         Some(e) => Text::from(vec![
             Line::from(vec![
                 Span::raw(format!("#{} {} ", e.id, e.time)),
-                Span::styled(e.level.clone(), level_style(&e.level)),
+                Span::styled(e.level.clone(), t.level(&e.level)),
                 Span::raw(format!(" {} {}", e.kind, e.backend.as_deref().unwrap_or(""))),
             ]),
             Line::raw(e.message.clone()),
         ]),
         None => Text::raw(""),
     };
-    f.render_widget(Paragraph::new(text).block(Block::bordered()).wrap(Wrap { trim: false }), detail_area);
+    f.render_widget(
+        Paragraph::new(text).block(Block::bordered().border_style(t.border)).wrap(Wrap { trim: false }),
+        detail_area,
+    );
 }
 
 #[cfg(test)]

@@ -17,22 +17,21 @@ mod catalog;
 mod connection;
 mod events;
 mod overlays;
-mod style;
 mod table;
 #[cfg(test)]
 mod testing;
 mod text;
 
-use super::app::{op_label, App, ConnState, Mode, NoticeKind, View, VIEWS};
+use super::app::{def_of, op_label, App, Cmd, ConnState, Mode, NoticeKind, View, VIEWS};
 use backends::render_backends;
 use catalog::{render_prompts, render_resources, render_templates, render_tools};
 use connection::{conn_label, render_no_data};
 use events::render_events;
-use overlays::{render_confirm, render_help, render_profiles};
+use overlays::{render_confirm, render_help, render_palette, render_profiles, render_themes};
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Style};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, TableState, Tabs};
+use ratatui::widgets::{Block, Paragraph, TableState, Tabs};
 use ratatui::Frame;
 use text::{clock, fit_line, seconds};
 
@@ -51,6 +50,8 @@ pub fn render(app: &App, tables: &mut TableStates, f: &mut Frame<'_>) {
         // Another server's lists: the old scroll offsets mean nothing here.
         *tables = TableStates { generation: app.generation, ..TableStates::default() };
     }
+    // The theme's background under everything.
+    f.render_widget(Block::new().style(app.theme.base), f.area());
     let [header, tabs, body, footer] =
         Layout::vertical([Constraint::Length(2), Constraint::Length(1), Constraint::Fill(1), Constraint::Length(1)])
             .areas(f.area());
@@ -73,7 +74,9 @@ pub fn render(app: &App, tables: &mut TableStates, f: &mut Frame<'_>) {
     }
     render_footer(app, f, footer);
     match &app.mode {
-        Mode::Help => render_help(f),
+        Mode::Help => render_help(app, f),
+        Mode::Palette { query, cursor } => render_palette(app, query, *cursor, f),
+        Mode::Themes(cursor) => render_themes(app, *cursor, f),
         Mode::Confirm(op) => render_confirm(app, op, f),
         Mode::Profiles(cursor) => render_profiles(app, *cursor, &mut tables.profiles, f),
         Mode::Normal | Mode::Filter => {}
@@ -83,11 +86,12 @@ pub fn render(app: &App, tables: &mut TableStates, f: &mut Frame<'_>) {
 // ---- header, tabs, footer
 
 fn render_header(app: &App, f: &mut Frame<'_>, area: Rect) {
+    let t = &app.theme;
     let (name, url) = app.profile().map(|p| (p.name.as_str(), p.url.as_str())).unwrap_or(("-", "-"));
     let line1 = Line::from(vec![
-        Span::styled(" mcp-sentinel ", Style::new().bold().reversed()),
+        Span::styled(" mcp-sentinel ", t.badge),
         Span::raw("  profile "),
-        Span::styled(name, Style::new().bold().fg(Color::Cyan)),
+        Span::styled(name, t.accent),
         Span::raw("  "),
         Span::raw(url),
     ]);
@@ -95,16 +99,15 @@ fn render_header(app: &App, f: &mut Frame<'_>, area: Rect) {
     let updated = app.last_ok.map(clock).unwrap_or_default();
     let interval = format!("every {}", seconds(app.interval.as_secs_f64()));
     let line2 = match &app.conn {
-        ConnState::Connecting => Line::from(vec![
-            Span::styled(" … connecting", Style::new().fg(Color::Yellow)),
-            Span::raw(format!("  ({interval})")),
-        ]),
+        ConnState::Connecting => {
+            Line::from(vec![Span::styled(" … connecting", t.warn), Span::raw(format!("  ({interval})"))])
+        }
         ConnState::Connected => Line::from(vec![
-            Span::styled(" ● connected", Style::new().fg(Color::Green).bold()),
+            Span::styled(" ● connected", t.ok.bold()),
             Span::raw(format!("  updated {updated}  ({interval})")),
         ]),
         ConnState::Failed(e) => {
-            let mut spans = vec![Span::styled(format!(" ✖ {}", conn_label(e)), Style::new().fg(Color::Red).bold())];
+            let mut spans = vec![Span::styled(format!(" ✖ {}", conn_label(e)), t.error.bold())];
             if app.last_ok.is_some() {
                 spans.push(Span::raw(format!("  showing data from {updated}")));
             }
@@ -116,42 +119,57 @@ fn render_header(app: &App, f: &mut Frame<'_>, area: Rect) {
 
 fn render_tabs(app: &App, f: &mut Frame<'_>, area: Rect) {
     let titles: Vec<Line<'_>> = VIEWS.iter().map(|v| Line::from(format!("{} {}", v.index() + 1, v.title()))).collect();
-    let tabs = Tabs::new(titles)
-        .select(app.view.index())
-        .highlight_style(Style::new().bold().fg(Color::Black).bg(Color::Cyan))
-        .divider("│");
+    let tabs = Tabs::new(titles).select(app.view.index()).highlight_style(app.theme.tab_selected).divider("│");
     f.render_widget(tabs, area);
 }
 
 fn render_footer(app: &App, f: &mut Frame<'_>, area: Rect) {
+    let t = &app.theme;
     let line = if app.mode == Mode::Filter {
         let (text_style, hint) = if app.filter_selected {
-            (Style::new().reversed(), "   typing replaces · → extends · Enter keep · Esc clear")
+            (t.selected_text, "   typing replaces · → extends · Enter keep · Esc clear")
         } else {
             (Style::new(), "   Enter keep · Esc clear")
         };
         Line::from(vec![
-            Span::styled(" filter /", Style::new().bold()),
+            Span::styled(" filter /", t.label),
             Span::styled(app.filter().to_string(), text_style),
-            Span::styled("▏", Style::new().fg(Color::Cyan)),
-            Span::styled(hint, Style::new().dim()),
+            Span::styled("▏", t.cursor),
+            Span::styled(hint, t.dim),
         ])
     } else if let Some(op) = &app.busy {
-        Line::from(Span::styled(format!(" running {} …", op_label(op)), Style::new().fg(Color::Yellow)))
+        Line::from(Span::styled(format!(" running {} …", op_label(op)), t.warn))
     } else if let Some(n) = &app.notice {
-        let color = match n.kind {
-            NoticeKind::Info => Color::Cyan,
-            NoticeKind::Success => Color::Green,
-            NoticeKind::Error => Color::Red,
+        let style = match n.kind {
+            NoticeKind::Info => t.info,
+            NoticeKind::Success => t.ok,
+            NoticeKind::Error => t.error,
         };
-        Line::from(Span::styled(format!(" {}", n.text), Style::new().fg(color).bold()))
+        Line::from(Span::styled(format!(" {}", n.text), style.bold()))
     } else {
-        let keys = [("q", "quit"), ("?", "help"), ("1-6", "views"), ("r", "reload"), ("c", "reconnect")];
-        let more = [("p", "profiles"), ("/", "filter")];
+        let key = |c: Cmd| def_of(c).keys(app.keys).first().map(|k| k.label()).unwrap_or_default();
+        let quit = if app.combined { "quit+stop server" } else { "quit" };
+        let keys = [
+            (key(Cmd::Quit), quit),
+            (key(Cmd::Help), "help"),
+            ("^P".to_string(), "actions"),
+            (key(Cmd::Reload), "reload"),
+            (key(Cmd::Reconnect), "reconnect"),
+            (key(Cmd::Profiles), "profiles"),
+            (key(Cmd::Filter), "filter"),
+        ];
+        // As many hints as fit, whole: the palette (^P) lists the rest.
         let mut spans = vec![Span::raw(" ")];
-        for (k, what) in keys.iter().chain(more.iter()) {
-            spans.push(Span::styled(*k, Style::new().bold().fg(Color::Cyan)));
-            spans.push(Span::raw(format!(" {what}  ")));
+        let mut used = 1;
+        for (k, what) in keys {
+            let hint = format!(" {what}  ");
+            let w = text::text_width(&k) + text::text_width(hint.trim_end());
+            if used + w > usize::from(area.width) {
+                break;
+            }
+            used += w + 2;
+            spans.push(Span::styled(k, t.accent));
+            spans.push(Span::raw(hint));
         }
         Line::from(spans)
     };
@@ -265,6 +283,61 @@ mod tests {
                 screen(&app, w, h);
             }
         }
+    }
+
+    /// The cells of the screen, with their styles.
+    fn cells(app: &App, w: u16, h: u16) -> ratatui::buffer::Buffer {
+        let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).unwrap();
+        term.draw(|f| render(app, &mut TableStates::default(), f)).unwrap();
+        term.backend().buffer().clone()
+    }
+
+    #[test]
+    fn every_theme_draws_every_screen() {
+        for name in crate::tui::theme::THEME_NAMES {
+            for k in ['1', '2', '3', '4', '5', '6', '?', 'p', 'T', 'r'] {
+                let mut app = connected();
+                app.theme = crate::tui::theme::Theme::named(name).unwrap();
+                app.on_key(ch(k));
+                let b = cells(&app, 80, 24);
+                // The base colours are under every cell the screen has not
+                // styled otherwise.
+                if let Some(bg) = app.theme.base.bg {
+                    let corner = &b[(79, 23)];
+                    assert_eq!(corner.bg, bg, "{name} {k}");
+                }
+                assert!(screen(&app, 80, 24).contains("mcp-sentinel"), "{name} {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn high_contrast_uses_its_styles() {
+        use ratatui::style::{Color, Modifier};
+        let mut app = connected();
+        app.theme = crate::tui::theme::Theme::high_contrast();
+        let b = cells(&app, 80, 24);
+        // The header's badge: black on yellow, bold.
+        let badge = &b[(1, 0)];
+        assert_eq!((badge.symbol(), badge.fg, badge.bg), ("m", Color::Black, Color::Yellow));
+        assert!(badge.modifier.contains(Modifier::BOLD));
+        // Plain text: white on black.
+        let row = screen(&app, 80, 24);
+        let y = row.lines().position(|l| l.contains("▶ github")).unwrap() as u16;
+        // The selected row: black on white, bold, with its ▶ marker.
+        let sel = &b[(3, y)];
+        assert_eq!((sel.fg, sel.bg), (Color::Black, Color::White));
+        assert!(sel.modifier.contains(Modifier::BOLD));
+        // A failed backend: underlined as well as coloured.
+        let fy = row.lines().position(|l| l.contains("weather")).unwrap() as u16;
+        let fx = row.lines().nth(fy as usize).unwrap().find("failed").unwrap();
+        let x = row.lines().nth(fy as usize).unwrap()[..fx].chars().count() as u16;
+        let failed = &b[(x, fy)];
+        assert_eq!((failed.symbol(), failed.fg, failed.bg), ("f", Color::Yellow, Color::Black));
+        assert!(failed.modifier.contains(Modifier::UNDERLINED | Modifier::BOLD));
+        // The default theme leaves the terminal's own colours alone.
+        let b = cells(&connected(), 80, 24);
+        assert_eq!(b[(79, 23)].bg, Color::Reset);
     }
 
     /// Writes every screen to `$MCP_SENTINEL_SCREENS/*.txt` (for docs/tui.md).

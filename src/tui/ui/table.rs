@@ -4,8 +4,8 @@
 //! main thread, like all rendering.
 
 use super::text::{ellipsize, text_width};
+use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Rect};
-use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, HighlightSpacing, Paragraph, Row, Table, TableState};
 use ratatui::Frame;
@@ -65,14 +65,14 @@ impl FitTable<'_> {
         u16::try_from(cols + extra as u32).unwrap_or(u16::MAX)
     }
 
-    pub(super) fn render(self, title: String, state: &mut TableState, f: &mut Frame<'_>, area: Rect) {
+    pub(super) fn render(self, t: &Theme, title: String, state: &mut TableState, f: &mut Frame<'_>, area: Rect) {
         let n = self.cols.len();
         let spare = n.saturating_sub(1) + text_width(HIGHLIGHT) + 2;
         let avail = usize::from(area.width).saturating_sub(spare);
         let mins: Vec<u16> = self.cols.iter().map(|c| c.min).collect();
         let widths = fit_widths(&self.wants(), &mins, u16::try_from(avail).unwrap_or(u16::MAX));
         let header = Row::new(self.cols.iter().zip(&widths).map(|(c, &w)| Cell::from(ellipsize(c.header, w))))
-            .style(Style::new().bold().add_modifier(Modifier::UNDERLINED));
+            .style(t.table_header);
         let len = self.rows.len();
         let rows: Vec<Row<'_>> = self
             .rows
@@ -94,15 +94,15 @@ impl FitTable<'_> {
         *state.offset_mut() = offset;
         let table = Table::new(rows, widths.iter().map(|&w| Constraint::Length(w)))
             .header(header)
-            .block(Block::bordered().title(title))
-            .row_highlight_style(Style::new().reversed())
+            .block(Block::bordered().border_style(t.border).title(title))
+            .row_highlight_style(t.selection)
             .highlight_symbol(HIGHLIGHT)
             .highlight_spacing(HighlightSpacing::Always);
         f.render_stateful_widget(table, area, state);
         if len == 0 {
             let inner = Block::bordered().inner(area);
             let msg = Rect { y: inner.y.saturating_add(1), height: inner.height.saturating_sub(1), ..inner };
-            f.render_widget(Paragraph::new(Line::styled("  (none)", Style::new().dim())), msg);
+            f.render_widget(Paragraph::new(Line::styled("  (none)", t.dim)), msg);
         }
     }
 }
