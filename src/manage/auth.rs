@@ -16,7 +16,7 @@ use crate::config::ManageConfig;
 use crate::config::TokenSource;
 use std::path::{Path, PathBuf};
 
-use crate::auth::sha256;
+pub use crate::auth::sha256;
 pub use crate::auth::Digest;
 
 #[derive(Clone, Debug, PartialEq)]

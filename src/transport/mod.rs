@@ -163,7 +163,7 @@ fn unauthorized(auth: &DataAuth, r: &crate::auth::data::Refusal) -> Response {
         "authorization required: send Authorization: Bearer <token>"
     };
     json_error(401, None, ErrorObj::new(crate::codec::code::INVALID_REQUEST, msg))
-        .with_header("WWW-Authenticate", &auth.challenge(r))
+        .with_header("WWW-Authenticate", auth.challenge(r))
 }
 
 /// 403 for an authenticated client that may not use what it asked for
