@@ -127,6 +127,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn report_names_client_tokens_and_the_issuer() {
+        let text = r#"{"server": {"auth": {"tokens": [{"name": "alice", "token_env": "ALICE"}],
+            "jwt": {"issuer": "https://idp", "audience": "mcp", "jwks_url": "https://idp/jwks"}}}}"#;
+        let cfg = crate::config::parse_with_env(text, None, &|_| None).expect("valid");
+        let (out, _) = report(&cfg);
+        assert!(out.contains("  client token \"alice\" (from $ALICE)"), "{out}");
+        assert!(out.contains("JWT from \"https://idp\" for audience \"mcp\""), "{out}");
+    }
+
+    #[test]
     fn report_names_every_backend_and_no_secret() {
         let text = r#"{"manage": {"tokens": [{"name": "ops", "scopes": ["read", "admin"], "token_env": "OPS_TOKEN"}]},
             "mcpServers": {
@@ -139,12 +149,6 @@ mod tests {
         assert_eq!(invalid, 1, "{out}");
         assert!(!out.contains("s3cret"), "{out}");
         assert!(out.contains("token \"ops\": read, admin (from $OPS_TOKEN)"), "{out}");
-        let text = r#"{"server": {"auth": {"tokens": [{"name": "alice", "token_env": "ALICE"}],
-            "jwt": {"issuer": "https://idp", "audience": "mcp", "jwks_url": "https://idp/jwks"}}}}"#;
-        let cfg = crate::config::parse_with_env(text, None, &|_| None).expect("valid");
-        let (out, _) = report(&cfg);
-        assert!(out.contains("  client token \"alice\" (from $ALICE)"), "{out}");
-        assert!(out.contains("JWT from \"https://idp\" for audience \"mcp\""), "{out}");
         assert!(out.contains("fs                   stdio"), "{out}");
         assert!(out.contains("[prefix fs__]"), "{out}");
         assert!(out.contains("remote               streamable-http  https://example.com/mcp"), "{out}");
