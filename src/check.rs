@@ -58,6 +58,29 @@ pub fn report(cfg: &Config) -> (String, usize) {
     let file = cfg.path.as_ref().map_or_else(|| "<config>".to_owned(), |p| p.display().to_string());
     let _ = writeln!(out, "config: {file}");
     let _ = writeln!(out, "data plane: http://{}  (name {:?})", cfg.server.listen, cfg.server.name);
+    let from = |s: &TokenSource| match s {
+        TokenSource::Env(v) => format!("from ${v}"),
+        TokenSource::File(p) => format!("from {}", p.display()),
+        TokenSource::Sha256(_) => "sha256 digest".to_owned(),
+    };
+    match &cfg.server.auth {
+        Some(a) => {
+            for t in &a.tokens {
+                let _ = writeln!(out, "  client token {:?} ({})", t.name, from(&t.source));
+            }
+            if let Some(j) = &a.jwt {
+                let keys = config::redact_url(&j.jwks_url);
+                let _ = writeln!(out, "  JWT from {:?} for audience {:?} (keys {keys})", j.issuer, j.audience);
+            }
+            if a.allow_unauthenticated {
+                let _ = writeln!(out, "  clients without a token are served anonymously");
+            }
+        }
+        None if cfg.server.allow_unauthenticated_remote => {
+            let _ = writeln!(out, "  no client authentication (allow_unauthenticated_remote)");
+        }
+        None => {}
+    }
     let scheme = if cfg.manage.tls.is_some() { "https" } else { "http" };
     let _ = writeln!(out, "management API: {scheme}://{}/manage/v1", cfg.manage.listen);
     if cfg.manage.tokens.is_empty() {
@@ -65,12 +88,7 @@ pub fn report(cfg: &Config) -> (String, usize) {
     }
     for t in &cfg.manage.tokens {
         let scope = if t.admin { "read, admin" } else { "read" };
-        let from = match &t.source {
-            TokenSource::Env(v) => format!("from ${v}"),
-            TokenSource::File(p) => format!("from {}", p.display()),
-            TokenSource::Sha256(_) => "sha256 digest".to_owned(),
-        };
-        let _ = writeln!(out, "  token {:?}: {scope} ({from})", t.name);
+        let _ = writeln!(out, "  token {:?}: {scope} ({})", t.name, from(&t.source));
     }
     let _ = writeln!(out, "backends: {}", cfg.backends.len());
     let mut invalid = 0;
@@ -107,6 +125,16 @@ pub fn report(cfg: &Config) -> (String, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn report_names_client_tokens_and_the_issuer() {
+        let text = r#"{"server": {"auth": {"tokens": [{"name": "alice", "token_env": "ALICE"}],
+            "jwt": {"issuer": "https://idp", "audience": "mcp", "jwks_url": "https://idp/jwks"}}}}"#;
+        let cfg = crate::config::parse_with_env(text, None, &|_| None).expect("valid");
+        let (out, _) = report(&cfg);
+        assert!(out.contains("  client token \"alice\" (from $ALICE)"), "{out}");
+        assert!(out.contains("JWT from \"https://idp\" for audience \"mcp\""), "{out}");
+    }
 
     #[test]
     fn report_names_every_backend_and_no_secret() {

@@ -2,6 +2,7 @@
 //! modules, threads, channels and locks.
 
 pub mod api;
+pub mod auth;
 pub mod backend;
 pub mod bridge;
 pub mod check;

@@ -25,6 +25,8 @@ pub enum ServerError {
     SharedTls { file: String, listen: String },
     /// The data-plane listener cannot be bound or started.
     Listener(String),
+    /// `server.auth` cannot be loaded (a token source, the key-set thread).
+    DataAuth(String),
     /// The management API: its configuration, or its own listener.
     Manage(crate::manage::StartError),
     /// The legacy combined mode without a terminal to attach its TUI to.
@@ -43,6 +45,7 @@ impl Fatal for ServerError {
     fn kind(&self) -> Kind {
         match self {
             ServerError::Config(_) | ServerError::SharedTls { .. } | ServerError::CombinedLog(_) => Kind::Config,
+            ServerError::DataAuth(_) => Kind::Config,
             ServerError::Manage(crate::manage::StartError::Config(_)) => Kind::Config,
             ServerError::Flag(_) | ServerError::NoTerminal => Kind::Usage,
             ServerError::Listener(_) | ServerError::Token(_) | ServerError::Thread(_) => Kind::Failure,
@@ -61,7 +64,7 @@ impl fmt::Display for ServerError {
                 "{file}: field \"manage.tls\": TLS needs the management API on its own listener; \
                  set manage.listen to an address other than server.listen ({listen})"
             ),
-            ServerError::Listener(m) | ServerError::CombinedLog(m) => f.write_str(m),
+            ServerError::Listener(m) | ServerError::CombinedLog(m) | ServerError::DataAuth(m) => f.write_str(m),
             ServerError::Manage(e) => write!(f, "{e}"),
             ServerError::NoTerminal => f.write_str(
                 "the combined mode needs a terminal; use 'mcp-sentinel server' (or --no-tui) to run without one",
@@ -257,7 +260,10 @@ pub fn start(args: &ServerArgs, extra_admin_token: Option<String>) -> Result<Run
         Ok(b) => b,
         Err(e) => return fail(ServerError::Listener(e)),
     };
-    let data: Arc<dyn crate::http::Handler> = Arc::new(crate::transport::DataPlane::new(rt.clone()));
+    let data: Arc<dyn crate::http::Handler> = match crate::transport::DataPlane::new(rt.clone(), bound.addr) {
+        Ok(d) => Arc::new(d),
+        Err(e) => return fail(ServerError::DataAuth(e)),
+    };
     let handler = if shared {
         // A bad token source is a configuration error; a port in use is not.
         let api = match crate::manage::build_api(&rt, bound.addr.port(), token_file.as_deref(), extra) {
@@ -284,10 +290,12 @@ pub fn start(args: &ServerArgs, extra_admin_token: Option<String>) -> Result<Run
     rt.add_listener("data plane", server.alive());
     // The exact wording is what scripts and tests read for the bound port.
     log::info!("data plane listening on http://{} (/sse, /mcp)", server.addr);
-    if !server.addr.ip().is_loopback() {
+    let anonymous = rt.config().server.auth.as_ref().is_none_or(|a| a.allow_unauthenticated);
+    if !server.addr.ip().is_loopback() && anonymous {
         log::warn!(
-            "the data plane listens on {}, which is not a loopback address, and has no client authentication: \
-             anyone who can reach it can call every tool of every backend",
+            "the data plane listens on {}, which is not a loopback address, and serves clients without \
+             authentication (server.allow_unauthenticated_remote): anyone who can reach it can call every tool \
+             of every backend",
             server.addr
         );
     }

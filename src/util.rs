@@ -105,6 +105,20 @@ pub fn base64_encode(bytes: &[u8]) -> String {
     out
 }
 
+/// Decodes unpadded base64url (RFC 4648 §5, as in JWTs and JWKs); `None`
+/// if it is not, or if it has padding or characters of the standard alphabet.
+pub fn base64url_decode(s: &str) -> Option<Vec<u8>> {
+    if s.bytes().any(|b| matches!(b, b'+' | b'/' | b'=')) {
+        return None;
+    }
+    base64_decode(&s.replace('-', "+").replace('_', "/"))
+}
+
+/// Encodes bytes as unpadded base64url.
+pub fn base64url_encode(bytes: &[u8]) -> String {
+    base64_encode(bytes).trim_end_matches('=').replace('+', "-").replace('/', "_")
+}
+
 /// Decodes standard base64 (with or without padding); `None` if it is not.
 pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let val = |c: u8| -> Option<u32> {

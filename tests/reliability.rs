@@ -380,7 +380,10 @@ fn origin_and_host_are_checked_exactly() {
 /// authentication used to log only an INFO line.
 #[test]
 fn a_non_loopback_bind_warns() {
-    let gw = Gateway::start_args(&one_demo(), &["--listen", "0.0.0.0:0"]);
+    // Without server.auth it needs the explicit opt-in (issue 13).
+    let mut config = one_demo();
+    config["server"]["allow_unauthenticated_remote"] = serde_json::json!(true);
+    let gw = Gateway::start_args(&config, &["--listen", "0.0.0.0:0"]);
     assert!(wait_until(Duration::from_secs(5), || gw.log().contains("not a loopback address")), "{}", gw.log());
     let line = gw.log().lines().find(|l| l.contains("not a loopback address")).unwrap_or("").to_owned();
     assert!(line.contains("WARN"), "{line}");

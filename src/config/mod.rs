@@ -105,6 +105,53 @@ pub struct ServerConfig {
     /// `<instance_id>-<32 hex digits>`, so a load balancer can route a
     /// session to the instance that made it. `None`: bare hex ids.
     pub instance_id: Option<String>,
+    /// `auth`: bearer tokens and JWT access tokens required on `/mcp`,
+    /// `/sse` and `/messages/`. `None`: no authentication (allowed on a
+    /// loopback `listen`, elsewhere only with `allow_unauthenticated_remote`).
+    pub auth: Option<DataAuthConfig>,
+    /// `allow_unauthenticated_remote`: serve a non-loopback `listen`
+    /// without authentication (a warning at start).
+    pub allow_unauthenticated_remote: bool,
+}
+
+/// `server.auth`: who may use the data plane.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct DataAuthConfig {
+    /// Static bearer tokens (same sources as `manage.tokens`).
+    pub tokens: Vec<DataTokenConfig>,
+    /// JWT access tokens from one issuer.
+    pub jwt: Option<JwtConfig>,
+    /// The protected resource's identifier (RFC 9728 `resource`), e.g.
+    /// `https://gw.example.com/mcp`. `None`: `http://<listen>/mcp`.
+    pub resource: Option<String>,
+    /// `allow_unauthenticated`: a request without `Authorization` is served
+    /// anonymously; a token that is given must still be valid.
+    pub allow_unauthenticated: bool,
+}
+
+/// One `server.auth.tokens` entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataTokenConfig {
+    pub name: String,
+    pub source: TokenSource,
+    /// The views this token may use (`None`: not restricted here).
+    pub views: Option<Vec<String>>,
+}
+
+/// `server.auth.jwt`: the authorization server whose access tokens are
+/// accepted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JwtConfig {
+    /// `iss` must equal this.
+    pub issuer: String,
+    /// `aud` (a string or an array) must contain this.
+    pub audience: String,
+    /// The issuer's JSON Web Key Set (https, or http on a loopback host).
+    pub jwks_url: String,
+    /// The only TLS roots for `jwks_url`; `None`: the built-in roots.
+    pub ca_cert: Option<CaCert>,
+    /// A claim listing the views the token may use (`views_claim`).
+    pub views_claim: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -372,6 +419,8 @@ impl Default for ServerConfig {
             backoff_max: DEFAULT_BACKOFF_MAX,
             startup_grace: DEFAULT_STARTUP_GRACE,
             instance_id: None,
+            auth: None,
+            allow_unauthenticated_remote: false,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! module knows nothing of the command line, only what it overrides. Runs
 //! on the main thread (start) and the admin thread (reload).
 
-use super::parse::{check_exposure, check_listen};
+use super::parse::{check_exposure, check_listen, check_server_exposure};
 use super::{Config, ConfigError};
 
 /// What the command line overrides in a loaded configuration; `None`
@@ -25,6 +25,7 @@ impl Config {
         let flag_err = |flag: &str, message: String| ConfigError { path: None, field: flag.to_string(), message };
         if let Some(listen) = &overrides.listen {
             self.server.listen = check_listen(listen).map_err(|m| flag_err("--listen", m))?;
+            check_server_exposure(&self.server).map_err(|m| flag_err("--listen", m))?;
         }
         if let Some(listen) = &overrides.manage_listen {
             self.manage.listen = check_listen(listen).map_err(|m| flag_err("--manage-listen", m))?;
@@ -42,6 +43,10 @@ mod tests {
     fn overrides() {
         let mut c = Config::default_with_backends(vec![]);
         let args = Overrides { listen: Some("0.0.0.0:8000".into()), manage_listen: Some("127.0.0.1:0".into()) };
+        // A remote data plane needs auth or the explicit opt-in.
+        let e = c.clone().apply_overrides(&args).expect_err("remote without auth");
+        assert!(e.message.contains("server.allow_unauthenticated_remote"), "{}", e.message);
+        c.server.allow_unauthenticated_remote = true;
         c.apply_overrides(&args).unwrap();
         assert_eq!(c.server.listen, "0.0.0.0:8000");
         assert_eq!(c.manage.listen, "127.0.0.1:0");

@@ -85,6 +85,9 @@ pub struct Request {
     pub body: Vec<u8>,
     pub remote: SocketAddr,
     pub local: SocketAddr,
+    /// Who made the request, once the handler has authenticated it
+    /// (`None`: not authenticated, or no authentication configured).
+    pub identity: Option<std::sync::Arc<crate::auth::data::Identity>>,
 }
 
 impl Request {

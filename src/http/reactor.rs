@@ -262,7 +262,7 @@ impl Reactor {
             res.send(super::Response::json(503, body).with_header("Connection", "close"));
             return;
         }
-        let req = Request { head, body, remote: conn.remote, local: conn.local };
+        let req = Request { head, body, remote: conn.remote, local: conn.local, identity: None };
         if req.body.len() > self.shared.limits.large_body {
             match self.work_tx.try_send((req, res)) {
                 Ok(()) => {}

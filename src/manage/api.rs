@@ -483,7 +483,13 @@ mod tests {
             minor: 1,
             headers: vec![("Authorization".into(), format!("Bearer {token}"))],
         };
-        Request { head, body: Vec::new(), remote: ([127, 0, 0, 1], 1).into(), local: ([127, 0, 0, 1], 2).into() }
+        Request {
+            head,
+            body: Vec::new(),
+            remote: ([127, 0, 0, 1], 1).into(),
+            local: ([127, 0, 0, 1], 2).into(),
+            identity: None,
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Bearer tokens for the management API: where they come from
+//! Bearer tokens for the management API (sources, digests and the
+//! comparison are shared with the data plane in [`crate::auth`]): where they come from
 //! (`token_env`, `token_file`, `sha256`, or a generated admin token written
 //! to a 0600 file, a new one at each start), and the check itself. Only
 //! SHA-256 digests are kept in memory; a presented token is hashed and
@@ -10,10 +11,13 @@
 //! when others can change it, and the generated file is written atomically
 //! with `O_EXCL`/`O_NOFOLLOW` in a checked directory.
 
-use crate::config::{ManageConfig, TokenSource};
+use crate::config::ManageConfig;
+#[cfg(test)]
+use crate::config::TokenSource;
 use std::path::{Path, PathBuf};
 
-pub type Digest = [u8; 32];
+pub use crate::auth::sha256;
+pub use crate::auth::Digest;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Token {
@@ -43,36 +47,6 @@ pub struct Auth {
     tokens: Vec<Token>,
 }
 
-pub fn sha256(data: &[u8]) -> Digest {
-    let d = ring::digest::digest(&ring::digest::SHA256, data);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
-}
-
-/// Equal without data-dependent branches or early exit.
-fn ct_eq(a: &Digest, b: &Digest) -> bool {
-    let mut diff = 0u8;
-    for (x, y) in a.iter().zip(b.iter()) {
-        diff |= x ^ y;
-    }
-    // black_box keeps the optimizer from turning the fold into a memcmp.
-    std::hint::black_box(diff) == 0
-}
-
-fn parse_hex(s: &str) -> Option<Digest> {
-    let s = s.trim();
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
-        let hex = std::str::from_utf8(chunk).ok()?;
-        out[i] = u8::from_str_radix(hex, 16).ok()?;
-    }
-    Some(out)
-}
-
 /// The default generated-token path: `<state home>/mcp-sentinel/manage-<port>.token`
 /// (see [`crate::util::state_home`]).
 pub fn default_token_file(port: u16) -> Option<PathBuf> {
@@ -100,28 +74,7 @@ impl Auth {
         let mut tokens = Vec::with_capacity(cfg.tokens.len());
         for (i, t) in cfg.tokens.iter().enumerate() {
             let what = format!("manage.tokens[{i}] ({})", t.name);
-            let digest = match &t.source {
-                TokenSource::Sha256(hex) => {
-                    parse_hex(hex).ok_or_else(|| format!("{what}: sha256 must be 64 hexadecimal digits"))?
-                }
-                TokenSource::Env(var) => {
-                    let v = std::env::var(var).map_err(|_| format!("{what}: environment variable {var} is not set"))?;
-                    secret_digest(&v).ok_or_else(|| format!("{what}: environment variable {var} is empty"))?
-                }
-                TokenSource::File(path) => {
-                    let read = crate::secfile::read_operator_secret(path, crate::secfile::TOKEN_LIMIT)
-                        .map_err(|e| format!("{what}: token file {e}"))?;
-                    if let Some(mode) = read.readable_by_others {
-                        log::warn!(
-                            "{what}: token file {} can be read by other users (mode {mode:04o}), and each of them can \
-                             use this token; run chmod 600 on it",
-                            path.display()
-                        );
-                    }
-                    secret_digest(&read.text)
-                        .ok_or_else(|| format!("{what}: token file {} is empty", path.display()))?
-                }
-            };
+            let digest = crate::auth::load_digest(&t.source, &what)?;
             tokens.push(Token { name: t.name.clone(), admin: t.admin, digest });
         }
         Ok(Auth { tokens })
@@ -143,21 +96,9 @@ impl Auth {
 
     /// Checks an `Authorization` header value for `scope`.
     pub fn check(&self, authorization: Option<&str>, scope: Scope) -> Result<&Token, Denied> {
-        let presented = authorization
-            .and_then(|h| {
-                let (kind, rest) = h.trim().split_once(' ')?;
-                kind.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-            })
-            .filter(|t| !t.is_empty())
-            .ok_or(Denied::Missing)?;
-        let digest = sha256(presented.as_bytes());
+        let presented = crate::auth::bearer(authorization).ok_or(Denied::Missing)?;
         // Compare against every token, no early exit.
-        let mut found = None;
-        for t in &self.tokens {
-            if ct_eq(&t.digest, &digest) && found.is_none() {
-                found = Some(t);
-            }
-        }
+        let found = crate::auth::find_token(&self.tokens, |t| &t.digest, presented);
         let t = found.ok_or(Denied::Invalid)?;
         match scope {
             Scope::Admin if !t.admin => Err(Denied::Forbidden(t.name.clone())),
@@ -166,14 +107,10 @@ impl Auth {
     }
 }
 
-fn secret_digest(text: &str) -> Option<Digest> {
-    let t = text.trim();
-    (!t.is_empty()).then(|| sha256(t.as_bytes()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::parse_hex;
     use std::os::unix::fs::PermissionsExt;
 
     fn auth() -> Auth {

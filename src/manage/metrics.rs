@@ -79,6 +79,27 @@ pub fn render(rt: &Runtime) -> String {
     family(&mut out, "mcp_sentinel_sessions_active", "gauge", "Open MCP client sessions by transport.");
     let _ = writeln!(out, "mcp_sentinel_sessions_active{{transport=\"sse\"}} {sse}");
     let _ = writeln!(out, "mcp_sentinel_sessions_active{{transport=\"streamable_http\"}} {streamable_http}");
+    if let Some(auth) = rt.data_auth() {
+        // By token name (bounded by the configuration); JWT subjects are
+        // not labels (unbounded), they count under credential="jwt".
+        family(
+            &mut out,
+            "mcp_sentinel_data_auth_requests_total",
+            "counter",
+            "Data-plane requests authenticated, by static token name (or jwt).",
+        );
+        for (name, n) in auth.token_counts() {
+            let _ = writeln!(
+                out,
+                "mcp_sentinel_data_auth_requests_total{{credential=\"token\",token=\"{}\"}} {n}",
+                label(name)
+            );
+        }
+        let jwt = auth.jwt_used.load(Ordering::Relaxed);
+        let _ = writeln!(out, "mcp_sentinel_data_auth_requests_total{{credential=\"jwt\",token=\"\"}} {jwt}");
+        family(&mut out, "mcp_sentinel_data_auth_refused_total", "counter", "Data-plane requests refused with 401.");
+        let _ = writeln!(out, "mcp_sentinel_data_auth_refused_total {}", auth.refused.load(Ordering::Relaxed));
+    }
     family(&mut out, "mcp_sentinel_config_revision", "gauge", "Configuration revision (1 at start, +1 per reload).");
     let _ = writeln!(out, "mcp_sentinel_config_revision {}", rt.revision());
     family(&mut out, "mcp_sentinel_events_last_id", "gauge", "Id of the newest event in the ring.");

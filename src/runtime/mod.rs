@@ -102,6 +102,11 @@ pub struct Runtime {
     parked: Mutex<Option<Vec<Parked>>>,
     /// Work the data plane runs on the admin tick (deadlines of its own).
     tick_hooks: Mutex<Vec<TickHook>>,
+    /// `server.auth` as the data plane built it (metrics read its counters).
+    data_auth: Mutex<Option<Arc<crate::auth::data::DataAuth>>>,
+    /// The data plane's refusal events in the current window: window
+    /// start, events shown, events suppressed.
+    pub data_auth_fails: Mutex<(Instant, u32, u64)>,
 }
 
 /// Run by the admin thread every tick with the current time.
@@ -142,6 +147,8 @@ impl Runtime {
             log_level: Mutex::new(None),
             parked: Mutex::new(Some(Vec::new())),
             tick_hooks: Mutex::new(Vec::new()),
+            data_auth: Mutex::new(None),
+            data_auth_fails: Mutex::new((Instant::now(), 0, 0)),
         });
         let lp = admin::AdminLoop::new(rt.clone(), admin_rx, backend_rx);
         (rt, lp)
@@ -188,6 +195,16 @@ impl Runtime {
 
     pub fn set_mcp_addr(&self, a: SocketAddr) {
         *self.mcp_addr.lock() = Some(a);
+    }
+
+    /// Records the data plane's authentication (at start).
+    pub fn set_data_auth(&self, auth: Arc<crate::auth::data::DataAuth>) {
+        *self.data_auth.lock() = Some(auth);
+    }
+
+    /// The data plane's authentication, if configured.
+    pub fn data_auth(&self) -> Option<Arc<crate::auth::data::DataAuth>> {
+        self.data_auth.lock().clone()
     }
 
     pub fn set_overrides(&self, overrides: crate::config::Overrides) {

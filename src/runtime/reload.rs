@@ -67,6 +67,9 @@ pub fn plan(running: &Config, backends: &[&BackendConfig], mut next: Config) -> 
     if next.server.instance_id != cur.instance_id {
         notes.push("server.instance_id changed; restart to apply".to_owned());
     }
+    if next.server.auth != cur.auth || next.server.allow_unauthenticated_remote != cur.allow_unauthenticated_remote {
+        notes.push("server.auth changed; restart to apply".to_owned());
+    }
     if next.manage != running.manage {
         notes.push("the manage section changed; restart to apply".to_owned());
     }
@@ -76,6 +79,8 @@ pub fn plan(running: &Config, backends: &[&BackendConfig], mut next: Config) -> 
     next.server.max_connections_per_ip = cur.max_connections_per_ip;
     next.server.max_inflight_per_session = cur.max_inflight_per_session;
     next.server.instance_id = cur.instance_id.clone();
+    next.server.auth = cur.auth.clone();
+    next.server.allow_unauthenticated_remote = cur.allow_unauthenticated_remote;
     next.manage = running.manage.clone();
 
     let actions = next

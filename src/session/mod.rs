@@ -160,6 +160,9 @@ pub struct Session {
     listen: Mutex<Option<ListenFilter>>,
     /// The client's address (to bound listen streams per client).
     peer: Mutex<Option<std::net::IpAddr>>,
+    /// Who opened the session (`server.auth`): later requests for it must
+    /// come from the same identity.
+    owner: Mutex<Option<Arc<crate::auth::data::Identity>>>,
 }
 
 /// Why a call could not be tracked.
@@ -193,6 +196,7 @@ impl Session {
             max_inflight,
             listen: Mutex::new(None),
             peer: Mutex::new(None),
+            owner: Mutex::new(None),
         }
     }
 
@@ -205,6 +209,22 @@ impl Session {
 
     pub fn peer(&self) -> Option<std::net::IpAddr> {
         *self.peer.lock()
+    }
+
+    /// Binds the session to the identity that opened it.
+    pub fn set_owner(&self, owner: Option<Arc<crate::auth::data::Identity>>) {
+        *self.owner.lock() = owner;
+    }
+
+    /// Whether a request by `who` may use this session: the same identity
+    /// that opened it (both anonymous counts as the same).
+    pub fn owned_by(&self, who: Option<&crate::auth::data::Identity>) -> bool {
+        crate::auth::data::same(self.owner.lock().as_deref(), who)
+    }
+
+    /// The owner's label (`token:<name>`, `jwt:<sub>`), for logs.
+    pub fn owner_label(&self) -> Option<String> {
+        self.owner.lock().as_ref().map(|o| o.label())
     }
 
     /// Sends a notification as this session's stream carries it: a listen

@@ -2,9 +2,13 @@
 //! (`crate::http`). Routes `GET /sse` + `POST /messages/` (legacy
 //! HTTP+SSE) and `POST/GET/DELETE /mcp` (Streamable HTTP), after the
 //! checks every request passes: `Host` (DNS rebinding), `Origin`, content
-//! type and body size. Handlers run on the listener's reactor thread and
+//! type and body size, and with `server.auth` the bearer credential
+//! ([`crate::auth::data`]): 401 with a `WWW-Authenticate` challenge, the
+//! protected resource metadata at `/.well-known/oauth-protected-resource`
+//! served without one. Handlers run on the listener's reactor thread and
 //! never block: a forwarded call's answer is written by whoever learns it
-//! (see [`streamable`] and [`sse`]).
+//! (see [`streamable`] and [`sse`]), and a JWT whose key is not cached
+//! waits on the `auth:jwks` thread, which goes on with the request.
 
 pub mod dispatch;
 pub mod modern;
@@ -12,6 +16,7 @@ pub mod mrtr;
 pub mod sse;
 pub mod streamable;
 
+use crate::auth::data::{DataAuth, Outcome};
 use crate::codec::{ErrorObj, Id, Message};
 use crate::config::ServerConfig;
 use crate::http::{self, Request, Responder, Response, StreamOpts};
@@ -25,23 +30,162 @@ use std::time::Duration;
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// The data plane's request handler.
+#[derive(Clone)]
 pub struct DataPlane {
     rt: Arc<Runtime>,
     /// 2026-07-28 calls waiting for their client's retry.
     held: Arc<modern::Held>,
+    /// `server.auth`; `None`: every request is served.
+    auth: Option<Arc<DataAuth>>,
 }
 
 impl DataPlane {
-    pub fn new(rt: Arc<Runtime>) -> DataPlane {
+    /// `local`: the bound address, the default protected resource
+    /// (`http://<local>/mcp`). Fails on a token source that cannot be read
+    /// or the key-set thread not starting (a configuration error).
+    pub fn new(rt: Arc<Runtime>, local: std::net::SocketAddr) -> Result<DataPlane, String> {
         let held: Arc<modern::Held> = Arc::default();
         let h = Arc::downgrade(&held);
+        let server = rt.config().server.clone();
+        let auth = match &server.auth {
+            Some(a) => Some(Arc::new(DataAuth::from_config(a, &format!("http://{local}/mcp"))?)),
+            None => None,
+        };
+        if let Some(a) = &auth {
+            rt.set_data_auth(a.clone());
+        }
         rt.on_tick(Box::new(move |now| {
             if let Some(h) = h.upgrade() {
                 h.sweep(now);
             }
         }));
-        DataPlane { rt, held }
+        Ok(DataPlane { rt, held, auth })
     }
+
+    /// After the Host and Origin checks: the credential, then the request.
+    fn authenticate(&self, mut req: Request, res: Responder, may_wait: bool) {
+        let Some(auth) = &self.auth else { return self.proceed(req, res) };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        match auth.check(req.header("Authorization"), now, may_wait) {
+            Outcome::Allowed(id) => {
+                req.identity = id;
+                self.proceed(req, res);
+            }
+            Outcome::Refused(r) => {
+                self.refused(&req, &r);
+                res.send(unauthorized(auth, &r));
+            }
+            Outcome::NeedKeys => {
+                let me = self.clone();
+                let then: crate::auth::jwks::Waiter = Box::new(move || me.authenticate(req, res, false));
+                match auth.jwks() {
+                    Some(k) => k.refresh_then(then),
+                    None => then(),
+                }
+            }
+        }
+    }
+
+    /// A refusal as an event (bounded like the management audit: at most
+    /// [`FAIL_EVENTS`] per [`FAIL_WINDOW`], outside text escaped and capped);
+    /// the token is never shown.
+    fn refused(&self, req: &Request, r: &crate::auth::data::Refusal) {
+        let path = crate::util::printable(req.path(), 200);
+        let who = r.who.as_deref().map(|w| format!(" (jwt:{})", crate::util::printable(w, 128))).unwrap_or_default();
+        let msg = format!(
+            "401 {} {path} from {}: {}{who}",
+            crate::util::printable(req.method(), 16),
+            req.remote.ip(),
+            r.reason
+        );
+        log::debug!("data plane: {msg}");
+        let mut w = self.rt.data_auth_fails.lock();
+        let now = std::time::Instant::now();
+        if now.duration_since(w.0) >= FAIL_WINDOW {
+            if w.2 > 0 {
+                let n = w.2;
+                self.rt.events.push(
+                    crate::events::Level::Warn,
+                    "data.auth_failed",
+                    None,
+                    format!("{n} more refused requests in the last window not shown"),
+                );
+            }
+            *w = (now, 0, 0);
+        }
+        if w.1 < FAIL_EVENTS {
+            w.1 += 1;
+            drop(w);
+            self.rt.events.push(crate::events::Level::Warn, "data.auth_failed", None, msg);
+        } else {
+            w.2 += 1;
+        }
+    }
+
+    /// The identity of a request's head, without waiting for keys; `None`
+    /// for anonymous or refused (so a refused client reaches only sessions
+    /// opened anonymously).
+    fn identity_now(&self, head: &http::Head) -> Option<Arc<crate::auth::data::Identity>> {
+        let auth = self.auth.as_ref()?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        match auth.check(head.header("Authorization"), now, false) {
+            Outcome::Allowed(id) => id,
+            _ => None,
+        }
+    }
+
+    /// Authenticated (or no auth): on to the endpoint.
+    fn proceed(&self, req: Request, res: Responder) {
+        let rt = &self.rt;
+        let path = req.path();
+        if req.method() == "POST" && matches!(path, "/messages/" | "/messages" | "/mcp" | "/mcp/") {
+            // During start-up, held until the catalog is complete.
+            let (rt2, held) = (rt.clone(), self.held.clone());
+            let run: crate::runtime::Parked = Box::new(move || route(&rt2, &held, req, res));
+            if let Err(run) = rt.park(run) {
+                run();
+            }
+            return;
+        }
+        route(rt, &self.held, req, res);
+    }
+}
+
+/// At most this many `data.auth_failed` events per window.
+const FAIL_EVENTS: u32 = 20;
+const FAIL_WINDOW: Duration = Duration::from_secs(10);
+
+/// A 401 with its challenge.
+fn unauthorized(auth: &DataAuth, r: &crate::auth::data::Refusal) -> Response {
+    let msg = if r.token_given {
+        "invalid bearer token"
+    } else {
+        "authorization required: send Authorization: Bearer <token>"
+    };
+    json_error(401, None, ErrorObj::new(crate::codec::code::INVALID_REQUEST, msg))
+        .with_header("WWW-Authenticate", auth.challenge(r))
+}
+
+/// 403 for an authenticated client that may not use what it asked for
+/// (the views hook: [`crate::auth::data::Identity::may_use`]).
+pub fn forbidden(message: &str) -> Response {
+    json_error(403, None, ErrorObj::new(crate::codec::code::INVALID_REQUEST, message))
+}
+
+/// `GET /.well-known/oauth-protected-resource[/<resource path>]`: the
+/// RFC 9728 metadata, without authentication.
+fn resource_metadata(auth: &DataAuth, req: &Request) -> Option<Response> {
+    let p = req.path();
+    let rest = p.strip_prefix(crate::auth::data::WELL_KNOWN)?;
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return None;
+    }
+    if req.method() != "GET" {
+        let r = json_error(405, None, ErrorObj::new(crate::codec::code::INVALID_REQUEST, "use GET"));
+        return Some(r.with_header("Allow", "GET"));
+    }
+    let body = serde_json::to_vec(&auth.metadata()).unwrap_or_default();
+    Some(json_response(200, body).with_header("Cache-Control", "max-age=300"))
 }
 
 /// The data-plane listener's bounds from `server` settings.
@@ -77,8 +221,9 @@ impl http::Handler for DataPlane {
         if legacy && id.is_some() && origin_allowed(&self.rt.config().server.allowed_origins, head.header("Origin")) {
             let query = head.query();
             let sid = http::query_param(query, "session_id").or_else(|| http::query_param(query, "sessionId"));
-            if let Some(s) =
-                sid.and_then(|sid| self.rt.sessions.get(sid)).filter(|s| s.transport == session::Transport::Sse)
+            if let Some(s) = sid
+                .and_then(|sid| self.rt.sessions.get(sid))
+                .filter(|s| s.transport == session::Transport::Sse && s.owned_by(self.identity_now(head).as_deref()))
             {
                 s.push(Message::error(id.clone(), err.clone()).to_bytes());
             }
@@ -87,25 +232,17 @@ impl http::Handler for DataPlane {
     }
 
     fn handle(&self, req: Request, res: Responder) {
-        let rt = &self.rt;
-        let cfg = rt.config();
+        let cfg = self.rt.config();
         if let Err(r) = check_host(&cfg.server, &req) {
             return res.send(r);
         }
         if let Err(r) = check_origin(&cfg.server.allowed_origins, req.header("Origin")) {
             return res.send(r);
         }
-        let path = req.path();
-        if req.method() == "POST" && matches!(path, "/messages/" | "/messages" | "/mcp" | "/mcp/") {
-            // During start-up, held until the catalog is complete.
-            let (rt2, held) = (rt.clone(), self.held.clone());
-            let run: crate::runtime::Parked = Box::new(move || route(&rt2, &held, req, res));
-            if let Err(run) = rt.park(run) {
-                run();
-            }
-            return;
+        if let Some(r) = self.auth.as_deref().and_then(|a| resource_metadata(a, &req)) {
+            return res.send(r);
         }
-        route(rt, &self.held, req, res);
+        self.authenticate(req, res, true);
     }
 }
 

@@ -27,6 +27,7 @@ pub fn get_stream(rt: &Arc<Runtime>, req: Request, res: Responder) {
         Ok(s) => s,
         Err(e) => return res.send(create_error(&e)),
     };
+    session.set_owner(req.identity.clone());
     let stream = res.stream(200, &sse_headers(), stream_opts(rt));
     // The session ends with its stream: the client left, or fell too far
     // behind, or the gateway closed it.
@@ -42,7 +43,10 @@ pub fn get_stream(rt: &Arc<Runtime>, req: Request, res: Responder) {
     session.attach(stream, None);
     let endpoint = format!("/messages/?session_id={}", session.id);
     if session.push_event(Some("endpoint"), endpoint.as_bytes()) {
-        log::debug!("sse session {} opened", session.id);
+        match session.owner_label() {
+            Some(who) => log::debug!("sse session {} opened by {who}", session.id),
+            None => log::debug!("sse session {} opened", session.id),
+        }
     } else {
         rt.sessions.remove(&session.id);
     }
@@ -67,7 +71,11 @@ pub fn post_message(rt: &Arc<Runtime>, req: Request, res: Responder) {
         return res.send(r.with_header("Allow", "POST"));
     }
     let sid = req.query_param("session_id").or_else(|| req.query_param("sessionId")).unwrap_or("");
-    let Some(session) = rt.sessions.get(sid).filter(|s| s.transport == Transport::Sse) else {
+    // A session is bound to the identity that opened its stream: another
+    // identity's post is answered as for an unknown session.
+    let Some(session) =
+        rt.sessions.get(sid).filter(|s| s.transport == Transport::Sse && s.owned_by(req.identity.as_deref()))
+    else {
         return res.send(json_error(404, None, ErrorObj::new(code::INVALID_REQUEST, "unknown or expired session")));
     };
     let body = match json_body(&req) {

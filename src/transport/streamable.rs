@@ -87,7 +87,12 @@ fn session_of(rt: &Runtime, req: &Request, version: Option<&str>) -> Result<Arc<
             ErrorObj::new(code::INVALID_REQUEST, "Mcp-Session-Id header is required (send initialize first)"),
         ));
     };
-    let Some(s) = rt.sessions.get(sid.trim()).filter(|s| s.transport == Transport::Streamable) else {
+    // Another identity's session is as unknown as one that never was.
+    let Some(s) = rt
+        .sessions
+        .get(sid.trim())
+        .filter(|s| s.transport == Transport::Streamable && s.owned_by(req.identity.as_deref()))
+    else {
         return Err(json_error(404, None, ErrorObj::new(code::INVALID_REQUEST, "unknown or expired session")));
     };
     if let Some(v) = version {
@@ -138,7 +143,7 @@ fn post(rt: &Arc<Runtime>, req: Request, res: Responder) {
 
 fn single(rt: &Arc<Runtime>, req: &Request, res: Responder, msg: Message, version: Option<&str>) {
     if msg.method() == Some(method::INITIALIZE) {
-        return initialize(rt, res, msg);
+        return initialize(rt, req, res, msg);
     }
     if msg.method() == Some("server/discover") && req.header("Mcp-Session-Id").is_none() {
         // A 2026-era probe: tell it which revisions we serve.
@@ -163,11 +168,15 @@ fn single(rt: &Arc<Runtime>, req: &Request, res: Responder, msg: Message, versio
     }
 }
 
-fn initialize(rt: &Arc<Runtime>, res: Responder, msg: Message) {
+fn initialize(rt: &Arc<Runtime>, req: &Request, res: Responder, msg: Message) {
     let session = match rt.sessions.create(Transport::Streamable, mcp::DEFAULT_HTTP_VERSION) {
         Ok(s) => s,
         Err(e) => return res.send(create_error(&e)),
     };
+    session.set_owner(req.identity.clone());
+    if let Some(who) = session.owner_label() {
+        log::debug!("streamable session {} opened by {who}", session.id);
+    }
     match dispatch::handle(rt, &session, msg) {
         Handled::Now(m) => res.send(json_response(200, m.to_bytes()).with_header("Mcp-Session-Id", &*session.id)),
         _ => {
@@ -547,7 +556,7 @@ fn delete(rt: &Arc<Runtime>, req: Request, res: Responder) {
             ErrorObj::new(code::INVALID_REQUEST, "Mcp-Session-Id header is required"),
         ));
     };
-    match rt.sessions.get(sid).filter(|s| s.transport == Transport::Streamable) {
+    match rt.sessions.get(sid).filter(|s| s.transport == Transport::Streamable && s.owned_by(req.identity.as_deref())) {
         Some(_) => {
             rt.sessions.remove(sid);
             res.send(Response::empty(200));

@@ -373,7 +373,11 @@ fn parse_headers(o: &Obj<'_>, env: &dyn Fn(&str) -> Option<String>) -> Result<Ve
 /// https backend. Read and checked here, so that every problem is one line
 /// naming the field and the file. Relative paths are relative to the
 /// gateway's working directory, like `manage.tls`.
-fn parse_ca_cert(o: &Obj<'_>, env: &dyn Fn(&str) -> Option<String>, url: &str) -> Result<Option<CaCert>, FieldError> {
+pub(super) fn parse_ca_cert(
+    o: &Obj<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+    url: &str,
+) -> Result<Option<CaCert>, FieldError> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::CertificateDer;
     let Some(raw) = o.str("ca_cert")? else {

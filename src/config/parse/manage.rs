@@ -103,7 +103,6 @@ pub(super) fn parse_manage(obj: Option<Obj<'_>>, file: &str) -> Result<ManageCon
 }
 
 fn parse_token(o: &Obj<'_>, file: &str) -> Result<TokenConfig, FieldError> {
-    const SOURCES: [&str; 3] = ["token_env", "token_file", "sha256"];
     o.warn_unknown(&["name", "scopes", "token_env", "token_file", "sha256"], file);
     let name = match o.str("name")? {
         Some(n) if !n.trim().is_empty() => n.to_string(),
@@ -121,8 +120,16 @@ fn parse_token(o: &Obj<'_>, file: &str) -> Result<TokenConfig, FieldError> {
         ["admin"] | ["admin", "read"] => true,
         _ => return Err(o.bad("scopes", format!("expected [\"read\"] or [\"read\", \"admin\"], found {scopes:?}"))),
     };
+    let source = parse_token_source(o)?;
+    Ok(TokenConfig { name, admin, source })
+}
+
+/// A token entry's one source: `token_env`, `token_file` or `sha256`
+/// (shared by `manage.tokens` and `server.auth.tokens`).
+pub(super) fn parse_token_source(o: &Obj<'_>) -> Result<TokenSource, FieldError> {
+    const SOURCES: [&str; 3] = ["token_env", "token_file", "sha256"];
     let given: Vec<&str> = SOURCES.iter().copied().filter(|k| o.has(k)).collect();
-    let source = match given.as_slice() {
+    Ok(match given.as_slice() {
         ["token_env"] => match o.str("token_env")? {
             Some(v) if is_var_name(v) => TokenSource::Env(v.to_string()),
             _ => return Err(o.bad("token_env", "expected an environment variable name")),
@@ -144,6 +151,5 @@ fn parse_token(o: &Obj<'_>, file: &str) -> Result<TokenConfig, FieldError> {
                 format!("has {}; give exactly one token source", many.join(" and ")),
             ))
         }
-    };
-    Ok(TokenConfig { name, admin, source })
+    })
 }

@@ -23,6 +23,7 @@ use obj::{describe, Obj};
 use server::parse_server;
 
 pub(super) use manage::check_exposure;
+pub(super) use server::check_server_exposure;
 
 /// Reads and parses a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {

@@ -3,8 +3,12 @@
 
 use std::time::Duration;
 
+use serde_json::Value;
+
+use super::backend::parse_ca_cert;
+use super::manage::parse_token_source;
 use super::{check_listen, FieldError, Obj};
-use crate::config::ServerConfig;
+use crate::config::{DataAuthConfig, DataTokenConfig, JwtConfig, ServerConfig};
 
 /// Longest `startup_grace_s`: clients would time out long before.
 const MAX_STARTUP_GRACE_S: f64 = 600.0;
@@ -33,6 +37,8 @@ pub(super) fn parse_server(obj: Option<Obj<'_>>, file: &str) -> Result<ServerCon
             "backoff_max_ms",
             "startup_grace_s",
             "instance_id",
+            "auth",
+            "allow_unauthenticated_remote",
         ],
         file,
     );
@@ -116,7 +122,118 @@ pub(super) fn parse_server(obj: Option<Obj<'_>>, file: &str) -> Result<ServerCon
             ),
         ));
     }
+    if let Some(a) = o.obj("auth")? {
+        s.auth = Some(parse_auth(&a, file)?);
+    }
+    s.allow_unauthenticated_remote = o.bool("allow_unauthenticated_remote")?.unwrap_or(false);
+    check_server_exposure(&s).map_err(|e| o.bad("listen", e))?;
     Ok(s)
+}
+
+/// Whether the data plane listens on a loopback address only.
+pub(in crate::config) fn listen_is_loopback(listen: &str) -> bool {
+    listen.parse::<std::net::SocketAddr>().map(|a| a.ip().is_loopback()).unwrap_or(false)
+}
+
+/// A non-loopback data plane needs `server.auth` (that does not let
+/// anonymous requests through) or `allow_unauthenticated_remote`.
+/// Assumes `listen` was checked.
+pub(in crate::config) fn check_server_exposure(s: &ServerConfig) -> Result<(), String> {
+    let authenticated = s.auth.as_ref().is_some_and(|a| !a.allow_unauthenticated);
+    if authenticated || s.allow_unauthenticated_remote || listen_is_loopback(&s.listen) {
+        return Ok(());
+    }
+    Err(format!(
+        "{:?} is not a loopback address and the data plane has no authentication; set server.auth (tokens or \
+         jwt), or server.allow_unauthenticated_remote to true, to serve MCP clients remotely",
+        s.listen
+    ))
+}
+
+/// `server.auth`.
+fn parse_auth(o: &Obj<'_>, file: &str) -> Result<DataAuthConfig, FieldError> {
+    o.warn_unknown(&["tokens", "jwt", "resource", "allow_unauthenticated"], file);
+    let mut a = DataAuthConfig::default();
+    match o.get("tokens") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                let field = format!("tokens[{i}]");
+                let Value::Object(m) = item else { return Err(o.wrong(&field, "an object", item)) };
+                let t = Obj::new(m, &o.field(&field));
+                t.warn_unknown(&["name", "token_env", "token_file", "sha256", "views"], file);
+                let name = match t.str("name")? {
+                    Some(n) if !n.trim().is_empty() => n.to_string(),
+                    Some(_) => return Err(t.bad("name", "must not be empty")),
+                    None => return Err(t.bad("name", "required (it names the client in events and metrics)")),
+                };
+                if name.len() > 64 || name.chars().any(char::is_control) {
+                    return Err(t.bad("name", "expected at most 64 characters, no control characters"));
+                }
+                if a.tokens.iter().any(|x: &DataTokenConfig| x.name == name) {
+                    return Err(t.bad("name", format!("duplicate token name {name:?}")));
+                }
+                let source = parse_token_source(&t)?;
+                let views = t.str_list("views")?.map(|v| v.iter().map(|s| s.to_string()).collect());
+                a.tokens.push(DataTokenConfig { name, source, views });
+            }
+        }
+        Some(v) => return Err(o.wrong("tokens", "an array of token objects", v)),
+    }
+    if let Some(j) = o.obj("jwt")? {
+        j.warn_unknown(&["issuer", "audience", "jwks_url", "ca_cert", "views_claim"], file);
+        let req = |key: &str| -> Result<String, FieldError> {
+            match j.str(key)? {
+                Some(v) if !v.trim().is_empty() => Ok(v.to_string()),
+                _ => Err(j.bad(key, "required when server.auth.jwt is set")),
+            }
+        };
+        let (issuer, audience, jwks_url) = (req("issuer")?, req("audience")?, req("jwks_url")?);
+        if !jwks_url_allowed(&jwks_url) {
+            return Err(j.bad(
+                "jwks_url",
+                format!("expected an https:// URL (http:// only on a loopback host), found {jwks_url:?}"),
+            ));
+        }
+        let env = |k: &str| std::env::var(k).ok();
+        let ca_cert = parse_ca_cert(&j, &env, &jwks_url)?;
+        let views_claim = j.str("views_claim")?.map(str::to_string);
+        a.jwt = Some(JwtConfig { issuer, audience, jwks_url, ca_cert, views_claim });
+    }
+    if let Some(r) = o.str("resource")? {
+        let lower = r.to_ascii_lowercase();
+        if !(lower.starts_with("https://") || lower.starts_with("http://")) || r.contains(['#', ' ']) {
+            return Err(o.bad("resource", format!("expected an http(s) URL without a fragment, found {r:?}")));
+        }
+        a.resource = Some(r.to_string());
+    }
+    a.allow_unauthenticated = o.bool("allow_unauthenticated")?.unwrap_or(false);
+    if a.tokens.is_empty() && a.jwt.is_none() && !a.allow_unauthenticated {
+        return Err(FieldError::new(
+            o.prefix.clone(),
+            "needs tokens or jwt (or allow_unauthenticated: true); as written no client could connect",
+        ));
+    }
+    Ok(a)
+}
+
+/// A key set is fetched over https; plain http only from the loopback
+/// (a local identity provider, tests).
+pub fn jwks_url_allowed(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = lower.strip_prefix("http://") else { return false };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A backoff setting in whole milliseconds, within [`BACKOFF_MS_RANGE`].
@@ -171,6 +288,37 @@ mod tests {
             (d.max_connections, d.max_connections_per_ip, d.max_outbox_bytes, d.max_inflight_per_session),
             (4096, 256, 8 << 20, 64)
         );
+    }
+
+    #[test]
+    fn auth_section() {
+        let c = parse_ok(
+            r#"{"server": {"auth": {"tokens": [{"name": "alice", "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "views": ["dev"]}],
+                "jwt": {"issuer": "https://idp.example.com", "audience": "mcp", "jwks_url": "http://127.0.0.1:1/jwks.json"},
+                "resource": "https://gw.example.com/mcp"}}}"#,
+        );
+        let a = c.server.auth.expect("auth");
+        assert_eq!(a.tokens[0].name, "alice");
+        assert_eq!(a.tokens[0].views.as_deref(), Some(&["dev".to_string()][..]));
+        assert_eq!(a.jwt.expect("jwt").issuer, "https://idp.example.com");
+        assert_eq!(a.resource.as_deref(), Some("https://gw.example.com/mcp"));
+        assert!(err_line(r#"{"server": {"auth": {}}}"#).contains("needs tokens or jwt"));
+        assert!(err_line(
+            r#"{"server": {"auth": {"jwt": {"issuer": "i", "audience": "a", "jwks_url": "http://idp.example.com/k"}}}}"#
+        )
+        .contains("jwks_url"));
+        // Exposure: a remote listen needs auth or the explicit opt-in.
+        let e = err_line(r#"{"server": {"listen": "0.0.0.0:9000"}}"#);
+        assert!(e.contains("server.allow_unauthenticated_remote") && e.contains("server.auth"), "{e}");
+        assert!(
+            parse_ok(r#"{"server": {"listen": "0.0.0.0:9000", "allow_unauthenticated_remote": true}}"#)
+                .server
+                .allow_unauthenticated_remote
+        );
+        parse_ok(r#"{"server": {"listen": "0.0.0.0:9000", "auth": {"tokens": [{"name": "a", "token_env": "HOME"}]}}}"#);
+        assert!(parse_ok("{}").server.auth.is_none());
+        assert!(super::jwks_url_allowed("http://[::1]:8080/k") && super::jwks_url_allowed("http://localhost/k"));
+        assert!(!super::jwks_url_allowed("http://127.0.0.1.evil.com/k") && !super::jwks_url_allowed("ftp://x"));
     }
 
     #[test]
