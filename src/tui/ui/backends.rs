@@ -139,7 +139,7 @@ fn render_status(data: &Data, f: &mut Frame<'_>, area: Rect) {
     }
     first.push(Span::raw(format!(" · revision {}", sv.revision)));
     let b = &s.backends;
-    let backends = Line::from(vec![
+    let mut backends = Line::from(vec![
         Span::raw(format!("backends {}: ", b.total)),
         Span::styled(format!("{} connected", b.connected), Style::new().fg(Color::Green)),
         Span::raw(", "),
@@ -151,6 +151,10 @@ fn render_status(data: &Data, f: &mut Frame<'_>, area: Rect) {
         ),
         Span::raw(format!(", {} disabled", b.disabled)),
     ]);
+    if !s.views.is_empty() {
+        // The views (`/mcp/<name>`), by name.
+        backends.push_span(Span::raw(format!(" · views {}", s.views.join(", "))));
+    }
     let c = &s.capabilities.counts;
     let ss = &s.sessions;
     let mut caps = vec![Span::raw(format!(
@@ -233,6 +237,7 @@ mod tests {
             &[
                 "connect to weather",
                 "listen mcp 127.0.0.1:9000 · manage 127.0.0.1:9001",
+                "1 disabled · views dev, ops",
                 // The fixture's one name clash is counted where it shows.
                 "prompts 2 · conflicts 1 · sessions",
             ],
