@@ -117,6 +117,7 @@ impl Runtime {
     /// Builds the runtime and the admin loop that must be run (on the main
     /// thread) to drive it.
     pub fn new(config: Config) -> (Arc<Runtime>, admin::AdminLoop) {
+        let views = config.views.clone();
         let (admin_tx, admin_rx) = bounded(64);
         let (backend_tx, backend_rx) = bounded(256);
         let rt = Arc::new_cyclic(|me| Runtime {
@@ -125,7 +126,9 @@ impl Runtime {
             events: Arc::new(EventRing::new(config.manage.event_buffer)),
             config: RwLock::new(Arc::new(config)),
             backends: RwLock::new(Vec::new()),
-            registry: RwLock::new(Arc::new(Registry::default())),
+            // Empty lists, but the views already known: `/mcp/<view>` is
+            // not 404 before the first discovery.
+            registry: RwLock::new(Arc::new(Registry::build_with_views(&[], &[], &views))),
             state: Mutex::new(ServerState::Starting),
             revision: AtomicU64::new(1),
             started_at: SystemTime::now(),

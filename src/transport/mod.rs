@@ -9,7 +9,7 @@
 //! A configured view `v` is served at `/mcp/v` and `/sse/v` (its legacy
 //! sessions post to the same `/messages/`: the session carries its view);
 //! an unknown view is 404. Whether a client may use a view at all is
-//! [`view_allowed`], asked where a request enters ([`admitted`]).
+//! [`view_allowed`], asked where a request enters (`admitted`).
 
 pub mod dispatch;
 pub mod modern;
