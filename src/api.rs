@@ -64,6 +64,9 @@ pub struct Status {
     pub capabilities: CapabilityTotals,
     pub sessions: SessionCounts,
     pub events: EventsInfo,
+    /// The configured views' names, in file order (each served at
+    /// `/mcp/<name>` and `/sse/<name>`).
+    pub views: Vec<String>,
 }
 
 /// `Status::server`.

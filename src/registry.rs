@@ -14,11 +14,18 @@
 //! names that backends which are not connected now exposed last. Lists show
 //! only what can be called now; a call to one of those names is answered
 //! "backend 'x' is not available (…)" instead of "Unknown tool".
+//!
+//! Views (`views` in the config) are registries too: each is built with the
+//! same code from the backends it names, its tool globs applied to the
+//! exposed names, so its lookups and pre-serialized lists cost what the
+//! whole catalog's do, and a name outside it is simply unknown there.
+//! Clashes are settled inside each view (a view without the backend that
+//! keeps a name sees the other backend's).
 
 mod template;
 
 use crate::backend::Discovered;
-use crate::config::ToolFilter;
+use crate::config::{ToolFilter, ViewConfig};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -64,6 +71,7 @@ pub struct Conflict {
 }
 
 /// One backend's contribution, in config order.
+#[derive(Clone)]
 pub struct Source<'a> {
     pub backend: Arc<str>,
     pub prefix: Option<&'a str>,
@@ -92,6 +100,11 @@ pub struct Registry {
     pub resources_json: Option<Box<RawValue>>,
     pub templates_json: Option<Box<RawValue>>,
     pub prompts_json: Option<Box<RawValue>>,
+    /// The backends this registry draws from (`None`: every one; a view's
+    /// `backends`).
+    backends: Option<Vec<String>>,
+    /// The configured views, in file order, each a registry of its own.
+    views: Vec<(Arc<str>, Option<String>, Registry)>,
 }
 
 fn exposed(prefix: Option<&str>, name: &str) -> String {
@@ -115,11 +128,54 @@ impl Registry {
     /// connected now; their last discovered lists) would expose. Config
     /// order decides between two offline backends, as in the lists.
     pub fn build_with_offline(sources: &[Source<'_>], offline: &[Source<'_>]) -> Registry {
-        let mut r = Registry::build_lists(sources);
+        Registry::build_filtered(sources, offline, None)
+    }
+
+    /// [`Registry::build_with_offline`] plus one registry per view of
+    /// `views`: the sources of its backends, its tool globs over exposed
+    /// names. Done once per build, so a view's lookups are a map lookup.
+    pub fn build_with_views(sources: &[Source<'_>], offline: &[Source<'_>], views: &[ViewConfig]) -> Registry {
+        let mut r = Registry::build_filtered(sources, offline, None);
+        for v in views {
+            let up: Vec<Source<'_>> = sources.iter().filter(|s| v.has_backend(&s.backend)).cloned().collect();
+            let down: Vec<Source<'_>> = offline.iter().filter(|s| v.has_backend(&s.backend)).cloned().collect();
+            let mut vr = Registry::build_filtered(&up, &down, Some(&v.tools));
+            vr.backends = v.backends.clone();
+            r.views.push((v.name.as_str().into(), v.description.clone(), vr));
+        }
+        r
+    }
+
+    /// The registry a client of `view` sees: the whole catalog for `None`,
+    /// the view's own for a configured view, `None` for an unknown one.
+    pub fn view(&self, view: Option<&str>) -> Option<&Registry> {
+        match view {
+            None => Some(self),
+            Some(name) => self.views.iter().find(|(n, _, _)| &**n == name).map(|(_, _, r)| r),
+        }
+    }
+
+    /// The configured views: name, description and registry, in file order.
+    pub fn views(&self) -> impl Iterator<Item = (&str, Option<&str>, &Registry)> {
+        self.views.iter().map(|(n, d, r)| (&**n, d.as_deref(), r))
+    }
+
+    /// Whether this registry draws from backend `name` (every backend for
+    /// the whole catalog; a view's `backends` otherwise).
+    pub fn includes_backend(&self, name: &str) -> bool {
+        self.backends.as_ref().is_none_or(|l| l.iter().any(|b| b == name))
+    }
+
+    /// `view_tools`: a view's globs over exposed tool names.
+    fn build_filtered(sources: &[Source<'_>], offline: &[Source<'_>], view_tools: Option<&ToolFilter>) -> Registry {
+        let mut r = Registry::build_lists(sources, view_tools);
         for s in offline {
             for t in &s.caps.tools {
                 let Some(orig) = str_field(t, "name").filter(|n| s.filter.allows(n)) else { continue };
                 let name = exposed(s.prefix, orig);
+                if view_tools.is_some_and(|f| !f.allows(&name)) {
+                    continue;
+                }
                 if !r.tool_idx.contains_key(&name) {
                     r.offline_tools.entry(name).or_insert_with(|| s.backend.clone());
                 }
@@ -135,7 +191,7 @@ impl Registry {
         r
     }
 
-    fn build_lists(sources: &[Source<'_>]) -> Registry {
+    fn build_lists(sources: &[Source<'_>], view_tools: Option<&ToolFilter>) -> Registry {
         let mut r = Registry::default();
         for s in sources {
             for t in &s.caps.tools {
@@ -144,6 +200,9 @@ impl Registry {
                     continue;
                 }
                 let name = exposed(s.prefix, orig);
+                if view_tools.is_some_and(|f| !f.allows(&name)) {
+                    continue;
+                }
                 if let Some(&i) = r.tool_idx.get(&name) {
                     r.conflicts.push(conflict("tool", &name, &r.tools[i].backend, &s.backend));
                     continue;
@@ -262,6 +321,17 @@ impl Registry {
             !same(&self.resources_json, &old.resources_json) || !same(&self.templates_json, &old.templates_json),
             !same(&self.prompts_json, &old.prompts_json),
         )
+    }
+}
+
+impl Registry {
+    /// [`Registry::changed_kinds`] as a client of `view` sees it; a view
+    /// that appeared or went away counts as every list changed.
+    pub fn view_changed_kinds(&self, old: &Registry, view: Option<&str>) -> (bool, bool, bool) {
+        match (self.view(view), old.view(view)) {
+            (Some(new), Some(old)) => new.changed_kinds(old),
+            _ => (true, true, true),
+        }
     }
 }
 
@@ -413,6 +483,83 @@ mod tests {
         let tools: Value = serde_json::from_str(r.tools_json.as_ref().unwrap().get()).unwrap();
         assert_eq!(tools["tools"].as_array().unwrap().len(), 1);
         assert!(r.conflicts.is_empty());
+    }
+
+    fn view(name: &str, backends: Option<&[&str]>, allow: &[&str], deny: &[&str]) -> ViewConfig {
+        ViewConfig {
+            name: name.into(),
+            backends: backends.map(|l| l.iter().map(|b| b.to_string()).collect()),
+            tools: ToolFilter {
+                allow: allow.iter().map(|g| g.to_string()).collect(),
+                deny: deny.iter().map(|g| g.to_string()).collect(),
+            },
+            description: None,
+        }
+    }
+
+    #[test]
+    fn views_filter_by_backend_and_exposed_name() {
+        let none = ToolFilter::default();
+        let a = caps(&["echo", "delete_all", "add"], &["a://r"], &["a://{id}"], &["greet"]);
+        let b = caps(&["echo", "sub"], &["b://r"], &["b://{id}"], &["greet", "ask"]);
+        let sources = [
+            Source { backend: "a".into(), prefix: Some("a"), filter: &none, caps: &a },
+            Source { backend: "b".into(), prefix: None, filter: &none, caps: &b },
+        ];
+        let views = [
+            view("dev", Some(&["a"]), &["a__*"], &["*delete*"]),
+            view("all", None, &[], &["sub"]),
+            view("bonly", Some(&["b"]), &[], &[]),
+        ];
+        let r = Registry::build_with_views(&sources, &[], &views);
+        assert_eq!(r.views().map(|(n, _, _)| n).collect::<Vec<_>>(), vec!["dev", "all", "bonly"]);
+        assert!(r.view(Some("nope")).is_none());
+        assert!(std::ptr::eq(r.view(None).unwrap(), &r));
+        fn names(v: &Registry) -> Vec<&str> {
+            v.tools.iter().map(|t| t.name.as_str()).collect()
+        }
+        let dev = r.view(Some("dev")).unwrap();
+        assert_eq!(names(dev), vec!["a__echo", "a__add"]);
+        assert!(dev.tool("a__delete_all").is_none() && dev.tool("sub").is_none());
+        assert!(r.tool("a__delete_all").is_some(), "the whole catalog is unchanged");
+        // Resources, templates and prompts by backend only.
+        assert_eq!(dev.resource_owner("a://r").map(|b| &**b), Some("a"));
+        assert_eq!(dev.resource_owner("b://r"), None);
+        assert_eq!(dev.resource_owner("b://42"), None);
+        assert_eq!(dev.resource_ref_owner("b://{id}"), None);
+        assert!(dev.prompt("a__greet").is_some() && dev.prompt("ask").is_none());
+        assert!(dev.includes_backend("a") && !dev.includes_backend("b") && r.includes_backend("b"));
+        // The pre-serialized lists are the view's.
+        let listed: Value = serde_json::from_str(dev.tools_json.as_ref().unwrap().get()).unwrap();
+        assert_eq!(listed["tools"].as_array().unwrap().len(), 2);
+        let prompts: Value = serde_json::from_str(dev.prompts_json.as_ref().unwrap().get()).unwrap();
+        assert_eq!(prompts["prompts"], json!([{"name": "a__greet"}]));
+        assert_eq!(names(r.view(Some("all")).unwrap()), vec!["a__echo", "a__delete_all", "a__add", "echo"]);
+        assert_eq!(names(r.view(Some("bonly")).unwrap()), vec!["echo", "sub"]);
+        // Per-view changes: a new tool of b changes nothing for dev.
+        let b2 = caps(&["echo", "sub", "mul"], &["b://r"], &["b://{id}"], &["greet", "ask"]);
+        let sources2 = [sources[0].clone(), Source { backend: "b".into(), prefix: None, filter: &none, caps: &b2 }];
+        let r2 = Registry::build_with_views(&sources2, &[], &views);
+        assert_eq!(r2.view_changed_kinds(&r, Some("dev")), (false, false, false));
+        assert_eq!(r2.view_changed_kinds(&r, Some("bonly")), (true, false, false));
+        assert_eq!(r2.view_changed_kinds(&r, None), (true, false, false));
+        assert_eq!(r2.view_changed_kinds(&r, Some("gone")), (true, true, true));
+    }
+
+    #[test]
+    fn views_see_offline_names_of_their_backends_only() {
+        let none = ToolFilter::default();
+        let down = caps(&["echo", "rm"], &[], &[], &["greet"]);
+        let offline = [Source { backend: "down".into(), prefix: None, filter: &none, caps: &down }];
+        let views = [view("v", Some(&["down"]), &[], &["rm"]), view("w", Some(&[]), &[], &[])];
+        let r = Registry::build_with_views(&[], &offline, &views);
+        let v = r.view(Some("v")).unwrap();
+        assert_eq!(v.offline_tool("echo").map(|b| &**b), Some("down"));
+        assert_eq!(v.offline_tool("rm"), None);
+        assert_eq!(v.offline_prompt("greet").map(|b| &**b), Some("down"));
+        let w = r.view(Some("w")).unwrap();
+        assert_eq!(w.offline_tool("echo"), None);
+        assert_eq!(w.offline_prompt("greet"), None);
     }
 
     #[test]

@@ -84,6 +84,7 @@ fn status(full: bool) -> Status {
         },
         sessions: SessionCounts { active: 3, sse: 1, streamable_http: 2 },
         events: EventsInfo { last_id: Some(57) },
+        views: if full { vec!["dev".into(), "ops".into()] } else { Vec::new() },
     }
 }
 

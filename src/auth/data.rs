@@ -55,15 +55,6 @@ impl Identity {
         format!("{kind}:{}", self.name)
     }
 
-    /// The hook for views: whether this identity may use `view` (`None`:
-    /// the whole catalog). Without a view list on the token, anything is.
-    pub fn may_use(&self, view: Option<&str>) -> bool {
-        match (&self.views, view) {
-            (None, _) => true,
-            (Some(list), Some(v)) => list.iter().any(|x| x == v),
-            (Some(_), None) => false,
-        }
-    }
 }
 
 /// Whether two requests' identities are the same client (both anonymous
@@ -316,7 +307,7 @@ mod tests {
         match a.check(Some("Bearer abc"), now, true) {
             Outcome::Allowed(Some(id)) => {
                 assert_eq!(id.label(), "token:alice");
-                assert!(id.may_use(Some("dev")) && !id.may_use(Some("ops")) && !id.may_use(None));
+                assert_eq!(id.views.as_deref(), Some(&["dev".to_owned()][..]));
             }
             other => panic!("{other:?}"),
         }

@@ -63,6 +63,35 @@ pub struct Config {
     pub backends: Vec<BackendConfig>,
     pub server: ServerConfig,
     pub manage: ManageConfig,
+    /// Named views (`views`): per-client subsets of the catalog, served
+    /// at `/mcp/<name>` and `/sse/<name>`, in file order.
+    pub views: Vec<ViewConfig>,
+}
+
+/// One entry of `views`: which backends and which exposed tools a client
+/// of `/mcp/<name>` or `/sse/<name>` sees.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ViewConfig {
+    /// 1 to 64 characters of `[A-Za-z0-9_-]`.
+    pub name: String,
+    /// Backend names (each one configured); `None`: every backend.
+    pub backends: Option<Vec<String>>,
+    /// Globs over the exposed tool names (after prefixes).
+    pub tools: ToolFilter,
+    pub description: Option<String>,
+}
+
+impl ViewConfig {
+    /// Whether the view includes backend `name`.
+    pub fn has_backend(&self, name: &str) -> bool {
+        self.backends.as_ref().is_none_or(|l| l.iter().any(|b| b == name))
+    }
+}
+
+/// Whether `name` is a valid view name: 1 to 64 characters of
+/// `[A-Za-z0-9_-]` (it is a path segment of `/mcp/<name>`).
+pub fn valid_view_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -468,7 +497,13 @@ impl Config {
 
     /// A configuration with default `server`/`manage` sections and no file.
     pub fn default_with_backends(backends: Vec<BackendConfig>) -> Config {
-        Config { path: None, backends, server: ServerConfig::default(), manage: ManageConfig::default() }
+        Config {
+            path: None,
+            backends,
+            server: ServerConfig::default(),
+            manage: ManageConfig::default(),
+            views: Vec::new(),
+        }
     }
 }
 

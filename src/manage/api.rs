@@ -303,7 +303,13 @@ impl Api {
                         return error(404, &format!("no backend named '{b}'"));
                     }
                 }
-                ok(&views::capabilities(&rt.registry(), backend.as_deref()))
+                // `?view=NAME`: the catalog as that view's clients see it.
+                let view = req.query_param("view").map(percent_decode);
+                let all = rt.registry();
+                let Some(reg) = all.view(view.as_deref()) else {
+                    return error(404, &format!("no view named '{}'", printable(view.as_deref().unwrap_or(""))));
+                };
+                ok(&views::capabilities(reg, backend.as_deref()))
             }
             Route::Events => self.events_page(req),
             Route::EventStream => self.event_stream(req),

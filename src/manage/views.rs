@@ -60,6 +60,7 @@ pub fn status(rt: &Runtime) -> Status {
         },
         sessions: SessionCounts { active, sse, streamable_http },
         events: EventsInfo { last_id: Some(rt.events.last_id()) },
+        views: reg.views().map(|(name, _, _)| name.to_owned()).collect(),
     }
 }
 

@@ -123,8 +123,11 @@ impl Hub for RuntimeHub {
             method::MESSAGE => {
                 let level = params.as_deref().and_then(|p| jsonrpc::get_str(p, "level"));
                 let level = level.as_deref().unwrap_or("info");
+                let reg = rt.registry();
                 for s in rt.sessions.all() {
-                    if s.is_ready() && s.admits_log(level) {
+                    // A client hears only of the backends of its view.
+                    let sees = reg.view(s.view.as_deref()).is_some_and(|v| v.includes_backend(backend));
+                    if sees && s.is_ready() && s.admits_log(level) {
                         s.notify(msg);
                     }
                 }
@@ -149,8 +152,14 @@ impl Hub for RuntimeHub {
         let Some(cap) = ClientCap::of_request(m, params.as_deref()) else {
             return answer(Err(ErrorObj::new(code::METHOD_NOT_FOUND, format!("Method not found: {m}"))));
         };
-        let mut able: Vec<Arc<Session>> =
-            self.sessions().into_iter().filter(|s| s.is_ready() && s.supports(cap) && s.has_stream()).collect();
+        let reg = self.0.upgrade().map(|rt| rt.registry()).unwrap_or_default();
+        // Only a client whose view holds the backend is asked.
+        let sees = |s: &Session| reg.view(s.view.as_deref()).is_some_and(|v| v.includes_backend(backend));
+        let mut able: Vec<Arc<Session>> = self
+            .sessions()
+            .into_iter()
+            .filter(|s| sees(s) && s.is_ready() && s.supports(cap) && s.has_stream())
+            .collect();
         if cap == ClientCap::Roots && able.len() > 1 {
             // Roots describe where the user works: the most recently
             // active session's are the best answer (the backend cannot say

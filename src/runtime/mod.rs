@@ -122,6 +122,7 @@ impl Runtime {
     /// Builds the runtime and the admin loop that must be run (on the main
     /// thread) to drive it.
     pub fn new(config: Config) -> (Arc<Runtime>, admin::AdminLoop) {
+        let views = config.views.clone();
         let (admin_tx, admin_rx) = bounded(64);
         let (backend_tx, backend_rx) = bounded(256);
         let rt = Arc::new_cyclic(|me| Runtime {
@@ -130,7 +131,9 @@ impl Runtime {
             events: Arc::new(EventRing::new(config.manage.event_buffer)),
             config: RwLock::new(Arc::new(config)),
             backends: RwLock::new(Vec::new()),
-            registry: RwLock::new(Arc::new(Registry::default())),
+            // Empty lists, but the views already known: `/mcp/<view>` is
+            // not 404 before the first discovery.
+            registry: RwLock::new(Arc::new(Registry::build_with_views(&[], &[], &views))),
             state: Mutex::new(ServerState::Starting),
             revision: AtomicU64::new(1),
             started_at: SystemTime::now(),
@@ -244,11 +247,13 @@ impl Runtime {
     /// What connected backends offer that the gateway's `initialize`
     /// declares only when some backend has it: (resource subscriptions,
     /// completions).
-    pub fn backend_features(&self) -> (bool, bool) {
+    /// Only the backends `reg` (a view's registry, or the whole catalog)
+    /// draws from count.
+    pub fn backend_features(&self, reg: &Registry) -> (bool, bool) {
         let mut subscribe = false;
         let mut completions = false;
         for b in self.backends() {
-            if b.status().state == BackendState::Connected {
+            if b.status().state == BackendState::Connected && reg.includes_backend(&b.name) {
                 let d = b.discovered();
                 subscribe |= d.subscribe;
                 completions |= d.completions;
@@ -261,11 +266,12 @@ impl Runtime {
     /// smallest `ttlMs` of its connected backends' lists and whether every
     /// one is `public`. A backend that gives none (a legacy one) counts as
     /// 0 and private; one with nothing in the list does not count.
-    pub fn list_hints(&self, method: &str) -> (u64, bool) {
+    /// Only the backends `reg` draws from count.
+    pub fn list_hints(&self, reg: &Registry, method: &str) -> (u64, bool) {
         let mut ttl: Option<u64> = None;
         let mut public = true;
         for b in self.backends() {
-            if b.status().state != BackendState::Connected {
+            if b.status().state != BackendState::Connected || !reg.includes_backend(&b.name) {
                 continue;
             }
             let d = b.discovered();
@@ -415,7 +421,8 @@ impl Runtime {
         // Backends that are down keep their names in the registry's unlisted
         // lookup, so a call to one names the backend instead of "Unknown tool".
         let offline: Vec<Source<'_>> = down.into_iter().map(source).collect();
-        let new = Arc::new(Registry::build_with_offline(&sources, &offline));
+        let views = self.config().views.clone();
+        let new = Arc::new(Registry::build_with_views(&sources, &offline, &views));
         let old = std::mem::replace(&mut *self.registry.write(), new.clone());
         // Every new clash is reported, whether or not the merged lists
         // changed: a backend whose every tool clashes changes nothing in
@@ -427,7 +434,9 @@ impl Runtime {
             self.events.push(Level::Warn, "capabilities.conflict", Some(&c.dropped), msg);
         }
         let (tools, resources, prompts) = new.changed_kinds(&old);
-        if tools || resources || prompts {
+        let views_changed = new.views().map(|(n, _, _)| n).ne(old.views().map(|(n, _, _)| n))
+            || new.views().zip(old.views()).any(|((_, _, a), (_, _, b))| a.changed_kinds(b) != (false, false, false));
+        if tools || resources || prompts || views_changed {
             self.events.push(
                 Level::Info,
                 "capabilities.updated",
@@ -440,7 +449,7 @@ impl Runtime {
                     new.prompts.len()
                 ),
             );
-            self.sessions.notify_list_changed(tools, resources, prompts);
+            self.sessions.notify_list_changed(&|view| new.view_changed_kinds(&old, view));
         }
         self.update_state(seen.iter().map(|(_, state, _)| *state));
         if self.first_discovery_done.load(Ordering::Relaxed) {

@@ -130,6 +130,9 @@ struct Outstanding {
 pub struct Session {
     pub id: Arc<str>,
     pub transport: Transport,
+    /// The view it was made on (`/mcp/<view>`, `/sse/<view>`); `None`: the
+    /// whole catalog. Fixed for the session's life.
+    pub view: Option<Arc<str>>,
     /// Negotiated revision (set by initialize).
     pub version: Mutex<String>,
     /// `notifications/initialized` seen: only then may we notify it.
@@ -179,6 +182,7 @@ impl Session {
         Session {
             id,
             transport,
+            view: None,
             version: Mutex::new(version.to_owned()),
             initialized: AtomicBool::new(false),
             caps: Mutex::new(ClientCaps::default()),
@@ -573,6 +577,10 @@ impl ClientLink for Session {
 }
 
 /// All live sessions, bounded by `max`.
+/// Which lists (tools, resources, prompts) changed for a client of a view
+/// (`None`: the whole catalog).
+pub type ListsChanged<'a> = dyn Fn(Option<&str>) -> (bool, bool, bool) + 'a;
+
 pub struct SessionTable {
     map: RwLock<HashMap<Arc<str>, Arc<Session>>>,
     max: usize,
@@ -617,9 +625,22 @@ impl SessionTable {
     /// clients that never send DELETE cannot lock new ones out. Legacy SSE
     /// sessions live as long as their stream and are never evicted.
     pub fn create(&self, transport: Transport, version: &str) -> Result<Arc<Session>, CreateError> {
+        self.create_in(transport, version, None)
+    }
+
+    /// [`SessionTable::create`] for a client of `view` (`None`: the whole
+    /// catalog).
+    pub fn create_in(
+        &self,
+        transport: Transport,
+        version: &str,
+        view: Option<&str>,
+    ) -> Result<Arc<Session>, CreateError> {
         let hex = crate::util::random_hex(16).map_err(CreateError::Random)?;
         let id: Arc<str> = format!("{}{hex}", self.id_prefix).into();
-        let s = Arc::new(Session::new(id.clone(), transport, version, self.max_inflight));
+        let mut session = Session::new(id.clone(), transport, version, self.max_inflight);
+        session.view = view.map(Arc::from);
+        let s = Arc::new(session);
         let evicted = {
             let mut m = self.map.write();
             let mut evicted = None;
@@ -694,19 +715,21 @@ impl SessionTable {
         stale.len()
     }
 
-    /// Tells every initialized session with a stream which lists changed:
+    /// Tells every initialized session with a stream which lists changed
+    /// as its view sees them (`changed(view)`: tools, resources, prompts):
     /// one `list_changed` per changed kind.
-    pub fn notify_list_changed(&self, tools: bool, resources: bool, prompts: bool) {
+    pub fn notify_list_changed(&self, changed: &ListsChanged<'_>) {
         use crate::codec::mcp::method;
-        let kinds = [
-            (tools, method::TOOLS_CHANGED),
-            (resources, method::RESOURCES_CHANGED),
-            (prompts, method::PROMPTS_CHANGED),
-        ];
-        let msgs: Vec<Message> =
-            kinds.iter().filter(|(changed, _)| *changed).map(|(_, m)| Message::notification(m, None)).collect();
-        let bytes: Vec<Vec<u8>> = msgs.iter().map(Message::to_bytes).collect();
         for s in self.all() {
+            let (tools, resources, prompts) = changed(s.view.as_deref());
+            let kinds = [
+                (tools, method::TOOLS_CHANGED),
+                (resources, method::RESOURCES_CHANGED),
+                (prompts, method::PROMPTS_CHANGED),
+            ];
+            let msgs: Vec<Message> =
+                kinds.iter().filter(|(changed, _)| *changed).map(|(_, m)| Message::notification(m, None)).collect();
+            let bytes: Vec<Vec<u8>> = msgs.iter().map(Message::to_bytes).collect();
             if s.transport == Transport::Listen {
                 for m in &msgs {
                     s.deliver(m);

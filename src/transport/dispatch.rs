@@ -8,6 +8,7 @@ use crate::backend::{Backend, Conn, Sink};
 use crate::codec::jsonrpc::{self, Raw};
 use crate::codec::mcp::{self, method};
 use crate::codec::{code, ErrorObj, Id, Message};
+use crate::registry::Registry;
 use crate::runtime::Runtime;
 use crate::session::{ClientCaps, Session, TrackError};
 use serde_json::{json, Value};
@@ -153,9 +154,9 @@ fn err(id: Id, code: i64, msg: impl Into<String>) -> Handled {
 /// The gateway's initialize result for a negotiated revision. It declares
 /// what the gateway can serve now: `resources.subscribe` only while some
 /// connected backend supports subscriptions, `completions` only while some
-/// backend offers them.
-pub fn initialize_result(rt: &Runtime, version: &str) -> Value {
-    let (subscribe, completions) = rt.backend_features();
+/// backend offers them (of those `reg`, the client's view, draws from).
+pub fn initialize_result(rt: &Runtime, reg: &Registry, version: &str) -> Value {
+    let (subscribe, completions) = rt.backend_features(reg);
     let mut caps = json!({
         "tools": {"listChanged": true},
         "resources": {"listChanged": true, "subscribe": subscribe},
@@ -235,8 +236,19 @@ fn str_param(params: &Option<Raw>, key: &str, id: &Id) -> Result<String, Handled
         .ok_or_else(|| err(id.clone(), code::INVALID_PARAMS, format!("params.{key} must be a string")))
 }
 
+/// The answer to a request of a client whose view is gone (a reload
+/// removed it); the transports answer 404 before it gets here.
+fn view_gone(id: Id, view: Option<&str>) -> Handled {
+    let name = crate::util::printable(view.unwrap_or(""), 100);
+    err(id, code::INVALID_REQUEST, format!("view '{name}' no longer exists; start a new session"))
+}
+
 fn request(rt: &Runtime, session: &Arc<Session>, id: Id, m: &str, params: Option<Raw>) -> Handled {
-    let reg = rt.registry();
+    let all = rt.registry();
+    let view = session.view.as_deref();
+    let Some(reg) = all.view(view) else {
+        return view_gone(id, view);
+    };
     let list = |raw: &Option<Box<serde_json::value::RawValue>>, id: Id, params: &Option<Raw>| {
         // We never hand out cursors, so any cursor is one we did not issue.
         if params.as_deref().and_then(|p| jsonrpc::get_field(p, "cursor")).is_some_and(|c| c.get().trim() != "null") {
@@ -254,16 +266,16 @@ fn request(rt: &Runtime, session: &Arc<Session>, id: Id, m: &str, params: Option
             let v = mcp::negotiate(asked);
             *session.version.lock() = v.to_owned();
             session.set_caps(ClientCaps::from_params(p.as_ref()));
-            Handled::Now(Message::result(id, &initialize_result(rt, v)))
+            Handled::Now(Message::result(id, &initialize_result(rt, reg, v)))
         }
         method::PING => Handled::Now(Message::result(id, &json!({}))),
         method::TOOLS_LIST => list(&reg.tools_json, id, &params),
         method::RESOURCES_LIST => list(&reg.resources_json, id, &params),
         method::RESOURCES_TEMPLATES_LIST => list(&reg.templates_json, id, &params),
         method::PROMPTS_LIST => list(&reg.prompts_json, id, &params),
-        method::TOOLS_CALL | method::PROMPTS_GET | method::RESOURCES_READ => routed(rt, id, m, params),
-        method::SUBSCRIBE | method::UNSUBSCRIBE => subscription(rt, session, id, m, params),
-        method::COMPLETE => routed(rt, id, m, params),
+        method::TOOLS_CALL | method::PROMPTS_GET | method::RESOURCES_READ => routed_in(rt, reg, id, m, params),
+        method::SUBSCRIBE | method::UNSUBSCRIBE => subscription(rt, reg, session, id, m, params),
+        method::COMPLETE => routed_in(rt, reg, id, m, params),
         method::SET_LEVEL => {
             let level = match str_param(&params, "level", &id) {
                 Ok(l) => l,
@@ -286,9 +298,18 @@ fn request(rt: &Runtime, session: &Arc<Session>, id: Id, m: &str, params: Option
 
 /// A request the gateway forwards to the backend that owns what it names
 /// (`tools/call`, `prompts/get`, `resources/read`, `completion/complete`),
-/// with a prefixed name rewritten; both eras route the same way.
-pub fn routed(rt: &Runtime, id: Id, m: &str, params: Option<Raw>) -> Handled {
-    let reg = rt.registry();
+/// with a prefixed name rewritten; both eras route the same way. Only
+/// what `view` holds is found: anything else is unknown, as a name no
+/// backend has.
+pub fn routed(rt: &Runtime, view: Option<&str>, id: Id, m: &str, params: Option<Raw>) -> Handled {
+    let all = rt.registry();
+    match all.view(view) {
+        Some(reg) => routed_in(rt, reg, id, m, params),
+        None => view_gone(id, view),
+    }
+}
+
+fn routed_in(rt: &Runtime, reg: &Registry, id: Id, m: &str, params: Option<Raw>) -> Handled {
     match m {
         method::TOOLS_CALL | method::PROMPTS_GET => {
             let name = match str_param(&params, "name", &id) {
@@ -334,7 +355,7 @@ pub fn routed(rt: &Runtime, id: Id, m: &str, params: Option<Raw>) -> Handled {
                 None => unknown_resource(id, &uri),
             }
         }
-        method::COMPLETE => complete(rt, id, params),
+        method::COMPLETE => complete(rt, reg, id, params),
         other => err(id, code::METHOD_NOT_FOUND, format!("Method not found: {}", crate::util::printable(other, 200))),
     }
 }
@@ -348,12 +369,11 @@ fn unknown_resource(id: Id, uri: &str) -> Handled {
 /// subscribed: the first subscriber's request goes to the backend, later
 /// ones are answered here; the last unsubscribe (or the last subscriber's
 /// session ending) unsubscribes at the backend.
-fn subscription(rt: &Runtime, session: &Session, id: Id, m: &str, params: Option<Raw>) -> Handled {
+fn subscription(rt: &Runtime, reg: &Registry, session: &Session, id: Id, m: &str, params: Option<Raw>) -> Handled {
     let uri = match str_param(&params, "uri", &id) {
         Ok(u) => u,
         Err(h) => return h,
     };
-    let reg = rt.registry();
     let Some(owner) = reg.resource_ref_owner(&uri).cloned() else {
         return unknown_resource(id, &uri);
     };
@@ -401,8 +421,7 @@ fn subscription(rt: &Runtime, session: &Session, id: Id, m: &str, params: Option
     h
 }
 
-fn complete(rt: &Runtime, id: Id, params: Option<Raw>) -> Handled {
-    let reg = rt.registry();
+fn complete(rt: &Runtime, reg: &Registry, id: Id, params: Option<Raw>) -> Handled {
     let mut p = params.as_deref().map(jsonrpc::value_of).unwrap_or_else(|| json!({}));
     let r = p.get("ref").cloned().unwrap_or(Value::Null);
     let (backend, params) = match r.get("type").and_then(Value::as_str) {

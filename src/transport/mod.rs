@@ -9,6 +9,11 @@
 //! never block: a forwarded call's answer is written by whoever learns it
 //! (see [`streamable`] and [`sse`]), and a JWT whose key is not cached
 //! waits on the `auth:jwks` thread, which goes on with the request.
+//!
+//! A configured view `v` is served at `/mcp/v` and `/sse/v` (its legacy
+//! sessions post to the same `/messages/`: the session carries its view);
+//! an unknown view is 404. Whether a client may use a view at all is
+//! [`view_allowed`], asked where a request enters (`admitted`).
 
 pub mod dispatch;
 pub mod modern;
@@ -138,7 +143,7 @@ impl DataPlane {
     fn proceed(&self, req: Request, res: Responder) {
         let rt = &self.rt;
         let path = req.path();
-        if req.method() == "POST" && matches!(path, "/messages/" | "/messages" | "/mcp" | "/mcp/") {
+        if req.method() == "POST" && matches!(endpoint(path), Endpoint::Messages | Endpoint::Mcp(_)) {
             // During start-up, held until the catalog is complete.
             let (rt2, held) = (rt.clone(), self.held.clone());
             let run: crate::runtime::Parked = Box::new(move || route(&rt2, &held, req, res));
@@ -164,12 +169,6 @@ fn unauthorized(auth: &DataAuth, r: &crate::auth::data::Refusal) -> Response {
     };
     json_error(401, None, ErrorObj::new(crate::codec::code::INVALID_REQUEST, msg))
         .with_header("WWW-Authenticate", auth.challenge(r))
-}
-
-/// 403 for an authenticated client that may not use what it asked for
-/// (the views hook: [`crate::auth::data::Identity::may_use`]).
-pub fn forbidden(message: &str) -> Response {
-    json_error(403, None, ErrorObj::new(crate::codec::code::INVALID_REQUEST, message))
 }
 
 /// `GET /.well-known/oauth-protected-resource[/<resource path>]`: the
@@ -246,17 +245,106 @@ impl http::Handler for DataPlane {
     }
 }
 
-/// Sends a request to its endpoint.
+/// The data-plane endpoint a path names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Endpoint<'a> {
+    /// `/sse` (`None`) or `/sse/<view>`.
+    Sse(Option<&'a str>),
+    /// `/messages/`: a legacy session's posts, in the session's view.
+    Messages,
+    /// `/mcp` (`None`) or `/mcp/<view>`.
+    Mcp(Option<&'a str>),
+    Other,
+}
+
+/// `/mcp`, `/mcp/`, `/mcp/<view>`, `/mcp/<view>/`; the same for `/sse`.
+/// A view segment is any one non-empty segment here; whether it names a
+/// view is the registry's to say.
+fn endpoint(path: &str) -> Endpoint<'_> {
+    if matches!(path, "/messages/" | "/messages") {
+        return Endpoint::Messages;
+    }
+    let view_of = |rest: &'static str| -> Option<Option<&str>> {
+        let tail = path.strip_prefix(rest)?;
+        match tail {
+            "" | "/" => Some(None),
+            t => {
+                let v = t.strip_prefix('/')?;
+                let v = v.strip_suffix('/').unwrap_or(v);
+                (!v.is_empty() && !v.contains('/')).then_some(Some(v))
+            }
+        }
+    };
+    if let Some(v) = view_of("/mcp") {
+        return Endpoint::Mcp(v);
+    }
+    if let Some(v) = view_of("/sse") {
+        return Endpoint::Sse(v);
+    }
+    Endpoint::Other
+}
+
+/// Whether a client allowed `allowed_views` may use `view` (`None`: the
+/// default endpoint, the whole catalog). `allowed_views` `None` allows
+/// every view and the default endpoint; a list allows the views it names,
+/// and the default endpoint only if it holds `"*"` (which does not, by
+/// itself, allow any view).
+pub fn view_allowed(allowed_views: Option<&[String]>, view: Option<&str>) -> bool {
+    let Some(list) = allowed_views else { return true };
+    match view {
+        None => list.iter().any(|v| v == "*"),
+        Some(v) => list.iter().any(|a| a == v),
+    }
+}
+
+/// Whether the client of a request may use `view`: the views its token
+/// (or its JWT's views claim) lists, else all of them.
+fn admitted(who: Option<&crate::auth::data::Identity>, view: Option<&str>) -> bool {
+    view_allowed(who.and_then(|i| i.views.as_deref()), view)
+}
+
+/// 403 for a view the client may not use.
+fn view_refused(view: Option<&str>) -> Response {
+    let msg = match view {
+        Some(v) => format!("this client may not use view '{}'", crate::util::printable(v, 100)),
+        None => "this client may not use the default endpoint; use its view's /mcp/<view>".to_owned(),
+    };
+    json_error(403, None, ErrorObj::new(crate::codec::code::INVALID_REQUEST, msg))
+}
+
+/// 404 for a view that is not configured (or no longer is).
+pub fn unknown_view(view: &str) -> Response {
+    let msg = format!("no view named '{}' is configured", crate::util::printable(view, 100));
+    json_error(404, None, ErrorObj::new(crate::codec::code::INVALID_REQUEST, msg))
+}
+
+/// Sends a request to its endpoint: an unknown view is 404, one the client
+/// may not use 403.
 fn route(rt: &Arc<Runtime>, held: &Arc<modern::Held>, req: Request, res: Responder) {
-    match req.path() {
-        "/sse" => sse::get_stream(rt, req, res),
-        "/messages/" | "/messages" => sse::post_message(rt, req, res),
-        "/mcp" | "/mcp/" if modern_request(&req) => match req.method() {
-            "POST" => modern::post(rt, held, req, res),
+    let ep = endpoint(req.path());
+    if let Endpoint::Sse(view) | Endpoint::Mcp(view) = ep {
+        if let Some(v) = view.filter(|v| rt.registry().view(Some(v)).is_none()) {
+            return res.send(unknown_view(v));
+        }
+        if !admitted(req.identity.as_deref(), view) {
+            return res.send(view_refused(view));
+        }
+    }
+    let view = match ep {
+        Endpoint::Sse(v) | Endpoint::Mcp(v) => v.map(str::to_owned),
+        _ => None,
+    };
+    let view = view.as_deref();
+    match ep {
+        Endpoint::Sse(_) => sse::get_stream(rt, req, res, view),
+        Endpoint::Messages => sse::post_message(rt, req, res),
+        Endpoint::Mcp(_) if modern_request(&req) => match req.method() {
+            "POST" => modern::post(rt, held, req, res, view),
             _ => modern::not_post(res),
         },
-        "/mcp" | "/mcp/" => streamable::handle(rt, req, res),
-        p => {
+        Endpoint::Mcp(_) => streamable::handle(rt, req, res, view),
+        Endpoint::Other => {
+            let p = req.path();
             let msg = format!("no MCP endpoint at {}; use /sse or /mcp", crate::util::printable(p, 100));
             res.send(json_error(404, None, ErrorObj::new(-32601, msg)));
         }
@@ -399,6 +487,38 @@ pub fn body_error(e: BodyError) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_and_views() {
+        assert_eq!(endpoint("/mcp"), Endpoint::Mcp(None));
+        assert_eq!(endpoint("/mcp/"), Endpoint::Mcp(None));
+        assert_eq!(endpoint("/mcp/dev"), Endpoint::Mcp(Some("dev")));
+        assert_eq!(endpoint("/mcp/dev/"), Endpoint::Mcp(Some("dev")));
+        assert_eq!(endpoint("/mcp/dev/x"), Endpoint::Other);
+        assert_eq!(endpoint("/mcpx"), Endpoint::Other);
+        assert_eq!(endpoint("/sse"), Endpoint::Sse(None));
+        assert_eq!(endpoint("/sse/ops"), Endpoint::Sse(Some("ops")));
+        assert_eq!(endpoint("/sse//"), Endpoint::Other);
+        assert_eq!(endpoint("/messages/"), Endpoint::Messages);
+        assert_eq!(endpoint("/messages/dev"), Endpoint::Other);
+    }
+
+    #[test]
+    fn view_binding() {
+        let list = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(view_allowed(None, None));
+        assert!(view_allowed(None, Some("dev")));
+        let dev = list(&["dev"]);
+        assert!(view_allowed(Some(&dev), Some("dev")));
+        assert!(!view_allowed(Some(&dev), Some("ops")));
+        assert!(!view_allowed(Some(&dev), None));
+        let star = list(&["*", "ops"]);
+        assert!(view_allowed(Some(&star), None));
+        assert!(view_allowed(Some(&star), Some("ops")));
+        assert!(!view_allowed(Some(&star), Some("dev")), "\"*\" is the default endpoint, not every view");
+        assert!(!view_allowed(Some(&[]), None));
+        assert!(admitted(None) && admitted(Some("dev")));
+    }
 
     #[test]
     fn origins() {

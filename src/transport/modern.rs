@@ -69,7 +69,9 @@ pub fn not_post(res: Responder) {
     res.send(error_response(None, e).with_status(405).with_header("Allow", "POST"));
 }
 
-pub fn post(rt: &Arc<Runtime>, held: &Arc<Held>, req: Request, res: Responder) {
+/// A modern request on `/mcp` (`view` `None`) or `/mcp/<view>`: each one
+/// carries its view, and sees only what the view holds.
+pub fn post(rt: &Arc<Runtime>, held: &Arc<Held>, req: Request, res: Responder, view: Option<&str>) {
     let accept = req.header("Accept").map(str::to_ascii_lowercase);
     if let Some(a) = &accept {
         let both = a.contains("application/json") && a.contains("text/event-stream");
@@ -99,15 +101,19 @@ pub fn post(rt: &Arc<Runtime>, held: &Arc<Held>, req: Request, res: Responder) {
         Ok(e) => e,
         Err(e) => return res.send(error_response(Some(id), e)),
     };
+    let all = rt.registry();
+    let Some(reg) = all.view(view) else {
+        return res.send(super::unknown_view(view.unwrap_or("")));
+    };
     match m.as_str() {
-        method::DISCOVER => res.send(json_response(200, Message::result(id, &discover(rt)).to_bytes())),
+        method::DISCOVER => res.send(json_response(200, Message::result(id, &discover(rt, reg)).to_bytes())),
         method::TOOLS_LIST | method::PROMPTS_LIST | method::RESOURCES_LIST | method::RESOURCES_TEMPLATES_LIST => {
-            res.send(list(rt, id, &m, params.as_deref()))
+            res.send(list(rt, reg, id, &m, params.as_deref()))
         }
         method::TOOLS_CALL | method::PROMPTS_GET | method::RESOURCES_READ | method::COMPLETE => {
-            call(rt, held, res, id, &m, params, envelope)
+            call(rt, held, res, id, &m, params, envelope, view)
         }
-        method::LISTEN => listen(rt, res, id, params.as_deref()),
+        method::LISTEN => listen(rt, reg, res, id, params.as_deref(), view),
         other => {
             let e = ErrorObj::new(code::METHOD_NOT_FOUND, "Method not found").with_data(json!(other));
             res.send(error_response(Some(id), e))
@@ -193,8 +199,8 @@ fn decode_header(v: &str) -> Option<String> {
 }
 
 /// `server/discover`: the revisions served and what the gateway offers now.
-fn discover(rt: &Runtime) -> Value {
-    let (subscribe, completions) = rt.backend_features();
+fn discover(rt: &Runtime, reg: &crate::registry::Registry) -> Value {
+    let (subscribe, completions) = rt.backend_features(reg);
     let mut caps = json!({
         "tools": {"listChanged": true},
         "resources": {"listChanged": true, "subscribe": subscribe},
@@ -219,11 +225,10 @@ fn discover(rt: &Runtime) -> Value {
 /// A merged list with the 2026-07-28 fields: `resultType`, and the cache
 /// hints of the lists it was merged from (the smallest `ttlMs`; `private`
 /// unless every part is `public`; a legacy backend gives none: 0, private).
-fn list(rt: &Runtime, id: Id, m: &str, params: Option<&RawValue>) -> Response {
+fn list(rt: &Runtime, reg: &crate::registry::Registry, id: Id, m: &str, params: Option<&RawValue>) -> Response {
     if params.and_then(|p| jsonrpc::get_field(p, "cursor")).is_some_and(|c| c.get().trim() != "null") {
         return error_response(Some(id), ErrorObj::new(code::INVALID_PARAMS, "Invalid cursor"));
     }
-    let reg = rt.registry();
     let raw = match m {
         method::TOOLS_LIST => &reg.tools_json,
         method::PROMPTS_LIST => &reg.prompts_json,
@@ -233,7 +238,7 @@ fn list(rt: &Runtime, id: Id, m: &str, params: Option<&RawValue>) -> Response {
     let Some(raw) = raw else {
         return error_response(Some(id), ErrorObj::new(code::INTERNAL_ERROR, "list unavailable"));
     };
-    let (ttl, public) = rt.list_hints(m);
+    let (ttl, public) = rt.list_hints(reg, m);
     let scope = if public { "public" } else { "private" };
     let fields = [
         ("resultType", jsonrpc::to_raw(&json!("complete"))),
@@ -247,7 +252,17 @@ fn list(rt: &Runtime, id: Id, m: &str, params: Option<&RawValue>) -> Response {
     }
 }
 
-fn call(rt: &Arc<Runtime>, held: &Arc<Held>, res: Responder, id: Id, m: &str, params: Option<Raw>, envelope: Envelope) {
+#[allow(clippy::too_many_arguments)]
+fn call(
+    rt: &Arc<Runtime>,
+    held: &Arc<Held>,
+    res: Responder,
+    id: Id,
+    m: &str,
+    params: Option<Raw>,
+    envelope: Envelope,
+    view: Option<&str>,
+) {
     let state = params.as_deref().and_then(|p| jsonrpc::get_str(p, "requestState"));
     if let Some(token) = state.filter(|s| s.starts_with(STATE_PREFIX)) {
         return retry(held, res, id, &token, params.as_deref());
@@ -260,7 +275,7 @@ fn call(rt: &Arc<Runtime>, held: &Arc<Held>, res: Responder, id: Id, m: &str, pa
     let Some(m) = method::forwarded(m) else { return };
     let call = ModernCall::new(rt, held, m, envelope, wants_progress);
     call.attach(res, id.clone());
-    match dispatch::routed(rt, id, m, params) {
+    match dispatch::routed(rt, view, id, m, params) {
         Handled::Now(Message::Error { error, .. }) => call.finish(Err(error)),
         Handled::Now(Message::Response { result, .. }) => call.finish(Ok(result)),
         Handled::Now(_) | Handled::Nothing => call.finish(Err(ErrorObj::new(code::INTERNAL_ERROR, "no answer"))),
@@ -304,7 +319,14 @@ fn retry(held: &Arc<Held>, res: Responder, id: Id, token: &str, params: Option<&
 
 /// `subscriptions/listen`: a stream of list changes and resource updates,
 /// opened by the acknowledgement of what it will carry.
-fn listen(rt: &Arc<Runtime>, res: Responder, id: Id, params: Option<&RawValue>) {
+fn listen(
+    rt: &Arc<Runtime>,
+    reg: &crate::registry::Registry,
+    res: Responder,
+    id: Id,
+    params: Option<&RawValue>,
+    view: Option<&str>,
+) {
     let filter = params.and_then(|p| jsonrpc::get_field(p, "notifications")).map(jsonrpc::value_of);
     let Some(filter) = filter.filter(Value::is_object) else {
         let e = ErrorObj::new(code::INVALID_PARAMS, "params.notifications must be an object");
@@ -319,7 +341,7 @@ fn listen(rt: &Arc<Runtime>, res: Responder, id: Id, params: Option<&RawValue>) 
         );
         return res.send(error_response(Some(id), e));
     }
-    let session = match rt.sessions.create(Transport::Listen, mcp::MODERN_VERSION) {
+    let session = match rt.sessions.create_in(Transport::Listen, mcp::MODERN_VERSION, view) {
         Ok(s) => s,
         Err(e @ CreateError::Full(_)) => {
             let e = ErrorObj::new(code::INTERNAL_ERROR, e.to_string());
@@ -333,7 +355,6 @@ fn listen(rt: &Arc<Runtime>, res: Responder, id: Id, params: Option<&RawValue>) 
     session.set_listen(ListenFilter { subscription_id: id.to_raw(), tools, prompts, resources }, peer);
     // Resource subscriptions: held by the gateway at each owning backend
     // that supports them, for as long as this stream lives.
-    let reg = rt.registry();
     let mut honored = Vec::new();
     for uri in filter.get("resourceSubscriptions").and_then(Value::as_array).into_iter().flatten() {
         let Some(uri) = uri.as_str() else { continue };

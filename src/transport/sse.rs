@@ -17,13 +17,14 @@ use crate::runtime::Runtime;
 use crate::session::{CreateError, Session, Transport};
 use std::sync::Arc;
 
-pub fn get_stream(rt: &Arc<Runtime>, req: Request, res: Responder) {
+/// `GET /sse` or `GET /sse/<view>`: the session is the view's for its life.
+pub fn get_stream(rt: &Arc<Runtime>, req: Request, res: Responder, view: Option<&str>) {
     if req.method() != "GET" {
         // Never 200 to POST /sse: clients probe it to pick a transport.
         let r = json_error(405, None, ErrorObj::new(code::INVALID_REQUEST, "use GET /sse"));
         return res.send(r.with_header("Allow", "GET"));
     }
-    let session = match rt.sessions.create(Transport::Sse, "2024-11-05") {
+    let session = match rt.sessions.create_in(Transport::Sse, "2024-11-05", view) {
         Ok(s) => s,
         Err(e) => return res.send(create_error(&e)),
     };
@@ -41,6 +42,7 @@ pub fn get_stream(rt: &Arc<Runtime>, req: Request, res: Responder) {
         }
     }));
     session.attach(stream, None);
+    // The same messages URL for every view: the session carries its view.
     let endpoint = format!("/messages/?session_id={}", session.id);
     if session.push_event(Some("endpoint"), endpoint.as_bytes()) {
         match session.owner_label() {
@@ -78,6 +80,15 @@ pub fn post_message(rt: &Arc<Runtime>, req: Request, res: Responder) {
     else {
         return res.send(json_error(404, None, ErrorObj::new(code::INVALID_REQUEST, "unknown or expired session")));
     };
+    let view = session.view.as_deref();
+    if !super::admitted(req.identity.as_deref(), view) {
+        return res.send(super::view_refused(view));
+    }
+    if rt.registry().view(view).is_none() {
+        // A reload removed its view: the session ends (its stream closes).
+        rt.sessions.remove(&session.id);
+        return res.send(super::unknown_view(view.unwrap_or("")));
+    }
     let body = match json_body(&req) {
         Ok(b) => b,
         Err(e) => return res.send(body_error(e)),

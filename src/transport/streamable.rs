@@ -32,11 +32,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-pub fn handle(rt: &Arc<Runtime>, req: Request, res: Responder) {
+/// `/mcp` (`view` `None`) or `/mcp/<view>`: a session made here is the
+/// view's, and is found only at its own view's endpoint.
+pub fn handle(rt: &Arc<Runtime>, req: Request, res: Responder, view: Option<&str>) {
     match req.method() {
-        "POST" => post(rt, req, res),
-        "GET" => get(rt, req, res),
-        "DELETE" => delete(rt, req, res),
+        "POST" => post(rt, req, res, view),
+        "GET" => get(rt, req, res, view),
+        "DELETE" => delete(rt, req, res, view),
         _ => {
             let r = json_error(405, None, ErrorObj::new(code::INVALID_REQUEST, "use POST, GET or DELETE"));
             res.send(r.with_header("Allow", "GET, POST, DELETE"));
@@ -78,8 +80,14 @@ fn version_header(req: &Request) -> Result<Option<String>, Response> {
 }
 
 /// The session named by `Mcp-Session-Id`; `Err` is the response to send
-/// (400 when absent, 404 when unknown or expired).
-fn session_of(rt: &Runtime, req: &Request, version: Option<&str>) -> Result<Arc<Session>, Response> {
+/// (400 when absent, 404 when unknown or expired, made on another view's
+/// endpoint, or of a view a reload removed).
+fn session_of(
+    rt: &Runtime,
+    req: &Request,
+    version: Option<&str>,
+    view: Option<&str>,
+) -> Result<Arc<Session>, Response> {
     let Some(sid) = req.header("Mcp-Session-Id") else {
         return Err(json_error(
             400,
@@ -95,6 +103,13 @@ fn session_of(rt: &Runtime, req: &Request, version: Option<&str>) -> Result<Arc<
     else {
         return Err(json_error(404, None, ErrorObj::new(code::INVALID_REQUEST, "unknown or expired session")));
     };
+    if s.view.as_deref() != view {
+        return Err(json_error(404, None, ErrorObj::new(code::INVALID_REQUEST, "unknown or expired session")));
+    }
+    if rt.registry().view(view).is_none() {
+        rt.sessions.remove(&s.id);
+        return Err(super::unknown_view(view.unwrap_or("")));
+    }
     if let Some(v) = version {
         // A supported revision other than the negotiated one is let
         // through: the header is checked for validity, and some clients
@@ -118,7 +133,7 @@ fn accepts(req: &Request, what: &str) -> bool {
     }
 }
 
-fn post(rt: &Arc<Runtime>, req: Request, res: Responder) {
+fn post(rt: &Arc<Runtime>, req: Request, res: Responder, view: Option<&str>) {
     let version = match version_header(&req) {
         Ok(v) => v,
         Err(r) => return res.send(r),
@@ -136,20 +151,20 @@ fn post(rt: &Arc<Runtime>, req: Request, res: Responder) {
     };
     match jsonrpc::parse(body) {
         Err(e) | Ok(Parsed::Single(Err(e))) => res.send(json_error(400, None, e)),
-        Ok(Parsed::Single(Ok(msg))) => single(rt, &req, res, msg, version.as_deref()),
-        Ok(Parsed::Batch(items)) => batch(rt, &req, res, items, version.as_deref()),
+        Ok(Parsed::Single(Ok(msg))) => single(rt, &req, res, msg, version.as_deref(), view),
+        Ok(Parsed::Batch(items)) => batch(rt, &req, res, items, version.as_deref(), view),
     }
 }
 
-fn single(rt: &Arc<Runtime>, req: &Request, res: Responder, msg: Message, version: Option<&str>) {
+fn single(rt: &Arc<Runtime>, req: &Request, res: Responder, msg: Message, version: Option<&str>, view: Option<&str>) {
     if msg.method() == Some(method::INITIALIZE) {
-        return initialize(rt, req, res, msg);
+        return initialize(rt, req, res, msg, view);
     }
     if msg.method() == Some("server/discover") && req.header("Mcp-Session-Id").is_none() {
         // A 2026-era probe: tell it which revisions we serve.
         return res.send(unsupported_version(version.unwrap_or(mcp::FIRST_STATELESS)));
     }
-    let session = match session_of(rt, req, version) {
+    let session = match session_of(rt, req, version, view) {
         Ok(s) => s,
         Err(r) => return res.send(r),
     };
@@ -168,8 +183,8 @@ fn single(rt: &Arc<Runtime>, req: &Request, res: Responder, msg: Message, versio
     }
 }
 
-fn initialize(rt: &Arc<Runtime>, req: &Request, res: Responder, msg: Message) {
-    let session = match rt.sessions.create(Transport::Streamable, mcp::DEFAULT_HTTP_VERSION) {
+fn initialize(rt: &Arc<Runtime>, req: &Request, res: Responder, msg: Message, view: Option<&str>) {
+    let session = match rt.sessions.create_in(Transport::Streamable, mcp::DEFAULT_HTTP_VERSION, view) {
         Ok(s) => s,
         Err(e) => return res.send(create_error(&e)),
     };
@@ -438,8 +453,9 @@ fn batch(
     res: Responder,
     items: Vec<Result<Message, (Option<Id>, ErrorObj)>>,
     version: Option<&str>,
+    view: Option<&str>,
 ) {
-    let session = match session_of(rt, req, version) {
+    let session = match session_of(rt, req, version, view) {
         Ok(s) => s,
         Err(r) => return res.send(r),
     };
@@ -501,7 +517,7 @@ fn batch(
     batch.release();
 }
 
-fn get(rt: &Arc<Runtime>, req: Request, res: Responder) {
+fn get(rt: &Arc<Runtime>, req: Request, res: Responder, view: Option<&str>) {
     if let Err(r) = version_header(&req) {
         return res.send(r);
     }
@@ -512,7 +528,7 @@ fn get(rt: &Arc<Runtime>, req: Request, res: Responder) {
             ErrorObj::new(code::INVALID_REQUEST, "GET /mcp needs Accept: text/event-stream"),
         ));
     }
-    let session = match session_of(rt, &req, None) {
+    let session = match session_of(rt, &req, None, view) {
         Ok(s) => s,
         Err(r) => return res.send(r),
     };
@@ -548,7 +564,7 @@ fn get(rt: &Arc<Runtime>, req: Request, res: Responder) {
     }
 }
 
-fn delete(rt: &Arc<Runtime>, req: Request, res: Responder) {
+fn delete(rt: &Arc<Runtime>, req: Request, res: Responder, view: Option<&str>) {
     let Some(sid) = req.header("Mcp-Session-Id").map(str::trim) else {
         return res.send(json_error(
             400,
@@ -556,7 +572,11 @@ fn delete(rt: &Arc<Runtime>, req: Request, res: Responder) {
             ErrorObj::new(code::INVALID_REQUEST, "Mcp-Session-Id header is required"),
         ));
     };
-    match rt.sessions.get(sid).filter(|s| s.transport == Transport::Streamable && s.owned_by(req.identity.as_deref())) {
+    match rt
+        .sessions
+        .get(sid)
+        .filter(|s| s.transport == Transport::Streamable && s.owned_by(req.identity.as_deref()) && s.view.as_deref() == view)
+    {
         Some(_) => {
             rt.sessions.remove(sid);
             res.send(Response::empty(200));

@@ -9,6 +9,7 @@ mod backend;
 mod manage;
 mod obj;
 mod server;
+mod views;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -91,7 +92,7 @@ pub fn parse_with_env(
     }
     // The current shape is recognised by any of its keys; anything else is
     // the legacy flat `{NAME: BACKEND}` object.
-    const TOP_KEYS: [&str; 3] = ["mcpServers", "server", "manage"];
+    const TOP_KEYS: [&str; 4] = ["mcpServers", "server", "manage", "views"];
     const VSCODE_KEYS: [&str; 2] = ["servers", "inputs"];
     let current = vscode || TOP_KEYS.iter().any(|k| root.contains_key(*k));
     let (backends, backend_prefix) = if current {
@@ -120,6 +121,10 @@ pub fn parse_with_env(
             .iter()
             .map(|(name, v)| parse_backend(name, v, env, &file, &format!("{backend_prefix}{name}")))
             .collect();
+    }
+    if current {
+        let top = Obj::new(&root, "");
+        config.views = views::parse_views(&top, &config.backends, &file).map_err(err)?;
     }
     config.withhold_secret_env();
     Ok(config)

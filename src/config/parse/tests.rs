@@ -420,3 +420,39 @@ fn foreign_formats_are_named() {
     let e = err_line("{ broken");
     assert!(!e.contains("YAML"), "{e}");
 }
+
+#[test]
+fn views_parse_and_refuse_what_they_cannot_mean() {
+    let c = parse_ok(
+        r#"{"mcpServers": {"fs": {"command": "x"}, "git": {"command": "y"}},
+            "views": {"dev": {"backends": ["fs"], "tools": {"allow": ["fs__*"], "deny": ["*delete*"]},
+                              "description": "developers"},
+                      "all_of-it": {}}}"#,
+    );
+    assert_eq!(c.views.len(), 2);
+    let dev = &c.views[0];
+    assert_eq!(dev.name, "dev");
+    assert_eq!(dev.backends.as_deref(), Some(&["fs".to_owned()][..]));
+    assert_eq!(dev.tools.allow, vec!["fs__*"]);
+    assert_eq!(dev.tools.deny, vec!["*delete*"]);
+    assert_eq!(dev.description.as_deref(), Some("developers"));
+    assert!(dev.has_backend("fs") && !dev.has_backend("git"));
+    assert_eq!(c.views[1].backends, None);
+    assert!(c.views[1].has_backend("git"));
+    // A config with only views is the current shape, not the legacy one.
+    assert!(parse_ok(r#"{"views": {}}"#).backends.is_empty());
+
+    let base = r#"{"mcpServers": {"fs": {"command": "x"}}, "views": "#;
+    let bad = |views: &str| err_line(&format!("{base}{views}}}"));
+    assert_eq!(
+        bad(r#"{"dev": {"backends": ["fs", "gti"]}}"#),
+        "c.json: field \"views.dev.backends[1]\": no backend named \"gti\" is configured (backends: fs)"
+    );
+    assert!(bad(r#"{"a b": {}}"#).starts_with("c.json: field \"views.a b\": a view name is 1 to 64"));
+    assert!(bad(&format!(r#"{{"{}": {{}}}}"#, "v".repeat(65))).contains("a view name is 1 to 64"));
+    assert!(bad(r#"{"dev": []}"#).contains("field \"views.dev\": expected an object"));
+    assert!(bad(r#"[]"#).contains("field \"views\": expected an object of views"));
+    assert!(bad(r#"{"dev": {"backends": "fs"}}"#).contains("field \"views.dev.backends\""));
+    assert!(bad(r#"{"dev": {"tools": {"allow": [1]}}}"#).contains("field \"views.dev.tools.allow[0]\""));
+    assert!(bad(r#"{"dev": {"description": 3}}"#).contains("field \"views.dev.description\""));
+}

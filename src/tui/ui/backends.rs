@@ -137,7 +137,7 @@ fn render_status(t: &Theme, data: &Data, f: &mut Frame<'_>, area: Rect) {
     }
     first.push(Span::raw(format!(" · revision {}", sv.revision)));
     let b = &s.backends;
-    let backends = Line::from(vec![
+    let mut backends = Line::from(vec![
         Span::raw(format!("backends {}: ", b.total)),
         Span::styled(format!("{} connected", b.connected), t.ok),
         Span::raw(", "),
@@ -146,6 +146,10 @@ fn render_status(t: &Theme, data: &Data, f: &mut Frame<'_>, area: Rect) {
         Span::styled(format!("{} failed", b.failed), if b.failed > 0 { t.error } else { Style::new() }),
         Span::raw(format!(", {} disabled", b.disabled)),
     ]);
+    if !s.views.is_empty() {
+        // The views (`/mcp/<name>`), by name.
+        backends.push_span(Span::raw(format!(" · views {}", s.views.join(", "))));
+    }
     let c = &s.capabilities.counts;
     let ss = &s.sessions;
     let mut caps = vec![Span::raw(format!(
@@ -228,6 +232,7 @@ mod tests {
             &[
                 "connect to weather",
                 "listen mcp 127.0.0.1:9000 · manage 127.0.0.1:9001",
+                "1 disabled · views dev, ops",
                 // The fixture's one name clash is counted where it shows.
                 "prompts 2 · conflicts 1 · sessions",
             ],
