@@ -77,7 +77,7 @@ fn static_tokens_on_both_transports() {
         "mcpServers": {"alpha": demo_backend("alpha", &[])},
         "server": {"auth": {"tokens": [
             {"name": "alice", "token_env": "GW_AUTH_ALICE"},
-            {"name": "bob", "token_env": "GW_AUTH_BOB", "views": ["dev"]}
+            {"name": "bob", "token_env": "GW_AUTH_BOB"}
         ]}}
     });
     let gw = Gateway::start_env(&config, &[], &[("GW_AUTH_ALICE", ALICE), ("GW_AUTH_BOB", BOB)]);

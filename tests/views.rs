@@ -373,3 +373,29 @@ fn a_bad_view_is_a_config_error_naming_the_field() {
     assert_eq!(out.status.and_then(|s| s.code()), Some(78), "{}\n{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("field \"views.dev.backends[1]\": no backend named \"gamma\""), "{}", out.stderr);
 }
+
+/// A token bound to views (`server.auth.tokens[].views`) reaches those
+/// views only: 403 on the whole catalog and on other views, served on its
+/// own; a token without a list reaches everything.
+#[test]
+fn a_token_bound_to_a_view_uses_only_that_view() {
+    let mut c = config();
+    c["server"] = json!({"auth": {"tokens": [
+        {"name": "dev-team", "token_env": "VIEWS_DEV_TOKEN", "views": ["dev"]},
+        {"name": "ops", "token_env": "VIEWS_OPS_TOKEN"}
+    ]}});
+    let gw = Gateway::start_env(&c, &[], &[("VIEWS_DEV_TOKEN", "dev-secret-1"), ("VIEWS_OPS_TOKEN", "ops-secret-1")]);
+    let params =
+        json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "views", "version": "1"}});
+    let init_as = |token: &str, path: &str| {
+        let bearer = format!("Bearer {token}");
+        post_json(&gw.url(path), &[ACCEPT, ("Authorization", &bearer)], &rpc(1, "initialize", params.clone())).status
+    };
+    assert_eq!(init_as("dev-secret-1", "/mcp/dev"), 200);
+    assert_eq!(init_as("dev-secret-1", "/mcp"), 403);
+    assert_eq!(init_as("dev-secret-1", "/mcp/echoes"), 403);
+    assert_eq!(init_as("ops-secret-1", "/mcp"), 200);
+    assert_eq!(init_as("ops-secret-1", "/mcp/echoes"), 200);
+    let r = http("GET", &gw.url("/sse"), &[("Authorization", "Bearer dev-secret-1")], None);
+    assert_eq!(r.status, 403, "{}", r.text());
+}

@@ -54,7 +54,6 @@ impl Identity {
         };
         format!("{kind}:{}", self.name)
     }
-
 }
 
 /// Whether two requests' identities are the same client (both anonymous

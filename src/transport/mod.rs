@@ -517,7 +517,14 @@ mod tests {
         assert!(view_allowed(Some(&star), Some("ops")));
         assert!(!view_allowed(Some(&star), Some("dev")), "\"*\" is the default endpoint, not every view");
         assert!(!view_allowed(Some(&[]), None));
-        assert!(admitted(None) && admitted(Some("dev")));
+        // Anonymous, or a token without a view list: everything.
+        assert!(admitted(None, None) && admitted(None, Some("dev")));
+        let bound = crate::auth::data::Identity {
+            kind: crate::auth::data::Kind::Token,
+            name: "alice".into(),
+            views: Some(list(&["dev"])),
+        };
+        assert!(admitted(Some(&bound), Some("dev")) && !admitted(Some(&bound), None));
     }
 
     #[test]

@@ -572,11 +572,9 @@ fn delete(rt: &Arc<Runtime>, req: Request, res: Responder, view: Option<&str>) {
             ErrorObj::new(code::INVALID_REQUEST, "Mcp-Session-Id header is required"),
         ));
     };
-    match rt
-        .sessions
-        .get(sid)
-        .filter(|s| s.transport == Transport::Streamable && s.owned_by(req.identity.as_deref()) && s.view.as_deref() == view)
-    {
+    match rt.sessions.get(sid).filter(|s| {
+        s.transport == Transport::Streamable && s.owned_by(req.identity.as_deref()) && s.view.as_deref() == view
+    }) {
         Some(_) => {
             rt.sessions.remove(sid);
             res.send(Response::empty(200));
