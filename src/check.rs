@@ -117,6 +117,18 @@ pub fn report(cfg: &Config) -> (String, usize) {
             }
         }
     }
+    for v in &cfg.views {
+        let backends = v.backends.as_ref().map_or_else(|| "every backend".to_owned(), |l| l.join(", "));
+        let mut globs = Vec::new();
+        if !v.tools.allow.is_empty() {
+            globs.push(format!("allow {}", v.tools.allow.join(" ")));
+        }
+        if !v.tools.deny.is_empty() {
+            globs.push(format!("deny {}", v.tools.deny.join(" ")));
+        }
+        let globs = if globs.is_empty() { String::new() } else { format!("; tools: {}", globs.join("; ")) };
+        let _ = writeln!(out, "view {}: /mcp/{0}, /sse/{0} ({backends}{globs})", v.name);
+    }
     let valid = cfg.backends.len() - invalid;
     let _ = writeln!(out, "result: {valid} valid, {invalid} invalid");
     (out, invalid)
@@ -155,5 +167,10 @@ mod tests {
         assert!(out.contains("[disabled]"), "{out}");
         assert!(out.contains("bad                  INVALID: backend \"bad\": field \"type\""), "{out}");
         assert!(out.ends_with("result: 3 valid, 1 invalid\n"), "{out}");
+        let text = r#"{"mcpServers": {"fs": {"command": "x"}},
+            "views": {"dev": {"backends": ["fs"], "tools": {"allow": ["fs__*"], "deny": ["*rm*"]}}, "all": {}}}"#;
+        let (out, _) = report(&crate::config::parse_with_env(text, None, &|_| None).unwrap());
+        assert!(out.contains("view dev: /mcp/dev, /sse/dev (fs; tools: allow fs__*; deny *rm*)\n"), "{out}");
+        assert!(out.contains("view all: /mcp/all, /sse/all (every backend)\n"), "{out}");
     }
 }
