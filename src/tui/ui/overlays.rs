@@ -74,7 +74,7 @@ pub(super) fn render_help(app: &App, f: &mut Frame<'_>) {
 pub(super) fn render_palette(app: &App, query: &str, cursor: usize, f: &mut Frame<'_>) {
     let t = &app.theme;
     let matches = app.palette_matches(query);
-    let height = (matches.len() as u16 + 4).clamp(6, f.area().height.saturating_sub(2).max(6));
+    let height = (matches.len() as u16 + 3).clamp(6, f.area().height.saturating_sub(2).max(6));
     let area = centered(f.area(), 76, height);
     clear(t, f, area);
     let block = Block::bordered()
