@@ -27,7 +27,7 @@ pub(super) fn help_rows(app: &App) -> Vec<(String, String)> {
             }
         }
     }
-    rows.push(("↑ ↓, j k".into(), "move (lists and popups)".into()));
+    rows.push(("↑ ↓, j k".into(), "move (lists, profile and theme pickers)".into()));
     rows.push(("PgUp PgDn, g G".into(), "page, first, last".into()));
     rows.push(("J K".into(), "scroll the detail pane".into()));
     for a in ACTIONS {
