@@ -224,7 +224,7 @@ pub const ACTIONS: &[ActionDef] = &[
     ActionDef { cmd: Cmd::ThemePicker, name: "choose a theme", default: same![ch('T')], classic: same![ch('T')] },
     ActionDef {
         cmd: Cmd::ToggleKeys,
-        name: "switch key map: default / classic (t r p = tools resources prompts)",
+        name: "switch key map (classic: t r p open views)",
         default: same![],
         classic: same![],
     },

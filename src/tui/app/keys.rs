@@ -51,7 +51,7 @@ impl App {
         }
     }
 
-    /// Carries out one action of the table ([`ACTIONS`]), from its key or
+    /// Carries out one action of the table ([`super::ACTIONS`]), from its key or
     /// from the palette.
     pub fn run_cmd(&mut self, cmd: Cmd) -> Action {
         self.mode = Mode::Normal;

@@ -200,7 +200,7 @@ impl App {
     /// What quitting does, in words, for the help and the palette.
     pub fn quit_label(&self) -> &'static str {
         if self.combined {
-            "quit: STOPS the server (combined mode: it runs in this process)"
+            "quit: STOPS the server (combined mode)"
         } else {
             "quit (the server keeps running)"
         }

@@ -366,6 +366,23 @@ mod tests {
         let mut app = connected();
         app.on_key(ch('?'));
         shots.push(("help".into(), app));
+        let mut app = connected();
+        app.combined = true;
+        app.keys = crate::tui::app::KeyMap::Classic;
+        app.on_key(ch('?'));
+        shots.push(("help-classic-combined".into(), app));
+        let mut app = connected();
+        app.on_key(crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Char('p'),
+            crossterm::event::KeyModifiers::CONTROL,
+        ));
+        for c in "re".chars() {
+            app.on_key(ch(c));
+        }
+        shots.push(("palette".into(), app));
+        let mut app = connected();
+        app.on_key(ch('T'));
+        shots.push(("themes".into(), app));
         shots.push(("unreachable".into(), failed(ClientError::Unreachable("connection refused".into()))));
         shots.push((
             "no-token".into(),

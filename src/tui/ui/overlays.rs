@@ -27,7 +27,7 @@ pub(super) fn help_rows(app: &App) -> Vec<(String, String)> {
             }
         }
     }
-    rows.push(("↑ ↓, j k".into(), "move (lists and popups)".into()));
+    rows.push(("↑ ↓, j k".into(), "move (lists, profile and theme pickers)".into()));
     rows.push(("PgUp PgDn, g G".into(), "page, first, last".into()));
     rows.push(("J K".into(), "scroll the detail pane".into()));
     for a in ACTIONS {
@@ -74,7 +74,7 @@ pub(super) fn render_help(app: &App, f: &mut Frame<'_>) {
 pub(super) fn render_palette(app: &App, query: &str, cursor: usize, f: &mut Frame<'_>) {
     let t = &app.theme;
     let matches = app.palette_matches(query);
-    let height = (matches.len() as u16 + 4).clamp(6, f.area().height.saturating_sub(2).max(6));
+    let height = (matches.len() as u16 + 3).clamp(6, f.area().height.saturating_sub(2).max(6));
     let area = centered(f.area(), 76, height);
     clear(t, f, area);
     let block = Block::bordered()
