@@ -166,6 +166,9 @@ fn every_example_checks() {
             .env("TICKETS_TOKEN", "t")
             .env("SEARCH_API_KEY", "k")
             .env("SENTINEL_ADMIN_TOKEN", "a")
+            .env("SENTINEL_DEV_TOKEN", "d")
+            .env("SENTINEL_SUPPORT_TOKEN", "s")
+            .env("SENTINEL_ADMIN_CLIENT_TOKEN", "c")
             .env("HOME", "/home/someone");
         let o = run_bounded("check-example", &mut cmd, T);
         assert_eq!(o.status.and_then(|s| s.code()), Some(0), "{}:\n{}\n{}", path.display(), o.stdout, o.stderr);
