@@ -384,6 +384,9 @@ fn a_token_bound_to_a_view_uses_only_that_view() {
         {"name": "dev-team", "token_env": "VIEWS_DEV_TOKEN", "views": ["dev"]},
         {"name": "ops", "token_env": "VIEWS_OPS_TOKEN"}
     ]}});
+    let audit_dir = common::TempDir::new("views-audit");
+    let audit_log = audit_dir.path.join("audit.log");
+    c["manage"] = json!({"audit_log": audit_log});
     let gw = Gateway::start_env(&c, &[], &[("VIEWS_DEV_TOKEN", "dev-secret-1"), ("VIEWS_OPS_TOKEN", "ops-secret-1")]);
     let params =
         json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "views", "version": "1"}});
@@ -398,4 +401,17 @@ fn a_token_bound_to_a_view_uses_only_that_view() {
     assert_eq!(init_as("ops-secret-1", "/mcp/echoes"), 200);
     let r = http("GET", &gw.url("/sse"), &[("Authorization", "Bearer dev-secret-1")], None);
     assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(init_as("wrong-secret", "/mcp/dev"), 401);
+    // The audit log names who was refused what (never the token).
+    let text = std::fs::read_to_string(&audit_log).unwrap_or_default();
+    let lines: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let refused = |status: u16, path: &str| {
+        lines.iter().find(|l| {
+            l["event"] == json!("data_auth_failed") && l["status"] == json!(status) && l["path"] == json!(path)
+        })
+    };
+    let l = refused(403, "/mcp/echoes").unwrap_or_else(|| panic!("no 403 line for /mcp/echoes in:\n{text}"));
+    assert_eq!(l["token_name"], json!("token:dev-team"), "{text}");
+    assert!(refused(401, "/mcp/dev").is_some(), "{text}");
+    assert!(!text.contains("secret-1"), "a token in the audit log:\n{text}");
 }

@@ -64,7 +64,7 @@ impl Reply {
 pub struct Api {
     rt: Arc<Runtime>,
     auth: Auth,
-    audit: Audit,
+    audit: Arc<Audit>,
     public_health: bool,
     allow_shutdown: bool,
     streams: Arc<AtomicUsize>,
@@ -171,7 +171,7 @@ fn ok(v: &impl Serialize) -> Reply {
 }
 
 impl Api {
-    pub fn new(rt: Arc<Runtime>, auth: Auth, audit: Audit) -> Api {
+    pub fn new(rt: Arc<Runtime>, auth: Auth, audit: Arc<Audit>) -> Api {
         let cfg = rt.config();
         Api {
             public_health: cfg.manage.public_health,
@@ -501,7 +501,7 @@ mod tests {
     #[test]
     fn health_reports_a_listener_that_is_down() {
         let (rt, _admin) = Runtime::new(crate::config::Config::default_with_backends(Vec::new()));
-        let audit = Audit::open(None, rt.events.clone()).expect("audit");
+        let audit = Arc::new(Audit::open(None, rt.events.clone()).expect("audit"));
         let api = Api::new(rt.clone(), Auth::new(vec![super::super::auth::Token::new("t", true, "s3cret")]), audit);
         let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
         rt.add_listener("data plane", alive.clone());

@@ -15,7 +15,8 @@ use std::sync::Arc;
 #[derive(Serialize)]
 pub struct Line<'a> {
     pub time: String,
-    /// `auth_failed` or `admin_action`.
+    /// `auth_failed`, `admin_action`, or `data_auth_failed` (a data-plane
+    /// request refused for its credentials).
     pub event: &'a str,
     pub token_name: Option<&'a str>,
     pub remote_addr: Option<String>,
@@ -65,6 +66,14 @@ impl Audit {
         Ok(Audit { path: path.map(Path::to_path_buf), file: Mutex::new(file), ring, fails: Mutex::new(fails) })
     }
 
+    /// A refused data-plane request: a line in the file only (the data
+    /// plane pushes its own bounded `data.auth_failed` events).
+    pub fn record_data(&self, line: Line<'_>) {
+        let path = crate::util::printable(line.path, MAX_PATH);
+        let who = line.token_name.map(|n| crate::util::printable(n, 128));
+        self.append(&Line { path: &path, token_name: who.as_deref(), ..line });
+    }
+
     pub fn record(&self, line: Line<'_>) {
         // The path comes from an unauthenticated client: no control
         // characters (no forged lines, no terminal escapes), bounded length.
@@ -96,7 +105,11 @@ impl Audit {
                 format!("{} {} -> {} ({who}, from {from})", line.method, line.path, line.status),
             );
         }
-        let Ok(mut text) = serde_json::to_vec(&line) else { return };
+        self.append(&line);
+    }
+
+    fn append(&self, line: &Line<'_>) {
+        let Ok(mut text) = serde_json::to_vec(line) else { return };
         text.push(b'\n');
         let mut g = self.file.lock();
         if let Some(f) = g.as_mut() {

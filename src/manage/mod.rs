@@ -53,7 +53,20 @@ pub fn build_api(
     if let Some(t) = extra_admin_token {
         auth.add(auth::Token::new("combined-mode-tui", true, t));
     }
-    let audit = audit::Audit::open(cfg.manage.audit_log.as_deref(), rt.events.clone())?;
+    let audit = Arc::new(audit::Audit::open(cfg.manage.audit_log.as_deref(), rt.events.clone())?);
+    // The data plane's refusals go to the same file.
+    let a = audit.clone();
+    rt.set_data_audit(Box::new(move |r: &crate::runtime::DataRefusal<'_>| {
+        a.record_data(audit::Line {
+            time: crate::util::rfc3339(std::time::SystemTime::now()),
+            event: "data_auth_failed",
+            token_name: r.identity,
+            remote_addr: Some(r.remote_addr.clone()),
+            method: r.method,
+            path: r.path,
+            status: r.status,
+        })
+    }));
     Ok(Arc::new(api::Api::new(rt.clone(), auth, audit)))
 }
 

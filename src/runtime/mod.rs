@@ -107,6 +107,10 @@ pub struct Runtime {
     /// The data plane's refusal events in the current window: window
     /// start, events shown, events suppressed.
     pub data_auth_fails: Mutex<(Instant, u32, u64)>,
+    /// Where the data plane's refused requests are recorded in the audit
+    /// log (`manage.audit_log`); installed by the management API, which
+    /// owns that file.
+    data_audit: Mutex<Option<DataAudit>>,
 }
 
 /// Run by the admin thread every tick with the current time.
@@ -118,7 +122,33 @@ pub type Parked = Box<dyn FnOnce() + Send>;
 /// Most requests held during start-up; more are answered at once.
 const MAX_PARKED: usize = 4096;
 
+/// A data-plane request refused for its credentials, as the audit log
+/// records it.
+pub struct DataRefusal<'a> {
+    /// The token name or JWT `sub`, when the credential said who it was.
+    pub identity: Option<&'a str>,
+    pub remote_addr: String,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub status: u16,
+}
+
+/// See [`Runtime::set_data_audit`].
+pub type DataAudit = Box<dyn Fn(&DataRefusal<'_>) + Send + Sync>;
+
 impl Runtime {
+    /// Installs where refused data-plane requests are audited.
+    pub fn set_data_audit(&self, audit: DataAudit) {
+        *self.data_audit.lock() = Some(audit);
+    }
+
+    /// Records a refused data-plane request in the audit log, if one is set.
+    pub fn audit_data_refusal(&self, r: &DataRefusal<'_>) {
+        if let Some(a) = self.data_audit.lock().as_ref() {
+            a(r);
+        }
+    }
+
     /// Builds the runtime and the admin loop that must be run (on the main
     /// thread) to drive it.
     pub fn new(config: Config) -> (Arc<Runtime>, admin::AdminLoop) {
@@ -152,6 +182,7 @@ impl Runtime {
             tick_hooks: Mutex::new(Vec::new()),
             data_auth: Mutex::new(None),
             data_auth_fails: Mutex::new((Instant::now(), 0, 0)),
+            data_audit: Mutex::new(None),
         });
         let lp = admin::AdminLoop::new(rt.clone(), admin_rx, backend_rx);
         (rt, lp)

@@ -104,6 +104,13 @@ impl DataPlane {
             r.reason
         );
         log::debug!("data plane: {msg}");
+        self.rt.audit_data_refusal(&crate::runtime::DataRefusal {
+            identity: r.who.as_deref(),
+            remote_addr: req.remote.to_string(),
+            method: req.method(),
+            path: req.path(),
+            status: 401,
+        });
         let mut w = self.rt.data_auth_fails.lock();
         let now = std::time::Instant::now();
         if now.duration_since(w.0) >= FAIL_WINDOW {
@@ -327,6 +334,14 @@ fn route(rt: &Arc<Runtime>, held: &Arc<modern::Held>, req: Request, res: Respond
             return res.send(unknown_view(v));
         }
         if !admitted(req.identity.as_deref(), view) {
+            let who = req.identity.as_deref().map(|i| i.label());
+            rt.audit_data_refusal(&crate::runtime::DataRefusal {
+                identity: who.as_deref(),
+                remote_addr: req.remote.to_string(),
+                method: req.method(),
+                path: req.path(),
+                status: 403,
+            });
             return res.send(view_refused(view));
         }
     }
