@@ -215,10 +215,13 @@ fn post_one(conn: &Conn, t: &Target, agent: &ureq::Agent, msg: Outgoing, aborted
             }
             // Anything else (refused, reset, DNS) means the server is gone:
             // the supervisor reconnects with backoff and the state says so.
+            // Dead first, then the call fails: a caller that sees the error
+            // (the era probe) must also see the connection gone, not take
+            // the failure for a legacy server's refusal.
             Err(e) => {
                 let e = scrub(&e, &t.remote.url);
-                fail_request(conn, msg.request_id, &format!("POST failed: {e}"));
                 conn.died(&format!("POST {} failed: {e}", redact_url(&t.remote.url)));
+                fail_request(conn, msg.request_id, &format!("POST failed: {e}"));
                 return false;
             }
         };
