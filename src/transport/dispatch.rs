@@ -151,11 +151,11 @@ fn err(id: Id, code: i64, msg: impl Into<String>) -> Handled {
     Handled::Now(Message::error(Some(id), ErrorObj::new(code, msg)))
 }
 
-/// The gateway's initialize result for a negotiated revision. It declares
-/// what the gateway can serve now: `resources.subscribe` only while some
+/// What the gateway declares it can serve now, for `initialize` and for
+/// 2026-07-28's `server/discover`: `resources.subscribe` only while some
 /// connected backend supports subscriptions, `completions` only while some
 /// backend offers them (of those `reg`, the client's view, draws from).
-pub fn initialize_result(rt: &Runtime, reg: &Registry, version: &str) -> Value {
+pub fn server_capabilities(rt: &Runtime, reg: &Registry) -> Value {
     let (subscribe, completions) = rt.backend_features(reg);
     let mut caps = json!({
         "tools": {"listChanged": true},
@@ -166,14 +166,24 @@ pub fn initialize_result(rt: &Runtime, reg: &Registry, version: &str) -> Value {
     if completions {
         caps["completions"] = json!({});
     }
+    caps
+}
+
+/// The gateway's `serverInfo` (the configured name, this version).
+pub fn server_info(rt: &Runtime) -> Value {
+    json!({"name": rt.config().server.name, "version": env!("CARGO_PKG_VERSION")})
+}
+
+/// What the gateway tells clients it is.
+pub const INSTRUCTIONS: &str = "MCP Sentinel: tools, resources and prompts of several MCP servers behind one endpoint.";
+
+/// The gateway's initialize result for a negotiated revision.
+pub fn initialize_result(rt: &Runtime, reg: &Registry, version: &str) -> Value {
     json!({
         "protocolVersion": version,
-        "capabilities": caps,
-        "serverInfo": {
-            "name": rt.config().server.name,
-            "version": env!("CARGO_PKG_VERSION"),
-        },
-        "instructions": "MCP Sentinel: tools, resources and prompts of several MCP servers behind one endpoint.",
+        "capabilities": server_capabilities(rt, reg),
+        "serverInfo": server_info(rt),
+        "instructions": INSTRUCTIONS,
     })
 }
 

@@ -200,25 +200,15 @@ fn decode_header(v: &str) -> Option<String> {
 
 /// `server/discover`: the revisions served and what the gateway offers now.
 fn discover(rt: &Runtime, reg: &crate::registry::Registry) -> Value {
-    let (subscribe, completions) = rt.backend_features(reg);
-    let mut caps = json!({
-        "tools": {"listChanged": true},
-        "resources": {"listChanged": true, "subscribe": subscribe},
-        "prompts": {"listChanged": true},
-        "logging": {},
-    });
-    if completions {
-        caps["completions"] = json!({});
-    }
     json!({
         "supportedVersions": mcp::ALL_VERSIONS,
-        "capabilities": caps,
-        "instructions": "MCP Sentinel: tools, resources and prompts of several MCP servers behind one endpoint.",
+        "capabilities": dispatch::server_capabilities(rt, reg),
+        "instructions": dispatch::INSTRUCTIONS,
         "resultType": "complete",
         // What the gateway serves changes as backends come and go.
         "ttlMs": 0,
         "cacheScope": "private",
-        "_meta": {meta::SERVER_INFO: {"name": rt.config().server.name, "version": env!("CARGO_PKG_VERSION")}},
+        "_meta": {meta::SERVER_INFO: dispatch::server_info(rt)},
     })
 }
 
