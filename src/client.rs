@@ -366,7 +366,7 @@ pub(crate) mod fake {
                 }
                 *left -= 1;
             }
-            let url = req.head.target.clone();
+            let url = req.head.target().to_owned();
             let auth = req.header("Authorization").map(str::to_owned);
             let _ = self.tx.lock().send(Seen { method: req.method().to_owned(), url: url.clone(), auth });
             let (status, body) = (self.reply)(&url);

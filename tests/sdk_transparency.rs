@@ -734,6 +734,40 @@ fn response_stream_resumes_with_last_event_id() {
     assert!(again.ended(), "a replay of a finished stream must end");
 }
 
+/// A tools/call's response stream holds its priming event only briefly
+/// for the answer: a quick call gets priming event, answer and end
+/// together; a call that takes a second gets the priming event long
+/// before its answer, so it can still be resumed.
+#[test]
+fn a_call_stream_sends_its_priming_event_early_and_a_quick_answer_with_it() {
+    let gw = Gateway::start(&json!({ "mcpServers": { "alpha": demo_backend("alpha", &[]) } }));
+    let s = RawSession::open(&gw, "2025-11-25");
+
+    let mut quick = s.post_stream(
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}}"#,
+    );
+    let priming = quick.next_event_full(Duration::from_secs(10)).expect("a priming event");
+    assert!(priming.data.is_empty() && priming.id.as_deref().is_some_and(|i| i.ends_with("-0")), "{priming:?}");
+    let answer = quick.next_event_full(Duration::from_secs(10)).expect("the answer");
+    assert!(answer.data.contains(r#""text":"hi""#), "{answer:?}");
+    assert!(quick.next_event_full(Duration::from_secs(10)).is_none() && quick.ended(), "the stream must end");
+
+    let started = Instant::now();
+    let mut slow = s.post_stream(
+        br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"slow","arguments":{"steps":4,"interval_ms":250}}}"#,
+    );
+    let priming = slow.next_event_full(Duration::from_secs(10)).expect("a priming event");
+    let primed_after = started.elapsed();
+    assert!(priming.data.is_empty(), "{priming:?}");
+    let answer = slow.next_event_full(Duration::from_secs(10)).expect("the answer");
+    let answered_after = started.elapsed();
+    assert!(answer.data.contains(r#""id":2"#), "{answer:?}");
+    assert!(
+        answered_after.saturating_sub(primed_after) >= Duration::from_millis(400),
+        "the priming event waited for the answer: primed after {primed_after:?}, answered after {answered_after:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 10. Bytes
 // ---------------------------------------------------------------------------

@@ -6,7 +6,8 @@
 //! call they belong to; the rest to the [`Hub`].
 //!
 //! Transports own the I/O threads: they drain [`Outgoing`] from the channel
-//! made by [`Conn::new`] and feed every parsed message to
+//! made by [`Conn::new`] (or give their own [`Outbox`], as stdio does to
+//! write to the pipe from the sending thread) and feed every parsed message to
 //! [`Conn::handle_incoming`] on their reader thread. No lock here is held
 //! while a message is delivered: entries are taken out (or copied) first.
 
@@ -49,6 +50,29 @@ pub struct ModernHeaders {
     pub method: String,
     pub name: Option<String>,
     pub traceparent: Option<String>,
+}
+
+/// Where a connection's messages for its backend go. `send` never waits:
+/// callers include the HTTP reactor.
+pub trait Outbox: Send + Sync {
+    fn send(&self, msg: Outgoing) -> Result<(), OutboxError>;
+}
+
+/// Why a message could not be sent.
+pub enum OutboxError {
+    /// The backend stopped reading; the text says how much is waiting.
+    Full(String),
+    Closed,
+}
+
+/// The HTTP transports' outbox: a bounded queue their threads drain.
+impl Outbox for Sender<Outgoing> {
+    fn send(&self, msg: Outgoing) -> Result<(), OutboxError> {
+        self.try_send(msg).map_err(|e| match e {
+            crossbeam_channel::TrySendError::Full(_) => OutboxError::Full(format!("{OUT_CAP} messages queued")),
+            crossbeam_channel::TrySendError::Disconnected(_) => OutboxError::Closed,
+        })
+    }
 }
 
 /// What a waiting caller receives for one call.
@@ -146,7 +170,7 @@ pub struct Conn {
     pub backend: Arc<str>,
     pub generation: u64,
     pub pid: Option<u32>,
-    out: Mutex<Option<Sender<Outgoing>>>,
+    out: Mutex<Option<Arc<dyn Outbox>>>,
     pending: Mutex<HashMap<i64, Pending>>,
     /// Requests the backend made that a client is answering, by the id the
     /// backend gave them.
@@ -240,11 +264,16 @@ impl Conn {
     /// A connection plus the receiving end its writer drains.
     pub fn new(spec: &ConnSpec, pid: Option<u32>) -> (Arc<Conn>, Receiver<Outgoing>) {
         let (tx, rx) = bounded(OUT_CAP);
-        let conn = Arc::new_cyclic(|me| Conn {
+        (Conn::with_outbox(spec, pid, Arc::new(tx)), rx)
+    }
+
+    /// A connection whose messages go to `out` (dropped when it closes).
+    pub fn with_outbox(spec: &ConnSpec, pid: Option<u32>, out: Arc<dyn Outbox>) -> Arc<Conn> {
+        Arc::new_cyclic(|me| Conn {
             backend: spec.backend.clone(),
             generation: spec.generation,
             pid,
-            out: Mutex::new(Some(tx)),
+            out: Mutex::new(Some(out)),
             pending: Mutex::new(HashMap::new()),
             inbound: Mutex::new(HashMap::new()),
             elicitations: Mutex::new(std::collections::VecDeque::new()),
@@ -262,8 +291,7 @@ impl Conn {
             gate: Mutex::new(None),
             listen: Mutex::new(Listen::default()),
             abort: Mutex::new(None),
-        });
-        (conn, rx)
+        })
     }
 
     /// Speaks 2026-07-28 to this backend from now on (or not).
@@ -401,14 +429,12 @@ impl Conn {
         request_id: Option<i64>,
         headers: Option<Box<ModernHeaders>>,
     ) -> Result<(), ErrorObj> {
-        let Some(tx) = self.out.lock().clone() else {
+        let Some(out) = self.out.lock().clone() else {
             return Err(self.unavailable("is disconnected"));
         };
-        tx.try_send(Outgoing { bytes, request_id, headers }).map_err(|e| match e {
-            crossbeam_channel::TrySendError::Full(_) => {
-                self.unavailable(&format!("is not reading its input ({OUT_CAP} messages queued)"))
-            }
-            crossbeam_channel::TrySendError::Disconnected(_) => self.unavailable("is disconnected"),
+        out.send(Outgoing { bytes, request_id, headers }).map_err(|e| match e {
+            OutboxError::Full(queued) => self.unavailable(&format!("is not reading its input ({queued})")),
+            OutboxError::Closed => self.unavailable("is disconnected"),
         })
     }
 
@@ -833,8 +859,9 @@ impl Conn {
 
     fn shutdown(&self) -> Option<String> {
         self.alive.store(false, Ordering::Relaxed);
-        // Dropping the sender ends the writer thread; dropping the gate
-        // ends a stream thread still waiting for the handshake.
+        // Dropping the outbox ends the writer thread (a child's stdin
+        // closes with it); dropping the gate ends a stream thread still
+        // waiting for the handshake.
         self.out.lock().take();
         self.gate.lock().take();
         let closer = self.closer.lock().take();

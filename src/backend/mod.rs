@@ -12,6 +12,7 @@ pub mod error;
 pub mod handshake;
 pub mod instances;
 pub mod local;
+mod pipe;
 pub mod sse;
 pub mod stats;
 pub mod stdio;

@@ -1,17 +1,17 @@
 //! Stdio backends: a child process in its own process group, speaking
-//! newline-delimited JSON-RPC. Threads: `backend:<n>:writer` drains the
-//! outgoing channel into stdin, `backend:<n>:reader` parses stdout lines,
+//! newline-delimited JSON-RPC. A message is written to stdin by the
+//! thread that sends it (`pipe.rs`); `backend:<n>:writer` writes only what
+//! a full pipe left waiting; `backend:<n>:reader` parses stdout lines,
 //! `backend:<n>:stderr` copies stderr into the log under the backend's name.
 //! Also spawns the local process of a legacy SSE backend (`local.rs`).
 
-use super::conn::{Closer, Conn, ConnSpec, Outgoing};
+use super::conn::{Closer, Conn, ConnSpec};
 use super::error::BackendError;
 use super::wire;
 use crate::config::Command;
-use crossbeam_channel::Receiver;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStdin, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,12 +31,19 @@ pub fn open(spec: &ConnSpec, cmd: &Command) -> Result<Arc<Conn>, BackendError> {
             return Err(BackendError::open(name, "child pipes were not created".into()));
         }
     };
-    let (conn, out_rx) = Conn::new(spec, Some(pid));
+    let (out, writer) = match super::pipe::open(stdin) {
+        Ok(pair) => pair,
+        Err(e) => {
+            kill_and_reap(&mut child);
+            return Err(BackendError::open(name, format!("cannot set up its stdin: {e}")));
+        }
+    };
+    let conn = Conn::with_outbox(spec, Some(pid), Arc::new(out));
     conn.set_closer(closer(child));
     let spawned = (|| -> std::io::Result<()> {
         let c = conn.clone();
         crate::thread::spawn(format!("backend:{name}:writer"), move || {
-            write_loop(&c, stdin, &out_rx);
+            writer.run(&c);
             Ok(())
         })?;
         let c = conn.clone();
@@ -179,19 +186,6 @@ pub fn signal_group(pid: u32, sig: libc::c_int) {
     // addresses the group we created with process_group(0).
     unsafe {
         libc::kill(-pgid, sig);
-    }
-}
-
-fn write_loop(conn: &Conn, stdin: ChildStdin, rx: &Receiver<Outgoing>) {
-    let mut w = std::io::BufWriter::with_capacity(64 * 1024, stdin);
-    while let Ok(msg) = rx.recv() {
-        let r = w.write_all(&msg.bytes).and_then(|_| w.write_all(b"\n"));
-        // Flush only when nothing else is queued: a burst becomes one write.
-        let r = r.and_then(|_| if rx.is_empty() { w.flush() } else { Ok(()) });
-        if let Err(e) = r {
-            conn.died(&format!("writing to its stdin failed: {e}"));
-            return;
-        }
     }
 }
 

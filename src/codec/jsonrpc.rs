@@ -293,6 +293,10 @@ fn parse_error(e: impl fmt::Display) -> ErrorObj {
 /// non-array top-level value; per-element errors of a batch stay inside.
 pub fn parse(bytes: &[u8]) -> Result<Parsed, ErrorObj> {
     let text = std::str::from_utf8(bytes).map_err(parse_error)?;
+    if text.trim_start().starts_with('{') {
+        // One pass: the members are read (and the JSON checked) at once.
+        return Ok(Parsed::Single(classify_items(&entries_of_text(text).map_err(parse_error)?).map_err(|(_, e)| e)));
+    }
     let raw: &RawValue = serde_json::from_str(text).map_err(parse_error)?;
     match raw.get().as_bytes().first() {
         Some(b'{') => Ok(Parsed::Single(classify_raw(raw).map_err(|(_, e)| e))),
@@ -310,9 +314,24 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ErrorObj> {
 /// Parses exactly one message (a line from a stdio backend, an SSE `data:`).
 pub fn parse_one(bytes: &[u8]) -> Result<Message, (Option<Id>, ErrorObj)> {
     let text = std::str::from_utf8(bytes).map_err(|e| (None, parse_error(e)))?;
+    if text.trim_start().starts_with('{') {
+        return classify_items(&entries_of_text(text).map_err(|e| (None, parse_error(e)))?);
+    }
     let raw: &RawValue = serde_json::from_str(text).map_err(|e| (None, parse_error(e)))?;
     classify_raw(raw)
 }
+
+/// The members of the object that is all of `text` (nothing after it but
+/// whitespace), checking the JSON as it goes.
+fn entries_of_text(text: &str) -> Result<Entries<'_>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let items = de.deserialize_map(EntriesVisitor)?;
+    de.end()?;
+    Ok(items)
+}
+
+/// An object's members in order, keys unescaped, values raw.
+type Entries<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
 
 /// Classifies one JSON value (already parsed to a `Value`).
 pub fn classify(v: Value) -> Result<Message, (Option<Id>, ErrorObj)> {
@@ -377,7 +396,23 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
 
 /// The value of member `key` of an object (the last one if repeated).
 pub fn get_field<'a>(obj: &'a RawValue, key: &str) -> Option<&'a RawValue> {
+    if !may_have_key(obj.get(), key) {
+        return None;
+    }
     entries(obj)?.into_iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// Whether `text` can hold the member name `key` at all: a substring
+/// search is many times cheaper than parsing, and most lookups (`_meta`,
+/// say) are for members that are absent. Only a key written as it is
+/// spelled, or with escapes, can match; with escapes, parse to be sure.
+fn may_have_key(text: &str, key: &str) -> bool {
+    if key.is_empty() || key.bytes().any(|b| b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b)) {
+        return true;
+    }
+    text.contains("\\u")
+        || (key.contains('/') && text.contains("\\/"))
+        || text.match_indices(key).any(|(i, _)| text[..i].ends_with('"') && text[i + key.len()..].starts_with('"'))
 }
 
 /// A string member of an object, unescaped.
@@ -427,6 +462,10 @@ pub fn classify_raw(raw: &RawValue) -> Result<Message, (Option<Id>, ErrorObj)> {
     let Some(items) = entries(raw) else {
         return Err((None, ErrorObj::new(code::INVALID_REQUEST, "Invalid Request: expected a JSON object")));
     };
+    classify_items(&items)
+}
+
+fn classify_items(items: &Entries<'_>) -> Result<Message, (Option<Id>, ErrorObj)> {
     let field = |k: &str| items.iter().rev().find(|(key, _)| key == k).map(|(_, v)| *v);
     let is_null = |r: &RawValue| r.get().trim() == "null";
     let raw_id = field("id");
@@ -486,6 +525,21 @@ pub fn classify_raw(raw: &RawValue) -> Result<Message, (Option<Id>, ErrorObj)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The substring shortcut never hides a member, however it is written.
+    #[test]
+    fn absent_members_are_found_absent_and_escaped_ones_found() {
+        let raw = |s: &str| serde_json::from_str::<Raw>(s).unwrap();
+        let plain = raw(r#"{"name":"echo","arguments":{"text":"_meta"}}"#);
+        assert!(get_field(&plain, "_meta").is_none());
+        assert_eq!(get_field(&plain, "name").map(|v| v.get()), Some(r#""echo""#));
+        let escaped = raw(r#"{"\u005fmeta":{"progressToken":1}}"#);
+        assert_eq!(get_field(&escaped, "_meta").map(|v| v.get()), Some(r#"{"progressToken":1}"#));
+        let slash = raw(r#"{"a\/b":1}"#);
+        assert_eq!(get_field(&slash, "a/b").map(|v| v.get()), Some("1"));
+        let nested = raw(r#"{"x":{"_meta":1}}"#);
+        assert!(get_field(&nested, "_meta").is_none());
+    }
     use serde_json::json;
 
     fn one(s: &str) -> Message {

@@ -59,7 +59,10 @@ const DISCARD_MAX: usize = 64 * 1024 * 1024;
 
 struct StreamState {
     chunked: bool,
-    keepalive: Option<Vec<u8>>,
+    /// Head and events are held, unsent, until an event that must go at
+    /// once, the end of the response, or the reactor's cork deadline.
+    corked: bool,
+    keepalive: Option<&'static [u8]>,
     every: Duration,
     last_write: Instant,
     max_backlog: usize,
@@ -192,14 +195,17 @@ impl Conn {
     }
 
     /// Reads what the socket has and, if the connection is waiting for a
-    /// request, tries to complete one. Reactor thread only.
-    pub(crate) fn read(&self, scratch: &mut [u8], body_limit: &dyn Fn(&Head) -> usize) -> ReadOutcome {
+    /// request, tries to complete one. Reactor thread only. `to_eagain`:
+    /// read until the socket says it is empty, even after a short read
+    /// (needed when the event also reported the peer closing, which a
+    /// short read would leave unseen).
+    pub(crate) fn read(&self, scratch: &mut [u8], body_limit: &dyn Fn(&Head) -> usize, to_eagain: bool) -> ReadOutcome {
         let mut io = self.io.lock();
         loop {
             if io.closed {
                 return ReadOutcome::Close;
             }
-            match io.fill(scratch) {
+            match io.fill(scratch, to_eagain) {
                 Ok(true) => {}
                 // EOF or a socket error: a client that closes while its request
                 // is being served has given up on it (as Go's net/http reads it).
@@ -230,7 +236,7 @@ impl Conn {
             io.read_paused
         };
         if paused {
-            return self.read(scratch, body_limit);
+            return self.read(scratch, body_limit, true);
         }
         self.io.lock().next_request(body_limit, &self.shared.limits)
     }
@@ -284,11 +290,11 @@ impl Conn {
             Phase::Busy => true,
             Phase::Streaming => {
                 let due = io.stream.as_ref().and_then(|s| {
-                    let k = s.keepalive.as_ref()?;
-                    (backlog == 0 && now.duration_since(s.last_write) >= s.every).then(|| k.clone())
+                    let k = s.keepalive?;
+                    (backlog == 0 && now.duration_since(s.last_write) >= s.every).then_some(k)
                 });
                 match due {
-                    Some(bytes) => io.send_stream_bytes(&bytes).is_ok(),
+                    Some(bytes) => io.send_stream_bytes(bytes, false).is_ok(),
                     None => true,
                 }
             }
@@ -302,6 +308,17 @@ impl Conn {
         let io = self.io.try_lock()?;
         let idle = matches!(io.phase, Phase::Head | Phase::Body) && io.out.len() == io.out_pos && !io.closed;
         idle.then_some(io.head_started.unwrap_or(io.since))
+    }
+
+    /// The cork deadline passed: send what the stream held. Reactor thread.
+    pub(crate) fn uncork(&self) {
+        let failed = {
+            let mut io = self.io.lock();
+            !io.closed && io.uncork().is_err()
+        };
+        if failed {
+            self.close();
+        }
     }
 
     /// Closes from any thread: flushes what it can, shuts the socket, and
@@ -324,7 +341,7 @@ impl Conn {
 impl Io {
     /// Reads everything the socket has (up to the read-ahead bound).
     /// Ok(false): the peer closed.
-    fn fill(&mut self, scratch: &mut [u8]) -> io::Result<bool> {
+    fn fill(&mut self, scratch: &mut [u8], to_eagain: bool) -> io::Result<bool> {
         self.read_paused = false;
         loop {
             if self.inbuf.len() >= READ_AHEAD {
@@ -370,6 +387,12 @@ impl Io {
                 self.head_started = Some(Instant::now());
             }
             self.inbuf.extend_from_slice(&scratch[..n]);
+            // A short read of a TCP socket took all it had: what arrives
+            // later raises a new edge, so the read that would only say
+            // EAGAIN is skipped (one syscall per request fewer).
+            if !to_eagain && self.tls.is_none() && n < scratch.len() {
+                return Ok(true);
+            }
         }
     }
 
@@ -457,7 +480,7 @@ impl Io {
         self.seq += 1;
         self.phase = Phase::Busy;
         self.keep_alive = b.head.keep_alive();
-        self.head_only = b.head.method == "HEAD";
+        self.head_only = b.head.method() == "HEAD";
         self.head_started = None;
         self.since = Instant::now();
         if self.inbuf.is_empty() {
@@ -546,9 +569,11 @@ impl Io {
     }
 
     /// Appends stream bytes (chunk-framed when chunked) and sends what the
-    /// socket takes.
-    fn send_stream_bytes(&mut self, data: &[u8]) -> Result<(), StreamClosed> {
+    /// socket takes; a corked stream keeps them if `hold`, else uncorks.
+    fn send_stream_bytes(&mut self, data: &[u8], hold: bool) -> Result<(), StreamClosed> {
         let Some(st) = self.stream.as_mut() else { return Err(StreamClosed) };
+        let held = hold && st.corked;
+        st.corked = held;
         if st.chunked {
             let _ = write!(self.out, "{:x}\r\n", data.len());
             self.out.extend_from_slice(data);
@@ -557,7 +582,21 @@ impl Io {
             self.out.extend_from_slice(data);
         }
         st.last_write = Instant::now();
+        if held {
+            return Ok(());
+        }
         self.flush().map(|_| ()).map_err(|_| StreamClosed)
+    }
+
+    /// Sends what a corked stream held.
+    fn uncork(&mut self) -> io::Result<bool> {
+        match self.stream.as_mut() {
+            Some(st) if st.corked => {
+                st.corked = false;
+                self.flush()
+            }
+            _ => Ok(true),
+        }
     }
 
     /// Writes a complete response to the request `seq`.
@@ -657,16 +696,26 @@ impl std::fmt::Display for StreamClosed {
 pub struct StreamOpts {
     /// Sent whenever the stream has been quiet for `keepalive_every`
     /// (an SSE comment, say), so proxies and clients keep it open.
-    pub keepalive: Option<Vec<u8>>,
+    pub keepalive: Option<&'static [u8]>,
     pub keepalive_every: Duration,
     /// Bytes waiting for a slow client at most; past this the stream is
     /// closed rather than buffering more.
     pub max_backlog: usize,
+    /// Hold the head and the events sent with [`Stream::hold`] for at most
+    /// this long, so that a stream that ends soon (a quick tool call's
+    /// answer) goes out in one write. Only on the reactor's own thread
+    /// (the handler that opens it); elsewhere the stream is not corked.
+    pub cork: Option<Duration>,
 }
 
 impl Default for StreamOpts {
     fn default() -> StreamOpts {
-        StreamOpts { keepalive: None, keepalive_every: Duration::from_secs(15), max_backlog: 8 * 1024 * 1024 }
+        StreamOpts {
+            keepalive: None,
+            keepalive_every: Duration::from_secs(15),
+            max_backlog: 8 * 1024 * 1024,
+            cork: None,
+        }
     }
 }
 
@@ -719,14 +768,16 @@ impl Responder {
             } else {
                 write_head(&mut io.out, status, headers, None, false);
                 io.phase = Phase::Streaming;
+                let corked = opts.cork.is_some_and(|d| c.shared.cork(c.token, c.id, d));
                 io.stream = Some(StreamState {
                     chunked: true,
+                    corked,
                     keepalive: opts.keepalive,
                     every: opts.keepalive_every,
                     last_write: Instant::now(),
                     max_backlog: opts.max_backlog,
                 });
-                io.flush().is_ok()
+                corked || io.flush().is_ok()
             }
         };
         if !ok {
@@ -779,6 +830,16 @@ impl Stream {
     /// Sends bytes (one chunk). `Err` if the client is gone or too far
     /// behind; the stream is then closed.
     pub fn send(&self, data: &[u8]) -> Result<(), StreamClosed> {
+        self.send_or_hold(data, false)
+    }
+
+    /// Like [`Stream::send`], but a corked stream keeps the bytes until it
+    /// is uncorked or finished (see [`StreamOpts::cork`]).
+    pub fn hold(&self, data: &[u8]) -> Result<(), StreamClosed> {
+        self.send_or_hold(data, true)
+    }
+
+    fn send_or_hold(&self, data: &[u8], hold: bool) -> Result<(), StreamClosed> {
         let Some(c) = &self.conn else { return Err(StreamClosed) };
         let r = {
             let mut io = c.io.lock();
@@ -786,7 +847,7 @@ impl Stream {
             if io.closed || io.phase != Phase::Streaming || behind {
                 Err(StreamClosed)
             } else {
-                io.send_stream_bytes(data)
+                io.send_stream_bytes(data, hold)
             }
         };
         if r.is_err() {

@@ -92,7 +92,7 @@ pub struct Request {
 
 impl Request {
     pub fn method(&self) -> &str {
-        &self.head.method
+        self.head.method()
     }
 
     pub fn path(&self) -> &str {

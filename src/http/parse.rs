@@ -14,31 +14,80 @@ pub const MAX_HEADERS: usize = 100;
 /// Longest chunk-size line (size, extensions) or trailer line in a chunked body.
 const MAX_CHUNK_LINE: usize = 1024;
 
-/// A parsed request head.
+/// A parsed request head: its text, kept whole, and where each part is in
+/// it (two allocations per request, not two per header).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
-    pub method: String,
-    /// The request target as sent, e.g. `/messages/?session_id=ab`.
-    pub target: String,
+    /// The head as received (obs-text in values made lossy UTF-8).
+    text: String,
+    method: Span,
+    target: Span,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor: u8,
-    pub headers: Vec<(String, String)>,
+    /// Name and (trimmed) value of each header field, in order.
+    headers: Vec<(Span, Span)>,
 }
 
+/// A byte range of [`Head::text`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span(u32, u32);
+
 impl Head {
+    /// A head made in code (tests, tools): HTTP/1.1 with these fields.
+    pub fn new(method: &str, target: &str, fields: &[(&str, &str)]) -> Head {
+        let mut text = String::with_capacity(64);
+        let push = |text: &mut String, s: &str| {
+            let from = text.len();
+            text.push_str(s);
+            span(from, text.len())
+        };
+        let method = push(&mut text, method);
+        text.push(' ');
+        let target = push(&mut text, target);
+        text.push_str(" HTTP/1.1\r\n");
+        let mut headers = Vec::with_capacity(fields.len());
+        for (k, v) in fields {
+            let k = push(&mut text, k);
+            text.push_str(": ");
+            let v = push(&mut text, v);
+            text.push_str("\r\n");
+            headers.push((k, v));
+        }
+        Head { text, method, target, minor: 1, headers }
+    }
+
+    fn at(&self, s: Span) -> &str {
+        self.text.get(s.0 as usize..s.1 as usize).unwrap_or("")
+    }
+
+    pub fn method(&self) -> &str {
+        self.at(self.method)
+    }
+
+    /// The request target as sent, e.g. `/messages/?session_id=ab`.
+    pub fn target(&self) -> &str {
+        self.at(self.target)
+    }
+
+    /// Every header field, in order: (name as sent, trimmed value).
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|&(k, v)| (self.at(k), self.at(v)))
+    }
+
     /// The first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
 
     /// The path part of the target (before `?`).
     pub fn path(&self) -> &str {
-        self.target.split_once('?').map_or(self.target.as_str(), |(p, _)| p)
+        let t = self.target();
+        t.split_once('?').map_or(t, |(p, _)| p)
     }
 
     /// The query part of the target (after `?`), or "".
     pub fn query(&self) -> &str {
-        self.target.split_once('?').map_or("", |(_, q)| q)
+        self.target().split_once('?').map_or("", |(_, q)| q)
     }
 
     /// Whether the connection stays open after this request's response.
@@ -97,21 +146,30 @@ pub fn parse_head(buf: &[u8], max: usize) -> Result<Option<(Head, Framing, usize
     if start + end > max {
         return Err(too_large());
     }
-    let text = &buf[start..start + end];
-    let mut lines = split_lines(text)?;
-    let request_line = lines.next().ok_or(bad("empty request"))?;
-    let (method, target, minor) = request_line_parts(request_line)?;
-    let mut headers = Vec::new();
-    for line in lines {
-        if line.is_empty() {
+    let raw = &buf[start..start + end];
+    // One copy of the head; valid UTF-8 (the usual case) is checked once.
+    let text = match std::str::from_utf8(raw) {
+        Ok(t) => t.to_owned(),
+        Err(_) => String::from_utf8_lossy(raw).into_owned(),
+    };
+    let b = text.as_bytes();
+    if u32::try_from(b.len()).is_err() {
+        return Err(too_large());
+    }
+    let mut lines = Lines { b, pos: 0 };
+    let (first, first_end) = lines.next().transpose()?.ok_or(bad("empty request"))?;
+    let (method, target, minor) = request_line_parts(b, first, first_end)?;
+    let mut headers = Vec::with_capacity(12);
+    while let Some((from, to)) = lines.next().transpose()? {
+        if from == to {
             break;
         }
         if headers.len() == MAX_HEADERS {
             return Err(HttpError { status: 431, message: "too many header fields" });
         }
-        headers.push(header_line(line)?);
+        headers.push(header_line(b, from, to)?);
     }
-    let head = Head { method, target, minor, headers };
+    let head = Head { text, method, target, minor, headers };
     let framing = framing(&head)?;
     Ok(Some((head, framing, start + end)))
 }
@@ -135,22 +193,58 @@ fn find_head_end(b: &[u8]) -> Option<usize> {
     None
 }
 
-/// Splits the head into lines without their terminators; a CR anywhere
-/// but right before LF is refused.
-fn split_lines(text: &[u8]) -> Result<impl Iterator<Item = &[u8]>, HttpError> {
-    for (i, &c) in text.iter().enumerate() {
-        if c == b'\r' && text.get(i + 1) != Some(&b'\n') {
-            return Err(bad("bare CR in the request head"));
-        }
-    }
-    Ok(text.split(|&c| c == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)))
+/// The head's lines as (start, end) without their terminators; a CR
+/// anywhere but right before LF is refused.
+struct Lines<'a> {
+    b: &'a [u8],
+    pos: usize,
 }
+
+impl Iterator for Lines<'_> {
+    type Item = Result<(usize, usize), HttpError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.b.len() {
+            return None;
+        }
+        let from = self.pos;
+        let nl = self.b[from..].iter().position(|&c| c == b'\n').map_or(self.b.len(), |p| from + p);
+        self.pos = nl + 1;
+        let to = if nl > from && self.b[nl - 1] == b'\r' { nl - 1 } else { nl };
+        if self.b[from..to].contains(&b'\r') {
+            return Some(Err(bad("bare CR in the request head")));
+        }
+        Some(Ok((from, to)))
+    }
+}
+
+/// RFC 9110 token characters, as a table (the parser's inner loop).
+const TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+            );
+        c += 1;
+    }
+    t
+};
 
 fn is_tchar(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+    TCHAR[c as usize]
 }
 
-fn request_line_parts(line: &[u8]) -> Result<(String, String, u8), HttpError> {
+/// `u32` positions: the head is bounded far below 4 GiB (checked above).
+fn span(from: usize, to: usize) -> Span {
+    Span(from as u32, to as u32)
+}
+
+fn request_line_parts(b: &[u8], from: usize, to: usize) -> Result<(Span, Span, u8), HttpError> {
+    let line = &b[from..to];
     let mut parts = line.split(|&c| c == b' ');
     let (Some(m), Some(t), Some(v), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(bad("malformed request line"));
@@ -169,12 +263,12 @@ fn request_line_parts(line: &[u8]) -> Result<(String, String, u8), HttpError> {
         }
         _ => return Err(bad("malformed protocol version")),
     };
-    // Only ASCII passed the checks above, so these cannot fail.
-    let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    Ok((s(m), s(t), minor))
+    let t_from = from + m.len() + 1;
+    Ok((span(from, from + m.len()), span(t_from, t_from + t.len()), minor))
 }
 
-fn header_line(line: &[u8]) -> Result<(String, String), HttpError> {
+fn header_line(b: &[u8], from: usize, to: usize) -> Result<(Span, Span), HttpError> {
+    let line = &b[from..to];
     if line.first().is_some_and(|&c| c == b' ' || c == b'\t') {
         return Err(bad("obsolete line folding is not accepted"));
     }
@@ -188,15 +282,18 @@ fn header_line(line: &[u8]) -> Result<(String, String), HttpError> {
     if value.iter().any(|&c| c < 0x20 && c != b'\t' || c == 0x7f) {
         return Err(bad("control character in a header value"));
     }
-    let value = String::from_utf8_lossy(value);
-    Ok((String::from_utf8_lossy(name).into_owned(), value.trim_matches([' ', '\t']).to_owned()))
+    let ws = |c: &u8| *c == b' ' || *c == b'\t';
+    let lead = value.iter().take_while(|c| ws(c)).count();
+    let trail = value[lead..].iter().rev().take_while(|c| ws(c)).count();
+    let v_from = from + colon + 1 + lead;
+    Ok((span(from, from + colon), span(v_from, to - trail)))
 }
 
 fn framing(head: &Head) -> Result<Framing, HttpError> {
     let mut hosts = 0;
     let mut length: Option<usize> = None;
     let mut te: Option<&str> = None;
-    for (k, v) in &head.headers {
+    for (k, v) in head.headers() {
         if k.eq_ignore_ascii_case("host") {
             hosts += 1;
         } else if k.eq_ignore_ascii_case("content-length") {
@@ -375,7 +472,7 @@ mod tests {
     fn parses_a_request_and_its_framing() {
         let text = "POST /mcp?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nAccept:  application/json \r\n\r\nhello";
         let (h, f, used) = head(text).expect("ok").expect("complete");
-        assert_eq!((h.method.as_str(), h.path(), h.query(), h.minor), ("POST", "/mcp", "x=1", 1));
+        assert_eq!((h.method(), h.path(), h.query(), h.minor), ("POST", "/mcp", "x=1", 1));
         assert_eq!(h.header("accept"), Some("application/json"));
         assert_eq!(f, Framing::Length(5));
         assert_eq!(&text[used..], "hello");
@@ -537,7 +634,7 @@ mod fuzz {
             match parse_head(&input, 1024) {
                 Ok(Some((h, f, used))) => {
                     assert!(used <= input.len() && used <= 1024, "round {round}");
-                    assert!(!h.method.is_empty() && !h.target.is_empty());
+                    assert!(!h.method().is_empty() && !h.target().is_empty());
                     if f == Framing::Chunked {
                         let mut d = Chunked::default();
                         let mut out = Vec::new();

@@ -102,6 +102,8 @@ impl Bound {
             stopping: AtomicBool::new(false),
             open: AtomicUsize::new(0),
             fd_refusals: AtomicU64::new(0),
+            reactor: std::sync::OnceLock::new(),
+            corked: Mutex::new(std::collections::VecDeque::new()),
         });
         let (work_tx, work_rx) = bounded::<(Request, Responder)>(WORK_QUEUE);
         for i in 0..WORKERS {
@@ -180,8 +182,13 @@ impl Reactor {
         let mut scratch = vec![0u8; SCRATCH];
         let mut next_sweep = Instant::now() + SWEEP;
         let mut stopped = false;
+        let _ = self.shared.reactor.set(std::thread::current().id());
         loop {
-            let timeout = next_sweep.saturating_duration_since(Instant::now());
+            let wake_at = match self.shared.corked.lock().front() {
+                Some(&(_, _, at)) => at.min(next_sweep),
+                None => next_sweep,
+            };
+            let timeout = wake_at.saturating_duration_since(Instant::now());
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -197,12 +204,13 @@ impl Reactor {
                             self.writable(t, &mut scratch);
                         }
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            self.readable(t, &mut scratch);
+                            self.readable(t, &mut scratch, ev.is_read_closed() || ev.is_error());
                         }
                     }
                 }
             }
             self.notices(&mut scratch);
+            self.uncork_due();
             if !stopped && self.shared.stopping.load(Ordering::Acquire) {
                 stopped = true;
                 self.stop_accepting();
@@ -223,9 +231,9 @@ impl Reactor {
         self.slots.get(t.checked_sub(FIRST_CONN)?)?.as_ref().map(|s| (s.conn.clone(), s.id))
     }
 
-    fn readable(&mut self, t: usize, scratch: &mut [u8]) {
+    fn readable(&mut self, t: usize, scratch: &mut [u8], closing: bool) {
         let Some((conn, _)) = self.conn(t) else { return };
-        let outcome = conn.read(scratch, &|h| self.handler.body_limit(h));
+        let outcome = conn.read(scratch, &|h| self.handler.body_limit(h), closing);
         self.serve(t, conn, outcome, scratch);
     }
 
@@ -288,6 +296,27 @@ impl Reactor {
             Writable::Resume => {
                 let outcome = conn.resume(scratch, &|h| self.handler.body_limit(h));
                 self.serve(t, conn, outcome, scratch);
+            }
+        }
+    }
+
+    /// Sends what corked streams held once their deadline passed (most
+    /// have finished long before, and this does nothing for them).
+    fn uncork_due(&mut self) {
+        let now = Instant::now();
+        loop {
+            let due = {
+                let mut corked = self.shared.corked.lock();
+                match corked.front() {
+                    Some(&(_, _, at)) if at <= now => corked.pop_front(),
+                    _ => None,
+                }
+            };
+            let Some((Token(t), id, _)) = due else { return };
+            if let Some((conn, slot_id)) = self.conn(t) {
+                if slot_id == id {
+                    conn.uncork();
+                }
             }
         }
     }

@@ -483,12 +483,7 @@ mod tests {
     }
 
     fn request(path: &str, token: &str) -> Request {
-        let head = crate::http::Head {
-            method: "GET".into(),
-            target: path.into(),
-            minor: 1,
-            headers: vec![("Authorization".into(), format!("Bearer {token}"))],
-        };
+        let head = crate::http::Head::new("GET", path, &[("Authorization", &format!("Bearer {token}"))]);
         Request {
             head,
             body: Vec::new(),

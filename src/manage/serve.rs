@@ -124,8 +124,12 @@ fn stream_events(api: &Api, res: Responder, mut headers: Vec<(&'static str, Stri
         let _ = stream.send(b": too many event streams\n\n");
         return stream.finish();
     };
-    let opts =
-        StreamOpts { keepalive: Some(b": keep-alive\n\n".to_vec()), keepalive_every: KEEP_ALIVE, max_backlog: 4 << 20 };
+    let opts = StreamOpts {
+        keepalive: Some(b": keep-alive\n\n"),
+        keepalive_every: KEEP_ALIVE,
+        max_backlog: 4 << 20,
+        cork: None,
+    };
     let stream = res.stream(200, &headers, opts);
     stream.on_close(Box::new(slot.releaser()));
     if stream.send(b": events\n\n").is_err() {

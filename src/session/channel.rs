@@ -62,7 +62,8 @@ impl Channel {
             let id = self.id_of(0);
             first.extend_from_slice(format!("id: {id}\nretry: {RETRY_MS}\ndata: \n\n").as_bytes());
         }
-        if !first.is_empty() && stream.send(&first).is_err() {
+        // Held on a corked stream: a quick answer goes out with it.
+        if !first.is_empty() && stream.hold(&first).is_err() {
             return false;
         }
         if self.finished {
@@ -77,6 +78,19 @@ impl Channel {
     /// `Err` if a live connection is too far behind (its client stopped
     /// reading): the caller decides what that costs the session.
     pub fn send(&mut self, event: Option<&str>, data: &[u8]) -> Result<(), crate::http::StreamClosed> {
+        self.send_or_hold(event, data, false)
+    }
+
+    /// Sends the stream's last event and ends the response: on a corked
+    /// stream, head, priming event, answer and end in one write.
+    pub fn send_last(&mut self, event: Option<&str>, data: &[u8]) {
+        // A client that went away did not cancel: the event is kept for a
+        // resume either way.
+        let _ = self.send_or_hold(event, data, true);
+        self.finish();
+    }
+
+    fn send_or_hold(&mut self, event: Option<&str>, data: &[u8], hold: bool) -> Result<(), crate::http::StreamClosed> {
         let mut bytes = Vec::with_capacity(data.len() + 48);
         let id = self.ids.then(|| self.id_of(self.next));
         crate::codec::sse::encode_event_bytes(&mut bytes, event, id.as_deref(), data);
@@ -93,7 +107,7 @@ impl Channel {
         }
         match &self.live {
             Some(s) => {
-                let r = s.send(&bytes);
+                let r = if hold { s.hold(&bytes) } else { s.send(&bytes) };
                 if r.is_err() {
                     self.live = None;
                 }

@@ -256,6 +256,11 @@ impl Session {
         self.version.lock().clone()
     }
 
+    /// Whether `v` is the negotiated revision (no copy, per request).
+    pub fn version_is(&self, v: &str) -> bool {
+        *self.version.lock() == v
+    }
+
     /// Whether the client speaks a revision that resumes streams
     /// (2025-11-25 and later: priming event, `retry:`).
     pub fn resumable(&self) -> bool {

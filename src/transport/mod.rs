@@ -394,9 +394,10 @@ pub fn sse_headers() -> Vec<(&'static str, String)> {
 /// bytes a client may fall behind by before it loses its session.
 pub fn stream_opts(rt: &Runtime) -> StreamOpts {
     StreamOpts {
-        keepalive: Some(b": keep-alive\n\n".to_vec()),
+        keepalive: Some(b": keep-alive\n\n"),
         keepalive_every: KEEP_ALIVE,
         max_backlog: rt.config().server.max_outbox_bytes,
+        cork: None,
     }
 }
 

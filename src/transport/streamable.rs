@@ -114,9 +114,8 @@ fn session_of(
         // A supported revision other than the negotiated one is let
         // through: the header is checked for validity, and some clients
         // send their newest revision on every request.
-        let negotiated = s.version();
-        if v != negotiated {
-            log::debug!("session {}: MCP-Protocol-Version {v}, negotiated {negotiated}", s.id);
+        if !s.version_is(v) {
+            log::debug!("session {}: MCP-Protocol-Version {v}, negotiated {}", s.id, s.version());
         }
     }
     s.touch();
@@ -209,6 +208,11 @@ fn answer(client_id: Id, r: Result<Raw, ErrorObj>) -> Message {
     }
 }
 
+/// How long a call's SSE stream holds its head and priming event for the
+/// answer (one write instead of four). A longer call gets them when this
+/// passes; a connection that drops sooner has no event id to resume from.
+const CORK: Duration = Duration::from_millis(20);
+
 /// A forwarded call's HTTP request, waiting for the backend. Answered as
 /// JSON, or as an SSE stream once something else must go first: progress
 /// the client asked for, or a request or log message the backend sends
@@ -242,10 +246,12 @@ impl HttpCall {
         })
     }
 
-    /// Turns the response into an SSE stream now (see [`streams_calls`]).
+    /// Turns the response into an SSE stream now (see [`streams_calls`]),
+    /// corked: head and priming event wait (at most [`CORK`]) for the
+    /// answer, so that a quick call is answered in one write.
     fn start_stream(&self) {
         let mut st = self.state.lock();
-        if let Some(ch) = self.upgrade(&mut st) {
+        if let Some(ch) = self.upgrade(&mut st, Some(CORK)) {
             *st = CallState::Streaming(ch);
         }
     }
@@ -253,13 +259,14 @@ impl HttpCall {
     /// The call's SSE stream, opened on the waiting response if need be;
     /// `None` once the call is done. Leaves the state `Done`: the caller
     /// puts the stream back.
-    fn upgrade(&self, st: &mut CallState) -> Option<Arc<Mutex<Channel>>> {
+    fn upgrade(&self, st: &mut CallState, cork: Option<Duration>) -> Option<Arc<Mutex<Channel>>> {
         Some(match std::mem::replace(st, CallState::Done) {
             CallState::Waiting(res) => {
                 let opts = StreamOpts {
-                    keepalive: self.opts.keepalive.clone(),
+                    keepalive: self.opts.keepalive,
                     keepalive_every: self.opts.keepalive_every,
                     max_backlog: self.opts.max_backlog,
+                    cork,
                 };
                 let stream = res.stream(200, &sse_headers(), opts);
                 let ch = self.session.new_channel();
@@ -276,7 +283,7 @@ impl HttpCall {
     /// SSE stream first if it is not one yet. False once the call is done.
     fn send_event(&self, m: &Message) -> bool {
         let mut st = self.state.lock();
-        let Some(ch) = self.upgrade(&mut st) else { return false };
+        let Some(ch) = self.upgrade(&mut st, None) else { return false };
         // A client that went away did not cancel (2025-11-25): the event
         // is kept for a resume, and the call runs on.
         let _ = ch.lock().send(Some("message"), &m.to_bytes());
@@ -289,11 +296,7 @@ impl HttpCall {
         let state = std::mem::replace(&mut *self.state.lock(), CallState::Done);
         match state {
             CallState::Waiting(res) => res.send(json_response(200, m.to_bytes())),
-            CallState::Streaming(ch) => {
-                let mut ch = ch.lock();
-                let _ = ch.send(Some("message"), &m.to_bytes());
-                ch.finish();
-            }
+            CallState::Streaming(ch) => ch.lock().send_last(Some("message"), &m.to_bytes()),
             CallState::Done => {}
         }
     }
