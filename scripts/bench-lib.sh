@@ -17,6 +17,23 @@ else
     cargo build --release --examples --bins --quiet
 fi
 
+# The load generator (examples/bench). `need_bench release` insists on the
+# release build next to the binaries (anything that times); `need_bench any`
+# (the smoke run, which only counts errors) falls back to the debug build of
+# the example, which `cargo build --all-targets` already made in CI, and
+# builds it if it is missing (seconds, no LTO). Sets BENCH.
+need_bench() {
+    BENCH=$REL/examples/bench
+    [[ -x $BENCH ]] && return 0
+    if [[ $1 == release ]]; then
+        echo "no $BENCH: build it with cargo build --release --examples (or unset MCP_SENTINEL_REL)" >&2
+        exit 1
+    fi
+    echo "no release examples/bench in $REL: using the debug build (cargo build --example bench)" >&2
+    cargo build --example bench --quiet
+    BENCH=$TARGET/debug/examples/bench
+}
+
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcp-bench.XXXXXX")
 GW_PID=""
 cleanup() {

@@ -46,7 +46,7 @@ cat >"$WORK/config.json" <<EOF
 EOF
 
 start_gateway 15
-BENCH=$REL/examples/bench
+need_bench release
 echo "gateway pid $GW_PID at $URL ($(grep -o 'gateway state: .*' "$WORK/gateway.log" | tail -1))" >&2
 
 field() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$GW_PID/status"; }

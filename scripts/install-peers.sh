@@ -9,14 +9,29 @@
 #                       node is left alone
 #   .peers/conformance  the official conformance suite @modelcontextprotocol/conformance
 #                       (npm), run with that node 22 by tests/conformance.rs
+# With --bench-peers (opt-in, never in CI's default call) it also installs the
+# gateways scripts/bench.sh --peers compares against:
+#   .peers/bench-node   supergateway (npm), run with that node 22
+#   .peers/bench-venv   mcp-proxy (PyPI, sparfenyuk's), in its own venv so its
+#                       `mcp` does not disturb the pinned SDK in .peers/venv
 # Idempotent: when the pinned versions are already present it only prints them.
 # Exits non-zero if anything cannot be installed.
 set -euo pipefail
+
+BENCH_PEERS=0
+for arg in "$@"; do
+    case $arg in
+        --bench-peers) BENCH_PEERS=1 ;;
+        *) echo "usage: scripts/install-peers.sh [--bench-peers]" >&2; exit 2 ;;
+    esac
+done
 
 MCP_PY_VERSION="2.3.0"
 EVERYTHING_VERSION="2026.8.31"
 NODE22_VERSION="22.23.3"
 CONFORMANCE_VERSION="0.1.16"
+SUPERGATEWAY_VERSION="4.0.0"
+MCP_PROXY_VERSION="0.13.0"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 peers="$root/.peers"
@@ -27,6 +42,10 @@ node22_prefix="$peers/node22"
 node22_bin="$node22_prefix/node_modules/node/bin/node"
 conformance_prefix="$peers/conformance"
 conformance_pkg="$conformance_prefix/node_modules/@modelcontextprotocol/conformance/package.json"
+
+bench_node_prefix="$peers/bench-node"
+supergateway_pkg="$bench_node_prefix/node_modules/supergateway/package.json"
+bench_venv="$peers/bench-venv"
 
 mkdir -p "$peers"
 
@@ -109,3 +128,43 @@ fi
 echo "install-peers: python $("$venv/bin/python" --version 2>&1 | cut -d' ' -f2), mcp $MCP_PY_VERSION ($venv)"
 echo "install-peers: node $(node --version), @modelcontextprotocol/server-everything $EVERYTHING_VERSION ($node_prefix)"
 echo "install-peers: node $("$node22_bin" --version) ($node22_prefix), @modelcontextprotocol/conformance $CONFORMANCE_VERSION ($conformance_prefix)"
+
+[ "$BENCH_PEERS" = 1 ] || exit 0
+
+# --- benchmark peers (opt-in: --bench-peers) -----------------------------------
+supergateway_installed() {
+    [ -f "$supergateway_pkg" ] &&
+        [ "$("$node22_bin" -p "require(process.argv[1]).version" "$supergateway_pkg" 2>/dev/null)" = "$SUPERGATEWAY_VERSION" ]
+}
+
+if supergateway_installed; then
+    echo "install-peers: supergateway@$SUPERGATEWAY_VERSION already in $bench_node_prefix"
+else
+    command -v npm >/dev/null || { echo "install-peers: npm not found" >&2; exit 1; }
+    echo "install-peers: installing supergateway@$SUPERGATEWAY_VERSION into $bench_node_prefix"
+    PATH="$(dirname "$node22_bin"):$PATH" npm install --prefix "$bench_node_prefix" \
+        --no-audit --no-fund --loglevel=error --save-exact "supergateway@$SUPERGATEWAY_VERSION"
+    supergateway_installed || { echo "install-peers: supergateway@$SUPERGATEWAY_VERSION did not install correctly" >&2; exit 1; }
+fi
+
+mcp_proxy_installed() {
+    [ -x "$bench_venv/bin/mcp-proxy" ] &&
+        "$bench_venv/bin/python" - "$MCP_PROXY_VERSION" <<'PY' >/dev/null 2>&1
+import sys
+from importlib.metadata import version
+sys.exit(0 if version("mcp-proxy") == sys.argv[1] else 1)
+PY
+}
+
+if mcp_proxy_installed; then
+    echo "install-peers: mcp-proxy==$MCP_PROXY_VERSION already in $bench_venv"
+else
+    command -v python3 >/dev/null || { echo "install-peers: python3 not found" >&2; exit 1; }
+    echo "install-peers: creating $bench_venv and installing mcp-proxy==$MCP_PROXY_VERSION"
+    [ -x "$bench_venv/bin/python" ] || python3 -m venv "$bench_venv"
+    "$bench_venv/bin/python" -m pip install --quiet --disable-pip-version-check "mcp-proxy==$MCP_PROXY_VERSION"
+    mcp_proxy_installed || { echo "install-peers: mcp-proxy==$MCP_PROXY_VERSION did not install correctly" >&2; exit 1; }
+fi
+
+echo "install-peers: supergateway $SUPERGATEWAY_VERSION ($bench_node_prefix, run with node $("$node22_bin" --version))"
+echo "install-peers: mcp-proxy $MCP_PROXY_VERSION, mcp $("$bench_venv/bin/python" -c 'from importlib.metadata import version; print(version("mcp"))') ($bench_venv)"
