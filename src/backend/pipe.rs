@@ -1,8 +1,11 @@
 //! A stdio backend's outbox: the thread that sends a message writes it to
 //! the child's stdin itself, non-blocking, so a call costs no wake of
-//! another thread. Only what the pipe does not take waits, in a backlog
-//! bounded in bytes, for the `backend:<n>:writer` thread, which writes it
-//! as the child reads.
+//! another thread. Inside a reactor's batch ([`crate::thread::batch`]) the
+//! messages of one round of requests are gathered and written together at
+//! its end (one write, one wake of the child, however many requests came
+//! at once). Only what the pipe does not take waits, in a backlog bounded
+//! in bytes, for the `backend:<n>:writer` thread, which writes it as the
+//! child reads.
 
 use super::conn::{Conn, Outbox, OutboxError, Outgoing};
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
@@ -30,6 +33,8 @@ struct State {
     /// A write failed on a sending thread; the writer reports it (the
     /// closer it runs may wait for the child, which the sender must not).
     failed: Option<String>,
+    /// A write of the backlog is deferred to the end of the sender's batch.
+    scheduled: bool,
 }
 
 struct Shared {
@@ -54,7 +59,7 @@ pub fn open(stdin: ChildStdin) -> io::Result<(PipeOut, Writer)> {
     let fd = stdin.as_raw_fd();
     set_nonblocking(fd)?;
     let shared = Arc::new(Shared {
-        state: Mutex::new(State { stdin: Some(stdin), backlog: Vec::new(), done: 0, failed: None }),
+        state: Mutex::new(State { stdin: Some(stdin), backlog: Vec::new(), done: 0, failed: None, scheduled: false }),
         fd,
     });
     let (tx, rx) = bounded(1);
@@ -63,19 +68,28 @@ pub fn open(stdin: ChildStdin) -> io::Result<(PipeOut, Writer)> {
 
 impl Outbox for PipeOut {
     fn send(&self, msg: Outgoing) -> Result<(), OutboxError> {
+        let batched = crate::thread::in_batch();
         let mut st = self.shared.state.lock();
-        let State { stdin, backlog, done, failed } = &mut *st;
+        let State { stdin, backlog, done, failed, scheduled } = &mut *st;
         let Some(stdin) = stdin.as_mut() else { return Err(OutboxError::Closed) };
         if failed.is_some() {
             return Err(OutboxError::Closed);
         }
         let pending = backlog.len() - *done;
-        if pending > 0 {
+        if pending > 0 || batched {
             if pending >= MAX_BACKLOG {
                 return Err(OutboxError::Full(format!("{pending} bytes queued")));
             }
             backlog.extend_from_slice(&msg.bytes);
             backlog.push(b'\n');
+            if batched && !*scheduled {
+                *scheduled = true;
+                drop(st);
+                let (shared, wake) = (self.shared.clone(), self.wake.clone());
+                if let Err(now) = crate::thread::defer(Box::new(move || flush(&shared, &wake))) {
+                    now();
+                }
+            }
             return Ok(());
         }
         match write_now(stdin, &msg.bytes) {
@@ -101,6 +115,42 @@ impl Drop for PipeOut {
     fn drop(&mut self) {
         self.shared.state.lock().stdin.take();
     }
+}
+
+/// The end of a batch: writes what it gathered, and leaves what the pipe
+/// does not take (or a failure) to the writer thread.
+fn flush(shared: &Shared, wake: &Sender<()>) {
+    let mut st = shared.state.lock();
+    st.scheduled = false;
+    let State { stdin, backlog, done, failed, .. } = &mut *st;
+    let Some(stdin) = stdin.as_mut() else { return };
+    if failed.is_none() {
+        match write_backlog(stdin, backlog, done) {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => *failed = Some(e),
+        }
+    }
+    drop(st);
+    let _ = wake.try_send(());
+}
+
+/// Writes as much of the backlog as the pipe takes now; `Ok(true)` once it
+/// is all written (the backlog is then emptied).
+fn write_backlog(stdin: &mut ChildStdin, backlog: &mut Vec<u8>, done: &mut usize) -> Result<bool, String> {
+    while *done < backlog.len() {
+        match stdin.write(&backlog[*done..]) {
+            Ok(0) => return Err("write returned 0".into()),
+            Ok(k) => *done += k,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    backlog.clear();
+    backlog.shrink_to(KEEP_CAPACITY);
+    *done = 0;
+    Ok(true)
 }
 
 /// Writes `msg` and its newline with as few syscalls as the pipe allows;
@@ -141,24 +191,12 @@ impl Writer {
         loop {
             {
                 let mut st = self.shared.state.lock();
-                let State { stdin, backlog, done, failed } = &mut *st;
+                let State { stdin, backlog, done, failed, .. } = &mut *st;
                 if let Some(e) = failed.take() {
                     return Err(e);
                 }
                 let Some(stdin) = stdin.as_mut() else { return Ok(()) };
-                while *done < backlog.len() {
-                    match stdin.write(&backlog[*done..]) {
-                        Ok(0) => return Err("write returned 0".into()),
-                        Ok(k) => *done += k,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e.to_string()),
-                    }
-                }
-                if *done == backlog.len() {
-                    backlog.clear();
-                    backlog.shrink_to(KEEP_CAPACITY);
-                    *done = 0;
+                if write_backlog(stdin, backlog, done)? {
                     return Ok(());
                 }
             }
@@ -237,6 +275,25 @@ mod tests {
         drop(out);
         w.join().unwrap();
         assert!(child.wait().unwrap().success(), "cat saw EOF");
+    }
+
+    /// Inside a batch, messages wait for its end and then leave together.
+    #[test]
+    fn a_batch_writes_once_at_its_end() {
+        let mut child = Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let (out, _writer) = open(child.stdin.take().unwrap()).unwrap();
+        crate::thread::batch(|| {
+            for m in [&b"one"[..], b"two", b"three"] {
+                assert!(out.send(msg(m)).is_ok());
+            }
+            assert_eq!(out.shared.state.lock().backlog, b"one\ntwo\nthree\n", "held until the batch ends");
+        });
+        assert!(out.shared.state.lock().backlog.is_empty(), "written at the end of the batch");
+        let mut got = vec![0; 14];
+        child.stdout.take().unwrap().read_exact(&mut got).unwrap();
+        assert_eq!(got, b"one\ntwo\nthree\n");
+        drop(out);
+        let _ = child.wait();
     }
 
     /// A child that never reads gets at most the bound queued; then its

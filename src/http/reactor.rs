@@ -195,21 +195,25 @@ impl Reactor {
                 }
                 return Err(format!("{}: poll failed: {e}", self.name));
             }
-            for ev in events.iter() {
-                match ev.token() {
-                    LISTENER => self.accept_all(),
-                    WAKER => {}
-                    Token(t) => {
-                        if ev.is_writable() {
-                            self.writable(t, &mut scratch);
-                        }
-                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            self.readable(t, &mut scratch, ev.is_read_closed() || ev.is_error());
+            // One batch per round: what the handlers send to a stdio
+            // backend leaves in one write at its end (thread::batch).
+            crate::thread::batch(|| {
+                for ev in events.iter() {
+                    match ev.token() {
+                        LISTENER => self.accept_all(),
+                        WAKER => {}
+                        Token(t) => {
+                            if ev.is_writable() {
+                                self.writable(t, &mut scratch);
+                            }
+                            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                                self.readable(t, &mut scratch, ev.is_read_closed() || ev.is_error());
+                            }
                         }
                     }
                 }
-            }
-            self.notices(&mut scratch);
+                self.notices(&mut scratch);
+            });
             self.uncork_due();
             if !stopped && self.shared.stopping.load(Ordering::Acquire) {
                 stopped = true;
