@@ -719,11 +719,19 @@ impl Responder {
             } else {
                 write_head(&mut io.out, status, headers, None, false);
                 io.phase = Phase::Streaming;
+                // Streams opened in the same second would otherwise get their
+                // keep-alives in the same sweep, every time: 10 000 of them
+                // are 10 000 writes in one turn of the reactor, a stall for
+                // every request behind it. A phase per connection spreads
+                // them over the period (the first one comes early, never late).
+                let secs = opts.keepalive_every.as_secs().max(1);
+                let phase = Duration::from_secs(c.id % secs);
+                let now = Instant::now();
                 io.stream = Some(StreamState {
                     chunked: true,
                     keepalive: opts.keepalive,
                     every: opts.keepalive_every,
-                    last_write: Instant::now(),
+                    last_write: now.checked_sub(phase).unwrap_or(now),
                     max_backlog: opts.max_backlog,
                 });
                 io.flush().is_ok()
