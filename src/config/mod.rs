@@ -105,13 +105,13 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<String>,
     /// Largest accepted request body, default 4 MiB.
     pub max_body_bytes: usize,
-    /// Most concurrent client sessions, default 256.
+    /// Most concurrent client sessions, default 16 384.
     pub max_sessions: usize,
     /// Allowed `Host` values (names, optionally with a port; "*" allows
     /// all). Empty: on a loopback listener only loopback names.
     pub allowed_hosts: Vec<String>,
     /// Open data-plane connections at most (also capped by the file
-    /// descriptor limit), default 4096.
+    /// descriptor limit), default 16 384.
     pub max_connections: usize,
     /// Open connections from one non-loopback address, default 256.
     pub max_connections_per_ip: usize,
@@ -408,10 +408,16 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
 pub const DEFAULT_MANAGE_LISTEN: &str = "127.0.0.1:9001";
 /// `server.max_body_bytes` default: 4 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
-/// `server.max_sessions` default.
-pub const DEFAULT_MAX_SESSIONS: usize = 256;
-/// `server.max_connections` default.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// `server.max_sessions` default. An idle session with its stream costs the
+/// gateway about 2 KiB (scripts/bench-streams.sh), so 16 384 of them are
+/// ~32 MiB: room for 10 000 idle streams with no configuration, while the
+/// bound stays. (It was 256, fewer than the connections: legacy SSE
+/// clients got 503 with thousands of connections free.)
+pub const DEFAULT_MAX_SESSIONS: usize = 16_384;
+/// `server.max_connections` default; the file descriptor limit caps it
+/// further at start (`server::start`). Equal to the session bound, since
+/// every open stream is a connection.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// `server.max_connections_per_ip` default.
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
 /// `server.max_outbox_bytes` default: 8 MiB.

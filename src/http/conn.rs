@@ -769,12 +769,20 @@ impl Responder {
                 write_head(&mut io.out, status, headers, None, false);
                 io.phase = Phase::Streaming;
                 let corked = opts.cork.is_some_and(|d| c.shared.cork(c.token, c.id, d));
+                // Streams opened in the same second would otherwise get their
+                // keep-alives in the same sweep, every time: 10 000 of them
+                // are 10 000 writes in one turn of the reactor, a stall for
+                // every request behind it. A phase per connection spreads
+                // them over the period (the first one comes early, never late).
+                let secs = opts.keepalive_every.as_secs().max(1);
+                let phase = Duration::from_secs(c.id % secs);
+                let now = Instant::now();
                 io.stream = Some(StreamState {
                     chunked: true,
                     corked,
                     keepalive: opts.keepalive,
                     every: opts.keepalive_every,
-                    last_write: Instant::now(),
+                    last_write: now.checked_sub(phase).unwrap_or(now),
                     max_backlog: opts.max_backlog,
                 });
                 corked || io.flush().is_ok()

@@ -66,7 +66,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            max_connections: 4096,
+            max_connections: 16_384,
             max_per_ip: 1024,
             head_bytes: 32 * 1024,
             head_timeout: Duration::from_secs(10),

@@ -88,7 +88,9 @@ impl Auth {
     /// directory, a link or another user's file at `path` is refused.
     pub fn generated(path: &Path) -> Result<Auth, String> {
         let token = crate::util::random_hex(32).map_err(|e| format!("cannot generate a token: {e}"))?;
-        crate::secfile::write_atomic(path, format!("{token}\n").as_bytes())
+        // Not synced to disk: the token is worthless after a crash (the next
+        // start draws another), and the wait for the disk delayed readiness.
+        crate::secfile::write_atomic_volatile(path, format!("{token}\n").as_bytes())
             .map_err(|e| format!("management token file {e}"))?;
         let digest = sha256(token.as_bytes());
         Ok(Auth::new(vec![Token { name: "generated".into(), admin: true, digest }]))

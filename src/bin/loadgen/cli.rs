@@ -15,6 +15,8 @@ usage: mcp-sentinel-loadgen burst --url URL [--kind sse|initialize] [--connectio
        mcp-sentinel-loadgen soak  --url URL [--duration-s S] [--seed N] [--clients N]
                                   [--deadline-s S] [--chaos-match TEXT] [--skip-garbage NAME,...]
                                   [--stop-file PATH]
+       mcp-sentinel-loadgen streams --url URL [--transport sse|streamable] [--count N] [--threads T]
+                                  [--hold-s S] [--stop-file PATH] [--ready-file PATH] [--timeout-ms MS]
 
 URL is http://127.0.0.1:PORT (loopback only). Each command prints one JSON
 line on stdout and exits 1 on failure (unanswered, errors, hangs), 2 on a
@@ -27,6 +29,7 @@ pub enum Command {
     Burst(BurstOpts),
     Calls(CallsOpts),
     Soak(SoakOpts),
+    Streams(StreamsOpts),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +89,23 @@ pub struct SoakOpts {
     pub stop_file: Option<std::path::PathBuf>,
 }
 
+#[derive(Debug, PartialEq)]
+pub struct StreamsOpts {
+    pub addr: SocketAddr,
+    pub transport: Transport,
+    /// Streams to open and hold.
+    pub count: usize,
+    /// Threads opening them (one stream at a time each).
+    pub threads: usize,
+    /// Longest hold; the stop file ends it earlier.
+    pub hold: Duration,
+    pub stop_file: Option<std::path::PathBuf>,
+    /// Written (a JSON line with the counts) once every stream is open or failed.
+    pub ready_file: Option<std::path::PathBuf>,
+    /// For opening one stream.
+    pub timeout: Duration,
+}
+
 /// `http://127.0.0.1:PORT[/...]` → the socket address; loopback only,
 /// because the load generator must never send traffic elsewhere.
 pub fn parse_url(url: &str) -> Result<SocketAddr, String> {
@@ -140,7 +160,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
         Some(Short('h') | Long("help")) => return Ok(Command::Help),
         Some(Short('V') | Long("version")) => return Ok(Command::Version),
         Some(arg) => return Err(unexpected(arg)),
-        None => return Err("expected a subcommand: burst, calls or soak".into()),
+        None => return Err("expected a subcommand: burst, calls, soak or streams".into()),
     };
     let mut url: Option<SocketAddr> = None;
     macro_rules! next_arg {
@@ -277,7 +297,53 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             o.addr = need_url(url)?;
             Ok(Command::Soak(o))
         }
-        other => Err(format!("unknown subcommand {other:?}: expected burst, calls or soak")),
+        "streams" => {
+            let mut o = StreamsOpts {
+                addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+                transport: Transport::Sse,
+                count: 100,
+                threads: 8,
+                hold: Duration::from_secs(60),
+                stop_file: None,
+                ready_file: None,
+                timeout: Duration::from_secs(10),
+            };
+            loop {
+                match next_arg!() {
+                    None => break,
+                    Some(Long("transport")) => {
+                        o.transport = match value::<String>(&mut p, "--transport")?.as_str() {
+                            "streamable" | "http" => Transport::Streamable,
+                            "sse" => Transport::Sse,
+                            other => return Err(format!("--transport: {other:?} is not streamable or sse")),
+                        }
+                    }
+                    Some(Long("count")) => o.count = positive(value(&mut p, "--count")?, "--count")? as usize,
+                    Some(Long("threads")) => o.threads = positive(value(&mut p, "--threads")?, "--threads")? as usize,
+                    Some(Long("hold-s")) => {
+                        o.hold = Duration::from_secs(positive(value(&mut p, "--hold-s")?, "--hold-s")?)
+                    }
+                    Some(Long("stop-file")) => o.stop_file = Some(value::<String>(&mut p, "--stop-file")?.into()),
+                    Some(Long("ready-file")) => o.ready_file = Some(value::<String>(&mut p, "--ready-file")?.into()),
+                    Some(Long("timeout-ms")) => {
+                        o.timeout = Duration::from_millis(positive(value(&mut p, "--timeout-ms")?, "--timeout-ms")?)
+                    }
+                    Some(arg) => return Err(unexpected(arg)),
+                }
+            }
+            if o.count > 100_000 {
+                return Err("--count: at most 100000".into());
+            }
+            if o.threads > 64 {
+                return Err("--threads: at most 64".into());
+            }
+            if o.hold > Duration::from_secs(3600) {
+                return Err("--hold-s: at most 3600".into());
+            }
+            o.addr = need_url(url)?;
+            Ok(Command::Streams(o))
+        }
+        other => Err(format!("unknown subcommand {other:?}: expected burst, calls, soak or streams")),
     }
 }
 
@@ -369,6 +435,35 @@ mod tests {
         assert_eq!(o.stop_file.as_deref(), Some(std::path::Path::new("/tmp/x")));
         let e = parse_strs(&["soak", "--url", URL, "--skip-garbage", "nope"]).unwrap_err();
         assert!(e.contains("unknown case \"nope\"") && e.contains("not_http"), "{e}");
+    }
+
+    #[test]
+    fn streams_flags() {
+        let Command::Streams(o) = parse_strs(&["streams", "--url", URL]).unwrap() else { panic!() };
+        assert_eq!((o.transport, o.count, o.threads, o.hold), (Transport::Sse, 100, 8, Duration::from_secs(60)));
+        let args = [
+            "streams",
+            "--url",
+            URL,
+            "--transport",
+            "streamable",
+            "--count",
+            "10000",
+            "--threads",
+            "4",
+            "--hold-s",
+            "30",
+            "--stop-file",
+            "/tmp/stop",
+            "--ready-file",
+            "/tmp/ready",
+        ];
+        let Command::Streams(o) = parse_strs(&args).unwrap() else { panic!() };
+        assert_eq!((o.transport, o.count, o.threads), (Transport::Streamable, 10_000, 4));
+        assert_eq!(o.stop_file.as_deref(), Some(std::path::Path::new("/tmp/stop")));
+        assert_eq!(o.ready_file.as_deref(), Some(std::path::Path::new("/tmp/ready")));
+        assert!(parse_strs(&["streams", "--url", URL, "--count", "0"]).unwrap_err().contains("at least 1"));
+        assert!(parse_strs(&["streams", "--url", URL, "--hold-s", "9999"]).unwrap_err().contains("--hold-s"));
     }
 
     #[test]

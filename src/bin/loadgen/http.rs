@@ -379,6 +379,12 @@ impl Conn {
         Ok((head, body))
     }
 
+    /// The bare socket, for holding an open stream cheaply: the read
+    /// buffer (and anything already in it) is dropped.
+    pub fn into_tcp(self) -> TcpStream {
+        self.r.into_inner().s
+    }
+
     /// Ends the connection at once (both directions).
     pub fn close(self) {
         let _ = self.tcp().shutdown(Shutdown::Both);

@@ -5,6 +5,8 @@
 //! - `calls`: K sessions × N `tools/call`, calls/s and latency ([`calls`]).
 //! - `soak`: a mix of well-behaved and hostile clients for S seconds,
 //!   counting hung calls ([`soak`]).
+//! - `streams`: N idle event streams (legacy SSE or Streamable HTTP GET)
+//!   held open until told to stop, for measuring what they cost ([`streams`]).
 //!
 //! Synchronous and threaded like the gateway: std threads, raw HTTP/1.1 on
 //! `TcpStream` ([`http`]), the crate's own JSON-RPC and SSE codec, no async
@@ -21,6 +23,7 @@ mod http;
 mod latch;
 mod soak;
 mod stats;
+mod streams;
 
 use cli::{Command, USAGE};
 use std::io::Write;
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Burst(o) => burst::run(&o),
         Command::Calls(o) => calls::run(&o),
         Command::Soak(o) => soak::run(&o),
+        Command::Streams(o) => streams::run(&o),
     };
     match result {
         Ok((summary, ok)) => {

@@ -286,7 +286,7 @@ mod tests {
         let d = parse_ok("{}").server;
         assert_eq!(
             (d.max_connections, d.max_connections_per_ip, d.max_outbox_bytes, d.max_inflight_per_session),
-            (4096, 256, 8 << 20, 64)
+            (16_384, 256, 8 << 20, 64)
         );
     }
 

@@ -17,7 +17,7 @@ fn current_shape_with_defaults() {
     assert_eq!(c.server.listen, "127.0.0.1:9000");
     assert_eq!(c.server.name, "mcp-sentinel");
     assert_eq!(c.server.max_body_bytes, 4_194_304);
-    assert_eq!(c.server.max_sessions, 256);
+    assert_eq!(c.server.max_sessions, 16_384);
     assert_eq!(c.server.backoff_initial, Duration::from_millis(1000));
     assert_eq!(c.server.backoff_max, Duration::from_millis(30_000));
     assert_eq!(c.manage.listen, "127.0.0.1:9001");
