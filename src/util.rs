@@ -188,7 +188,7 @@ pub fn read_line_bounded(r: &mut impl std::io::BufRead, buf: &mut Vec<u8>, max: 
                 LineRead::Line
             });
         }
-        let (chunk, done) = match avail.iter().position(|&b| b == b'\n') {
+        let (chunk, done) = match memchr::memchr(b'\n', avail) {
             Some(i) => (&avail[..=i], true),
             None => (avail, false),
         };

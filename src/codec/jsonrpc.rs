@@ -407,12 +407,17 @@ pub fn get_field<'a>(obj: &'a RawValue, key: &str) -> Option<&'a RawValue> {
 /// say) are for members that are absent. Only a key written as it is
 /// spelled, or with escapes, can match; with escapes, parse to be sure.
 fn may_have_key(text: &str, key: &str) -> bool {
-    if key.is_empty() || key.bytes().any(|b| b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b)) {
+    let (t, k) = (text.as_bytes(), key.as_bytes());
+    if k.is_empty() || k.iter().any(|&b| b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b)) {
         return true;
     }
-    text.contains("\\u")
-        || (key.contains('/') && text.contains("\\/"))
-        || text.match_indices(key).any(|(i, _)| text[..i].ends_with('"') && text[i + key.len()..].starts_with('"'))
+    let slash = k.contains(&b'/');
+    let escaped = memchr::memchr_iter(b'\\', t).any(|i| match t.get(i + 1) {
+        Some(b'u') => true,
+        Some(b'/') => slash,
+        _ => false,
+    });
+    escaped || memchr::memmem::find_iter(t, k).any(|i| i > 0 && t[i - 1] == b'"' && t.get(i + k.len()) == Some(&b'"'))
 }
 
 /// A string member of an object, unescaped.

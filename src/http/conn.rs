@@ -407,6 +407,9 @@ impl Io {
         if !self.can_take_request() {
             return ReadOutcome::Wait;
         }
+        // Head bytes still at the front of `inbuf`: drained together with
+        // the body that follows them, so a large body is not moved first.
+        let mut skip = 0;
         if self.phase == Phase::Head {
             if self.inbuf.is_empty() {
                 self.release_inbuf();
@@ -417,7 +420,7 @@ impl Io {
                 Ok(None) => return ReadOutcome::Wait,
                 Err(e) => return ReadOutcome::Refuse(e),
             };
-            self.inbuf.drain(..used);
+            skip = used;
             let limit = body_limit(&head);
             let mut discard = None;
             if let Framing::Length(n) = framing {
@@ -426,7 +429,7 @@ impl Io {
                 }
                 if n > limit {
                     discard = Some(Discard { scan: IdScanner::default(), read: 0 });
-                } else if n > self.inbuf.len() && head.expects_continue() {
+                } else if n > self.inbuf.len() - skip && head.expects_continue() {
                     self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                     if self.flush().is_err() {
                         return ReadOutcome::Close;
@@ -438,9 +441,14 @@ impl Io {
             self.body = Some(BodyRead { head, framing, limit, body: Vec::new(), chunked: Chunked::default(), discard });
         }
         let Some(b) = self.body.as_mut() else {
+            self.inbuf.drain(..skip);
             self.phase = Phase::Head;
             return ReadOutcome::Wait;
         };
+        if skip > 0 && (b.discard.is_some() || b.framing == Framing::Chunked) {
+            self.inbuf.drain(..skip);
+            skip = 0;
+        }
         if let (Some(d), Framing::Length(n)) = (b.discard.as_mut(), b.framing) {
             let take = (n - d.read).min(self.inbuf.len());
             d.scan.push(&self.inbuf[..take]);
@@ -455,14 +463,14 @@ impl Io {
         }
         let complete = match b.framing {
             Framing::Length(n) => {
-                let take = (n - b.body.len()).min(self.inbuf.len());
+                let take = (n - b.body.len()).min(self.inbuf.len() - skip);
                 if b.body.is_empty() && take == n {
-                    // The whole body is here: move it out without copying twice.
-                    b.body = self.inbuf.drain(..take).collect();
+                    // The whole body is here: one copy out, sized exactly.
+                    b.body = self.inbuf[skip..skip + take].to_vec();
                 } else {
-                    b.body.extend_from_slice(&self.inbuf[..take]);
-                    self.inbuf.drain(..take);
+                    b.body.extend_from_slice(&self.inbuf[skip..skip + take]);
                 }
+                self.inbuf.drain(..skip + take);
                 b.body.len() == n
             }
             Framing::Chunked => match b.chunked.push(&self.inbuf, &mut b.body, b.limit) {

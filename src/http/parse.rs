@@ -181,7 +181,7 @@ const fn too_large() -> HttpError {
 /// Index just past the blank line ending the head, if present.
 fn find_head_end(b: &[u8]) -> Option<usize> {
     let mut i = 0;
-    while let Some(p) = b[i..].iter().position(|&c| c == b'\n') {
+    while let Some(p) = memchr::memchr(b'\n', &b[i..]) {
         let nl = i + p;
         // The next line is empty: "\n\n" or "\n\r\n".
         match (b.get(nl + 1), b.get(nl + 2)) {
@@ -208,10 +208,10 @@ impl Iterator for Lines<'_> {
             return None;
         }
         let from = self.pos;
-        let nl = self.b[from..].iter().position(|&c| c == b'\n').map_or(self.b.len(), |p| from + p);
+        let nl = memchr::memchr(b'\n', &self.b[from..]).map_or(self.b.len(), |p| from + p);
         self.pos = nl + 1;
         let to = if nl > from && self.b[nl - 1] == b'\r' { nl - 1 } else { nl };
-        if self.b[from..to].contains(&b'\r') {
+        if memchr::memchr(b'\r', &self.b[from..to]).is_some() {
             return Some(Err(bad("bare CR in the request head")));
         }
         Some(Ok((from, to)))
