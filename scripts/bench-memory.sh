@@ -68,10 +68,9 @@ sample() {
         "$rss" "$(echo "$rss" | awk '{print $1 / 1024}')" "$hwm" "$(echo "$hwm" | awk '{print $1 / 1024}')" \
         "$(threads)" "$(children_kib)")")
 }
-# Waits (bounded) for the thread count to return to at most $1. A legacy
-# SSE stream's thread notices a vanished client only when a keep-alive
-# write fails (the first write after a close is usually still accepted by
-# the kernel), so reaping takes up to two 15 s keep-alive periods.
+# Waits (bounded) for the thread count to return to at most $1. No thread
+# is started per stream any more (the reactor holds them and sees a client
+# leave at once), so this returns at once unless that regresses.
 settle_threads() {
     local i
     for i in $(seq 400); do

@@ -134,6 +134,8 @@ if [[ $MODE == gateway ]]; then
         shift
         timeout "$(limit "$n")" "$BENCH" "$@" | sed "s/^{/{\"run\":$run,/" | tee -a "$RESULTS" >&2
     }
+    # The gateway's own CPU per call (its threads, not the backend's).
+    WATCH=(--watch-pid "$GW_PID" --exclude-exe "$DEMO")
     for run in $(seq "$RUNS"); do
         echo "run $run/$RUNS" >&2
         for work in "${WORKLOADS[@]}"; do
@@ -141,8 +143,8 @@ if [[ $MODE == gateway ]]; then
             # shellcheck disable=SC2086
             {
                 bench "$n" direct --backend "$DEMO" --pad-tools 8 -n "$n" $work
-                bench "$n" gateway --url "$URL" -n "$n" --transport streamable $work
-                bench "$n" gateway --url "$URL" -n "$n" --transport sse $work
+                bench "$n" gateway --url "$URL" -n "$n" --transport streamable $work "${WATCH[@]}"
+                bench "$n" gateway --url "$URL" -n "$n" --transport sse $work "${WATCH[@]}"
             }
         done
         # Aggregate throughput: each of C sessions makes N/2 calls.
@@ -150,7 +152,8 @@ if [[ $MODE == gateway ]]; then
             for t in streamable sse; do
                 [[ $c == 4 && $t == sse ]] && continue
                 n=$(((N + 1) / 2))
-                bench $((n * c)) gateway --url "$URL" -n "$n" --transport "$t" --concurrency "$c" --call echo --size 11
+                bench $((n * c)) gateway --url "$URL" -n "$n" --transport "$t" --concurrency "$c" --call echo --size 11 \
+                    "${WATCH[@]}"
             done
         done
     done
@@ -175,7 +178,7 @@ for rs in runs.values():
         if k not in keys:
             keys.append(k)
 print()
-print(f'{"call":<16}{"path":<16}{"p50 µs":>9}{"p90 µs":>9}{"p99 µs":>9}{"direct p50":>12}{"overhead µs":>13}{"ratio":>8}{"calls/s":>10}{"errors":>8}')
+print(f'{"call":<16}{"path":<16}{"p50 µs":>9}{"p90 µs":>9}{"p99 µs":>9}{"direct p50":>12}{"overhead µs":>13}{"ratio":>8}{"calls/s":>10}{"CPU µs/call":>13}{"errors":>8}')
 for k in keys:
     call, path = k
     if not (path == "direct" or path.endswith(" c=1")):
@@ -193,12 +196,14 @@ for k in keys:
     ratio = med(rs[k]["p50_us"] / rs[direct]["p50_us"] for rs in have)
     cps = med(rs[k]["calls_per_s"] for rs in have)
     errors = sum(rs[k].get("errors", 0) for rs in have)
+    cpus = [rs[k]["cpu_us_per_call"] for rs in have if "cpu_us_per_call" in rs[k]]
+    cpu_s = f"{med(cpus):.1f}" if cpus else "-"
     over_s = "-" if path == "direct" else f"{over:.1f}"
     ratio_s = "-" if path == "direct" else f"{ratio:.1f}x"
-    print(f"{call:<16}{path:<16}{p50:>9.1f}{p90:>9.1f}{p99:>9.1f}{d50:>12.1f}{over_s:>13}{ratio_s:>8}{cps:>10.0f}{errors:>8}")
+    print(f"{call:<16}{path:<16}{p50:>9.1f}{p90:>9.1f}{p99:>9.1f}{d50:>12.1f}{over_s:>13}{ratio_s:>8}{cps:>10.0f}{cpu_s:>13}{errors:>8}")
 print(f"\nmedians of {len(runs)} runs; overhead and ratio paired per run (gateway p50 - direct p50).")
 
-print(f'\n{"aggregate (echo 11 B)":<24}{"calls/s":>10}{"p50 µs":>9}{"p99 µs":>9}{"x 1 session":>13}{"errors":>8}  target >= 2.5x, no errors')
+print(f'\n{"aggregate (echo 11 B)":<24}{"calls/s":>10}{"p50 µs":>9}{"p99 µs":>9}{"CPU µs/call":>13}{"x 1 session":>13}{"errors":>8}  target >= 2.5x, no errors')
 for k in keys:
     call, path = k
     if path == "direct" or path.endswith(" c=1"):
@@ -214,7 +219,9 @@ for k in keys:
     verdict = "" if c < 8 else ("ok" if ratio >= 2.5 and errors == 0 else "BELOW TARGET")
     p50 = med(rs[k]["p50_us"] for rs in have)
     p99 = med(rs[k]["p99_us"] for rs in have)
-    print(f"{path:<24}{cps:>10.0f}{p50:>9.1f}{p99:>9.1f}{ratio:>12.2f}x{errors:>8}  {verdict}")
+    cpus = [rs[k]["cpu_us_per_call"] for rs in have if "cpu_us_per_call" in rs[k]]
+    cpu_s = f"{med(cpus):.1f}" if cpus else "-"
+    print(f"{path:<24}{cps:>10.0f}{p50:>9.1f}{p99:>9.1f}{cpu_s:>13}{ratio:>12.2f}x{errors:>8}  {verdict}")
 EOF
     echo "gateway after the runs: VmRSS ${RSS} KiB, ${THREADS} threads; raw results: $RESULTS"
     exit 0

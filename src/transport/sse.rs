@@ -101,7 +101,6 @@ pub fn post_message(rt: &Arc<Runtime>, req: Request, res: Responder) {
             return res.send(json_error(400, None, e));
         }
     };
-    res.send(Response::new(202, "text/plain", b"Accepted".to_vec()));
     session.touch();
     match parsed {
         Parsed::Single(Ok(msg)) => one(rt, &session, msg),
@@ -120,6 +119,14 @@ pub fn post_message(rt: &Arc<Runtime>, req: Request, res: Responder) {
                 }
             }
         }
+    }
+    // The 202 goes after what this round of the reactor hands to the
+    // backend (deferred work runs in order, thread::batch), so the backend
+    // starts on the call first. Answers on the stream may come before it;
+    // they are on another connection, whose order was never the POST's.
+    let accepted = move || res.send(Response::new(202, "text/plain", b"Accepted".to_vec()));
+    if let Err(now) = crate::thread::defer(Box::new(accepted)) {
+        now();
     }
 }
 
