@@ -232,7 +232,7 @@ pub fn start(args: &ServerArgs, extra_admin_token: Option<String>) -> Result<Run
             listen: cfg.server.listen,
         });
     }
-    let fd_limit = raise_fd_limit();
+    let fd_limit = crate::util::raise_fd_limit();
     let mut limits = crate::transport::limits(&cfg.server);
     if let Some(n) = fd_limit {
         // Leave descriptors for backends (pipes, sockets), the management
@@ -333,26 +333,6 @@ impl Stoppable for DataListener {
     fn stop(&self) {
         self.0.stop();
     }
-}
-
-/// Raises the soft limit on open files to the hard limit (a gateway holds
-/// a descriptor per client connection and several per backend), and
-/// returns the limit in force.
-#[allow(unsafe_code)]
-fn raise_fd_limit() -> Option<u64> {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes into the struct we own; no other memory.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
-        return None;
-    }
-    if r.rlim_cur < r.rlim_max {
-        let want = libc::rlimit { rlim_cur: r.rlim_max, rlim_max: r.rlim_max };
-        // SAFETY: setrlimit reads the struct we own.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
-            r.rlim_cur = r.rlim_max;
-        }
-    }
-    Some(r.rlim_cur)
 }
 
 /// Signals, turned into admin commands: SIGTERM, SIGINT and SIGHUP (the

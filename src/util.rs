@@ -208,6 +208,27 @@ pub fn read_line_bounded(r: &mut impl std::io::BufRead, buf: &mut Vec<u8>, max: 
     }
 }
 
+/// Raises this process's soft limit on open files to the hard limit (a
+/// gateway holds a descriptor per client connection and several per
+/// backend; the load generator one per stream it holds), and returns the
+/// limit in force.
+#[allow(unsafe_code)]
+pub fn raise_fd_limit() -> Option<u64> {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we own; no other memory.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
+        return None;
+    }
+    if r.rlim_cur < r.rlim_max {
+        let want = libc::rlimit { rlim_cur: r.rlim_max, rlim_max: r.rlim_max };
+        // SAFETY: setrlimit reads the struct we own.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+            r.rlim_cur = r.rlim_max;
+        }
+    }
+    Some(r.rlim_cur)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -262,12 +262,7 @@ impl HttpCall {
     fn upgrade(&self, st: &mut CallState, cork: Option<Duration>) -> Option<Arc<Mutex<Channel>>> {
         Some(match std::mem::replace(st, CallState::Done) {
             CallState::Waiting(res) => {
-                let opts = StreamOpts {
-                    keepalive: self.opts.keepalive,
-                    keepalive_every: self.opts.keepalive_every,
-                    max_backlog: self.opts.max_backlog,
-                    cork,
-                };
+                let opts = StreamOpts { cork, ..self.opts.clone() };
                 let stream = res.stream(200, &sse_headers(), opts);
                 let ch = self.session.new_channel();
                 watch(&ch, &stream);

@@ -141,6 +141,15 @@ where
     s.parse().map_err(|e| format!("{flag}: {e} ({s:?})"))
 }
 
+/// `--transport streamable|http|sse`.
+fn transport(p: &mut lexopt::Parser) -> Result<Transport, String> {
+    match value::<String>(p, "--transport")?.as_str() {
+        "streamable" | "http" => Ok(Transport::Streamable),
+        "sse" => Ok(Transport::Sse),
+        other => Err(format!("--transport: {other:?} is not streamable or sse")),
+    }
+}
+
 fn positive(n: u64, flag: &str) -> Result<u64, String> {
     if n == 0 {
         return Err(format!("{flag} must be at least 1"));
@@ -224,13 +233,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             loop {
                 match next_arg!() {
                     None => break,
-                    Some(Long("transport")) => {
-                        o.transport = match value::<String>(&mut p, "--transport")?.as_str() {
-                            "streamable" | "http" => Transport::Streamable,
-                            "sse" => Transport::Sse,
-                            other => return Err(format!("--transport: {other:?} is not streamable or sse")),
-                        }
-                    }
+                    Some(Long("transport")) => o.transport = transport(&mut p)?,
                     Some(Long("sessions")) => {
                         o.sessions = positive(value(&mut p, "--sessions")?, "--sessions")? as usize
                     }
@@ -311,13 +314,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             loop {
                 match next_arg!() {
                     None => break,
-                    Some(Long("transport")) => {
-                        o.transport = match value::<String>(&mut p, "--transport")?.as_str() {
-                            "streamable" | "http" => Transport::Streamable,
-                            "sse" => Transport::Sse,
-                            other => return Err(format!("--transport: {other:?} is not streamable or sse")),
-                        }
-                    }
+                    Some(Long("transport")) => o.transport = transport(&mut p)?,
                     Some(Long("count")) => o.count = positive(value(&mut p, "--count")?, "--count")? as usize,
                     Some(Long("threads")) => o.threads = positive(value(&mut p, "--threads")?, "--threads")? as usize,
                     Some(Long("hold-s")) => {

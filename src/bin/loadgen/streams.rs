@@ -100,25 +100,6 @@ fn still_open(s: &TcpStream, scratch: &mut [u8]) -> bool {
     }
 }
 
-/// Raises this process's soft limit on open files to the hard one: holding
-/// N streams takes N descriptors.
-#[allow(unsafe_code)]
-fn raise_fd_limit() -> Option<u64> {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes into the struct we own; no other memory.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
-        return None;
-    }
-    if r.rlim_cur < r.rlim_max {
-        let want = libc::rlimit { rlim_cur: r.rlim_max, rlim_max: r.rlim_max };
-        // SAFETY: setrlimit reads the struct we own.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
-            r.rlim_cur = r.rlim_max;
-        }
-    }
-    Some(r.rlim_cur)
-}
-
 /// What one opener thread got.
 #[derive(Default)]
 struct Part {
@@ -129,7 +110,7 @@ struct Part {
 }
 
 pub fn run(o: &StreamsOpts) -> Result<(Value, bool), String> {
-    if let Some(limit) = raise_fd_limit() {
+    if let Some(limit) = mcp_sentinel::util::raise_fd_limit() {
         let need = o.count as u64 + 64;
         if limit < need {
             return Err(format!("{} streams need about {need} open files; the limit is {limit}", o.count));
